@@ -1,0 +1,165 @@
+"""Checking recorded costs: verify one call, and re-price calls that were only estimated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import Connection, Engine, select, update
+
+from core.db import run_write
+from core.models import PriceCorrection, UsageRecord
+from core.pricing import CostBreakdown, breakdown, current_index, price_book
+from core.rollups import add_to_rollups, aggregate, rolled_from_row
+
+
+@dataclass(frozen=True)
+class Verification:
+    """A logged call recomputed: stored cost, cost at its time, cost under today's prices."""
+
+    id: int
+    request_id: str | None
+    timestamp: datetime
+    provider: str
+    model: str
+    user: str | None
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    stored_cost_total: Decimal
+    stored_matched_by: str
+    stored_pricing_id: int | None
+    at_its_time: CostBreakdown
+    today: CostBreakdown
+
+    @property
+    def matches(self) -> bool:
+        return self.stored_cost_total == self.at_its_time.cost_total
+
+
+def verify_call(engine: Engine, log_id: int | None = None, request_id: str | None = None) -> Verification | None:
+    """Recompute a logged call (by log id or request id); ``None`` if there is no such call."""
+    from core.usage import get_call
+
+    record = get_call(engine, log_id=log_id, request_id=request_id)
+    if record is None:
+        return None
+    index = current_index(engine)
+    args = (record.provider, record.model, record.input_tokens, record.output_tokens, record.cached_input_tokens)
+    at_time = breakdown(index.lookup(record.provider, record.model, record.timestamp), *args)
+    today = breakdown(index.lookup(record.provider, record.model, datetime.now(UTC)), *args)
+    return Verification(
+        record.id,
+        record.request_id,
+        record.timestamp,
+        record.provider,
+        record.model,
+        record.user_id,
+        record.input_tokens,
+        record.output_tokens,
+        record.cached_input_tokens,
+        record.cost_total,
+        record.matched_by,
+        record.pricing_id,
+        at_time,
+        today,
+    )
+
+
+@dataclass(frozen=True)
+class RepriceResult:
+    examined: int
+    repriced: int
+    cost_before: Decimal
+    cost_after: Decimal
+
+
+def reprice_estimated(
+    engine: Engine, since: datetime | None = None, reason: str = "reprice --only-estimated"
+) -> RepriceResult:
+    """Re-price calls stored at the estimate once a real price exists, in one transaction.
+
+    Each change is kept in ``usage_corrections``; the roll-ups move by the difference.
+    Calls still without a real price are left as they are.
+    """
+
+    def work(conn: Connection) -> RepriceResult:
+        index = price_book(engine).index(conn)
+        query = select(UsageRecord).where(UsageRecord.matched_by == "estimate")
+        if since is not None:
+            query = query.where(UsageRecord.timestamp >= since)
+        from sqlalchemy.orm import Session
+
+        with Session(bind=conn) as session:
+            records = list(session.scalars(query.order_by(UsageRecord.id)))
+        examined, before_total, after_total = len(records), Decimal(0), Decimal(0)
+        removed, added, corrections = [], [], []
+        now = datetime.now(UTC)
+        for record in records:
+            match = index.lookup(record.provider, record.model, record.timestamp)
+            if match.matched_by == "estimate":
+                continue
+            new = breakdown(
+                match,
+                record.provider,
+                record.model,
+                record.input_tokens,
+                record.output_tokens,
+                record.cached_input_tokens,
+            )
+            conn.execute(
+                update(UsageRecord)
+                .where(UsageRecord.id == record.id)
+                .values(
+                    cost_input=new.cost_input,
+                    cost_output=new.cost_output,
+                    cost_total=new.cost_total,
+                    pricing_id=new.pricing_id,
+                    matched_by=new.matched_by,
+                )
+            )
+            corrections.append(
+                dict(
+                    usage_id=record.id,
+                    old_cost_total=record.cost_total,
+                    new_cost_total=new.cost_total,
+                    old_pricing_id=record.pricing_id,
+                    new_pricing_id=new.pricing_id,
+                    old_matched_by=record.matched_by,
+                    new_matched_by=new.matched_by,
+                    corrected_at=now,
+                    reason=reason,
+                )
+            )
+            removed.append(rolled_from_row(record))
+            added.append(rolled_from_row(_Updated(record, new)))
+            before_total += record.cost_total
+            after_total += new.cost_total
+        if corrections:
+            conn.execute(PriceCorrection.__table__.insert(), corrections)
+            deltas = aggregate(added)
+            for key, values in aggregate(removed).items():
+                row = deltas.setdefault(key, [0] * len(values))
+                for i, value in enumerate(values):
+                    row[i] -= value
+            add_to_rollups(conn, deltas)
+        return RepriceResult(examined, len(corrections), before_total, after_total)
+
+    return run_write(engine, work)
+
+
+class _Updated:
+    """A stored call seen with its new cost (for the roll-up delta)."""
+
+    def __init__(self, record: UsageRecord, new: CostBreakdown) -> None:
+        self.timestamp, self.provider, self.model, self.user_id = (
+            record.timestamp,
+            record.provider,
+            record.model,
+            record.user_id,
+        )
+        self.input_tokens, self.output_tokens = record.input_tokens, record.output_tokens
+        self.cached_input_tokens = record.cached_input_tokens
+        self.cost_input, self.cost_output, self.cost_total = new.cost_input, new.cost_output, new.cost_total
+        self.matched_by = new.matched_by

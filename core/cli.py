@@ -1,0 +1,443 @@
+"""``python -m core``: the command line. Exit 0 on success, 2 on bad input (one line on stderr)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, NoReturn
+
+from sqlalchemy import Engine
+
+from core import reports
+from core.config import ConfigError
+from core.money import MoneyError, format_usd, to_text
+
+EXIT_BAD_INPUT = 2
+
+
+class BadInput(Exception):
+    """Anything the user gave that cannot be used; printed as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise BadInput(f"{self.prog}: {message}")
+
+
+def _non_negative_int(name: str):  # type: ignore[no-untyped-def]
+    def parse(text: str) -> int:
+        from core.pricing import PricingError, validate_tokens
+
+        try:
+            return validate_tokens(text, name)
+        except PricingError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = name
+    return parse
+
+
+def _positive_int(name: str, maximum: int):  # type: ignore[no-untyped-def]
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or not 1 <= int(text) <= maximum:
+            raise argparse.ArgumentTypeError(f"{name}: {text!r} is not a whole number from 1 to {maximum:,}")
+        return int(text)
+
+    parse.__name__ = name
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m core", description="Spendboard: price, record and report LLM API usage.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("init", help="create tables and seed prices (idempotent)")
+
+    def call_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--provider", required=True)
+        p.add_argument("--model", required=True)
+        p.add_argument("--input-tokens", required=True, type=_non_negative_int("--input-tokens"))
+        p.add_argument("--output-tokens", required=True, type=_non_negative_int("--output-tokens"))
+        p.add_argument("--cached-input-tokens", default=0, type=_non_negative_int("--cached-input-tokens"))
+        p.add_argument("--at", help="ISO time (default now; UTC where no offset)")
+        p.add_argument("--json", action="store_true")
+
+    call_args(sub.add_parser("cost", help="price a call without recording it"))
+    record = sub.add_parser("record", help="record one call")
+    call_args(record)
+    record.add_argument("--user")
+    record.add_argument("--request-id")
+
+    imp = sub.add_parser("import", help="import calls from CSV or JSON Lines")
+    imp.add_argument("file")
+    imp.add_argument("--strict", action="store_true", help="exit 1 if any row was refused")
+
+    demo = sub.add_parser("demo", help="write synthetic usage ending now")
+    demo.add_argument("--days", type=_positive_int("--days", 3650), default=90)
+    demo.add_argument("--rows", type=_positive_int("--rows", 100_000_000), default=20_000)
+
+    verify = sub.add_parser("verify", help="recompute a logged call's cost")
+    verify.add_argument("log_id", type=_positive_int("LOG_ID", 2**62))
+    verify.add_argument("--json", action="store_true")
+
+    report = sub.add_parser("report", help="spend totals, as the dashboard shows them")
+    report.add_argument("--since")
+    report.add_argument("--until")
+    report.add_argument("--by", choices=["day", "provider", "model", "user"], default="day")
+    report.add_argument("--tz", default="UTC")
+    report.add_argument("--json", action="store_true")
+
+    rebuild = sub.add_parser("rebuild-rollups", help="recompute the roll-ups from the logs and check them")
+    rebuild.add_argument("--json", action="store_true")
+
+    reprice = sub.add_parser("reprice", help="re-price calls stored at the estimate once a real price exists")
+    reprice.add_argument("--only-estimated", action="store_true", required=True)
+    reprice.add_argument("--since")
+    reprice.add_argument("--json", action="store_true")
+    return parser
+
+
+def _engine() -> Engine:
+    from core.db import create_tables, make_engine
+
+    engine = make_engine()
+    create_tables(engine)
+    return engine
+
+
+def _at(text: str | None) -> datetime | None:
+    from core.times import parse_timestamp
+
+    return None if text is None else parse_timestamp(text, "--at")
+
+
+def _breakdown_json(b: Any) -> dict[str, Any]:
+    return {
+        "provider": b.provider,
+        "model": b.model,
+        "matched_by": b.matched_by,
+        "pricing_id": b.pricing_id,
+        "input_tokens": b.input_tokens,
+        "output_tokens": b.output_tokens,
+        "cached_input_tokens": b.cached_input_tokens,
+        "input_token_cost": to_text(b.input_token_cost),
+        "output_token_cost": to_text(b.output_token_cost),
+        "cached_input_token_cost": to_text(b.cached_input_token_cost),
+        "cost_per_request": to_text(b.cost_per_request),
+        "cost_input": to_text(b.cost_input),
+        "cost_output": to_text(b.cost_output),
+        "cost_total": to_text(b.cost_total),
+        "reason": b.reason,
+    }
+
+
+def _print_breakdown(b: Any) -> None:
+    print(f"{b.provider} / {b.model}: matched by {b.matched_by} — {b.reason}")
+    uncached = b.input_tokens - b.cached_input_tokens
+    if b.cached_input_tokens:
+        print(
+            f"cost_input  = {uncached} * {to_text(b.input_token_cost)} + {b.cached_input_tokens} * "
+            f"{to_text(b.cached_input_token_cost)} = {format_usd(b.cost_input)}"
+        )
+    else:
+        print(f"cost_input  = {b.input_tokens} * {to_text(b.input_token_cost)} = {format_usd(b.cost_input)}")
+    print(f"cost_output = {b.output_tokens} * {to_text(b.output_token_cost)} = {format_usd(b.cost_output)}")
+    if b.cost_per_request:
+        print(f"per request = {format_usd(b.cost_per_request)}")
+    print(f"cost_total  = {format_usd(b.cost_total)}")
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from core.db import create_tables, make_engine
+    from core.prices import initialize_default_pricing
+
+    engine = make_engine()
+    created = create_tables(engine)
+    changes = initialize_default_pricing(engine)
+    if created:
+        print(f"created tables: {', '.join(created)}")
+    for change in changes:
+        print(change)
+    if not created and not changes:
+        print("nothing to change: tables and prices are up to date")
+    return 0
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    from core.pricing import calculate_cost
+
+    b = calculate_cost(
+        _engine(),
+        args.provider,
+        args.model,
+        args.input_tokens,
+        args.output_tokens,
+        args.cached_input_tokens,
+        _at(args.at),
+    )
+    if args.json:
+        print(json.dumps(_breakdown_json(b)))
+    else:
+        _print_breakdown(b)
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from core.audit import verify_call
+    from core.usage import make_call, record_usage
+
+    engine = _engine()
+    call = make_call(
+        args.provider,
+        args.model,
+        args.input_tokens,
+        args.output_tokens,
+        args.cached_input_tokens,
+        args.user,
+        args.request_id,
+        args.at,
+    )
+    result = record_usage(engine, call)
+    stored = verify_call(engine, log_id=result.id)
+    assert stored is not None
+    if args.json:
+        out = _breakdown_json(stored.at_its_time)
+        out.update(
+            cost_total=to_text(stored.stored_cost_total),
+            matched_by=stored.stored_matched_by,
+            pricing_id=stored.stored_pricing_id,
+            id=result.id,
+            request_id=result.request_id,
+            duplicate=result.duplicate,
+        )
+        print(json.dumps(out))
+    elif result.duplicate:
+        print(f"request_id {result.request_id!r} is already recorded as log #{result.id}; nothing changed")
+    else:
+        _print_breakdown(stored.at_its_time)
+        print(f"recorded as log #{result.id}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from core.importer import ImportResult, import_file
+
+    interactive = sys.stderr.isatty()
+
+    def progress(result: ImportResult) -> None:
+        if interactive:
+            print(f"\r{result.lines_read:,} rows read, {result.taken:,} taken", end="", file=sys.stderr, flush=True)
+
+    result = import_file(_engine(), args.file, progress=progress)
+    if interactive:
+        print(file=sys.stderr)
+    print(f"{result.taken} rows taken, {result.duplicates} already recorded, {len(result.refused)} refused")
+    for line, reason in result.refused:
+        print(f"line {line}: {reason}", file=sys.stderr)
+    return 1 if args.strict and result.refused else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import time
+
+    from core.demo import load_demo
+    from core.prices import initialize_default_pricing
+
+    engine = _engine()
+    initialize_default_pricing(engine)
+    started = time.perf_counter()
+    interactive = sys.stderr.isatty()
+
+    def progress(done: int) -> None:
+        if interactive:
+            print(f"\r{done:,} / {args.rows:,} calls", end="", file=sys.stderr, flush=True)
+
+    result = load_demo(engine, days=args.days, rows=args.rows, progress=progress)
+    if interactive:
+        print(file=sys.stderr)
+    print(f"recorded {result.recorded:,} demo calls over {args.days} days in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from core.audit import verify_call
+
+    v = verify_call(_engine(), log_id=args.log_id)
+    if v is None:
+        raise BadInput(f"LOG_ID: no logged call with id {args.log_id}")
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "id": v.id,
+                    "request_id": v.request_id,
+                    "timestamp": v.timestamp.isoformat(),
+                    "provider": v.provider,
+                    "model": v.model,
+                    "stored_cost_total": to_text(v.stored_cost_total),
+                    "stored_matched_by": v.stored_matched_by,
+                    "stored_pricing_id": v.stored_pricing_id,
+                    "cost_total_at_its_time": to_text(v.at_its_time.cost_total),
+                    "matched_by_at_its_time": v.at_its_time.matched_by,
+                    "pricing_id_at_its_time": v.at_its_time.pricing_id,
+                    "cost_total_today": to_text(v.today.cost_total),
+                    "matched_by_today": v.today.matched_by,
+                    "pricing_id_today": v.today.pricing_id,
+                    "matches": v.matches,
+                }
+            )
+        )
+        return 0
+    print(f"log #{v.id} {v.timestamp.isoformat()} {v.provider} / {v.model}: {v.input_tokens} in, {v.output_tokens} out")
+    print(f"stored cost:               {format_usd(v.stored_cost_total)} ({v.stored_matched_by})")
+    print(f"at the prices of its time: {format_usd(v.at_its_time.cost_total)} ({v.at_its_time.matched_by})")
+    print(f"at today's prices:         {format_usd(v.today.cost_total)} ({v.today.matched_by})")
+    print("the stored cost is right" if v.matches else "MISMATCH: the stored cost differs from the prices of its time")
+    return 0
+
+
+def _report_row_json(row: reports.Row, by: str) -> dict[str, Any]:
+    t = row.totals
+    out: dict[str, Any] = {}
+    if by == "day":
+        out["day"] = row.period.isoformat() if row.period else None
+    else:
+        out[by] = row.key
+    out.update(
+        calls=t.calls,
+        input_tokens=t.input_tokens,
+        output_tokens=t.output_tokens,
+        cached_input_tokens=t.cached_input_tokens,
+        cost_total=to_text(t.cost_total),
+        estimated_calls=t.estimated_calls,
+    )
+    return out
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from core.times import parse_date, zone
+
+    tz = zone(args.tz, "--tz")
+    since = parse_date(args.since, "--since") if args.since else None
+    until = parse_date(args.until, "--until") if args.until else None
+    if since and until and until < since:
+        raise BadInput(f"--until: {until} is before --since {since}")
+    engine = _engine()
+    span = reports.local_range(since, until, tz, engine)
+    if span is None:
+        rows: list[reports.Row] = []
+        total = reports.Totals()
+    else:
+        start, end = span
+        total = reports.totals(engine, start, end)
+        if args.by == "day":
+            rows = [r for r in reports.over_time(engine, start, end, tz, "day") if r.totals.calls]
+        else:
+            rows = reports.breakdown(engine, start, end, args.by)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "since": since.isoformat() if since else None,
+                    "until": until.isoformat() if until else None,
+                    "tz": args.tz,
+                    "by": args.by,
+                    "calls": total.calls,
+                    "input_tokens": total.input_tokens,
+                    "output_tokens": total.output_tokens,
+                    "cost_total": to_text(total.cost_total),
+                    "estimated_calls": total.estimated_calls,
+                    "rows": [_report_row_json(r, args.by) for r in rows],
+                }
+            )
+        )
+        return 0
+    label = "day" if args.by == "day" else args.by
+    print(f"{label:<40} {'calls':>10} {'cost':>16}")
+    for r in rows:
+        key = r.period.isoformat() if args.by == "day" and r.period else str(r.key)
+        print(f"{key:<40} {r.totals.calls:>10,} {format_usd(r.totals.cost_total):>16}")
+    print(f"{'total':<40} {total.calls:>10,} {format_usd(total.cost_total):>16}")
+    if total.estimated_calls:
+        print(f"{total.estimated_calls} calls had no price; counted at the $1/1M estimate")
+    return 0
+
+
+def cmd_rebuild_rollups(args: argparse.Namespace) -> int:
+    from core.rollups import check_rollups, rebuild_rollups
+
+    engine = _engine()
+    count = rebuild_rollups(engine)
+    check = check_rollups(engine)
+    if args.json:
+        print(
+            json.dumps(
+                {"calls": count, "matches": check.matches, "cost_total": to_text(Decimal(check.raw["cost_total"]))}
+            )
+        )
+    else:
+        print(
+            f"rebuilt roll-ups from {count:,} calls; "
+            + ("they equal the raw sums exactly" if check.matches else "MISMATCH with the raw sums")
+        )
+    return 0 if check.matches else 1
+
+
+def cmd_reprice(args: argparse.Namespace) -> int:
+    from core.audit import reprice_estimated
+    from core.times import local_midnight, parse_date, zone
+
+    since = local_midnight(parse_date(args.since, "--since"), zone("UTC")) if args.since else None
+    result = reprice_estimated(_engine(), since)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "examined": result.examined,
+                    "repriced": result.repriced,
+                    "cost_before": to_text(result.cost_before),
+                    "cost_after": to_text(result.cost_after),
+                }
+            )
+        )
+    else:
+        print(
+            f"{result.repriced} of {result.examined} estimated calls re-priced: "
+            f"{format_usd(result.cost_before)} -> {format_usd(result.cost_after)}"
+        )
+    return 0
+
+
+COMMANDS = {
+    "init": cmd_init,
+    "cost": cmd_cost,
+    "record": cmd_record,
+    "import": cmd_import,
+    "demo": cmd_demo,
+    "verify": cmd_verify,
+    "report": cmd_report,
+    "rebuild-rollups": cmd_rebuild_rollups,
+    "reprice": cmd_reprice,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from core.db import DatabaseBusyError
+    from core.importer import ImportFileError
+    from core.pricing import PricingError
+    from core.times import TimeError
+    from core.usage import CallError
+
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except (BadInput, ConfigError, MoneyError, PricingError, TimeError, CallError, ImportFileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except DatabaseBusyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

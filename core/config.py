@@ -1,0 +1,125 @@
+"""Settings from the environment and ``.env``, validated when read.
+
+A real environment variable wins over ``.env``; an empty value means unset.
+A bad value raises :class:`ConfigError`, whose message names the variable and
+the value, so the CLI can exit 2 and the app can show it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+from core.money import MAX_TOKEN_PRICE, MoneyError, parse_amount
+
+DEFAULT_DATABASE_URL = "sqlite:///data/spendboard.db"
+HUGGINGFACE_DEFAULTS = (Decimal("0.000001"), Decimal("0.000003"))
+# Providers whose environment prices come from the HuggingFace variables (ALwrity maps
+# HuggingFace models to the Mistral provider, so both read the same pair).
+SHARES_HUGGINGFACE_VARIABLES = frozenset({"huggingface", "mistral"})
+
+_dotenv_loaded = False
+
+
+class ConfigError(ValueError):
+    """A setting with a bad value; the message names the variable and the value."""
+
+
+def load_environment(path: str | os.PathLike[str] | None = None) -> None:
+    """Load ``.env`` from the working directory once; real variables win."""
+    global _dotenv_loaded
+    if _dotenv_loaded and path is None:
+        return
+    load_dotenv(dotenv_path=Path(path) if path else Path.cwd() / ".env", override=False)
+    _dotenv_loaded = True
+
+
+def _get(name: str) -> str | None:
+    load_environment()
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return None
+    return value.strip()
+
+
+def database_url() -> str:
+    url = _get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    if "://" not in url:
+        raise ConfigError(f"DATABASE_URL: {url!r} is not a database URL (expected e.g. {DEFAULT_DATABASE_URL})")
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        # psycopg 3 is the driver we ship; the bare scheme would ask for psycopg2.
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def env_prefix(provider: str) -> str:
+    """``groq`` -> ``GROQ``; ``together-ai`` -> ``TOGETHER_AI``."""
+    return re.sub(r"[^A-Z0-9]+", "_", provider.upper()).strip("_")
+
+
+def token_cost(name: str) -> Decimal | None:
+    """A per-token cost variable, validated; ``None`` when unset or empty."""
+    raw = _get(name)
+    if raw is None:
+        return None
+    try:
+        return parse_amount(raw, name, maximum=MAX_TOKEN_PRICE)
+    except MoneyError as exc:
+        raise ConfigError(f"{exc} (USD per token)") from None
+
+
+@dataclass(frozen=True)
+class EnvPrice:
+    """A provider's per-token prices as the environment gives them."""
+
+    variables: tuple[str, str]
+    input_token_cost: Decimal
+    output_token_cost: Decimal
+
+
+def env_price(provider: str) -> EnvPrice | None:
+    """The environment's price pair for a provider, or ``None`` if it sets none.
+
+    HuggingFace (and Mistral, which shares its variables) always has one: the
+    seed's defaults apply where the variables are unset.
+    """
+    provider = provider.strip().lower()
+    if provider in SHARES_HUGGINGFACE_VARIABLES:
+        names = ("HUGGINGFACE_INPUT_TOKEN_COST", "HUGGINGFACE_OUTPUT_TOKEN_COST")
+        default_in, default_out = HUGGINGFACE_DEFAULTS
+        in_cost, out_cost = token_cost(names[0]), token_cost(names[1])
+        return EnvPrice(
+            names, in_cost if in_cost is not None else default_in, out_cost if out_cost is not None else default_out
+        )
+    prefix = env_prefix(provider)
+    if not prefix:
+        return None
+    names = (f"{prefix}_INPUT_TOKEN_COST", f"{prefix}_OUTPUT_TOKEN_COST")
+    in_cost, out_cost = token_cost(names[0]), token_cost(names[1])
+    if in_cost is None and out_cost is None:
+        return None
+    if in_cost is None or out_cost is None:
+        missing = names[0] if in_cost is None else names[1]
+        present = names[1] if in_cost is None else names[0]
+        raise ConfigError(f"{missing}: unset while {present} is set (set both or neither)")
+    return EnvPrice(names, in_cost, out_cost)
+
+
+def env_priced_providers() -> list[str]:
+    """Providers (lower-case) that have a ``<PROVIDER>_INPUT_TOKEN_COST`` variable set."""
+    load_environment()
+    found = set()
+    for name, value in os.environ.items():
+        match = re.fullmatch(r"([A-Z0-9_]+)_(INPUT|OUTPUT)_TOKEN_COST", name)
+        if match and value.strip():
+            found.add(match.group(1).lower())
+    return sorted(found)
+
+
+def admin_password() -> str | None:
+    return _get("SPENDBOARD_ADMIN_PASSWORD")

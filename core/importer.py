@@ -1,0 +1,222 @@
+"""Importing calls from CSV or JSON Lines: good rows are taken, bad rows are named by line.
+
+The file is streamed in batches, each one transaction, so a killed import leaves
+only whole batches. A row without a ``request_id`` gets one derived from its
+content and line number, so running the same import again adds nothing twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy import Engine
+
+from core.usage import Call, CallError, call_from_mapping, record_batch
+
+BATCH_SIZE = 5_000
+MAX_LINE_BYTES = 64 * 1024
+FIELDS = (
+    "timestamp",
+    "provider",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "user",
+    "request_id",
+)
+REQUIRED = ("timestamp", "provider", "model", "input_tokens", "output_tokens")
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be imported (unreadable, no header, missing columns)."""
+
+
+@dataclass
+class ImportResult:
+    taken: int = 0
+    duplicates: int = 0
+    refused: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def lines_read(self) -> int:
+        return self.taken + self.duplicates + len(self.refused)
+
+
+def _derived_request_id(raw: bytes, line: int) -> str:
+    return f"import-{hashlib.sha256(raw.strip()).hexdigest()[:24]}-L{line}"
+
+
+def _decode(raw: bytes, line: int) -> str:
+    if len(raw) > MAX_LINE_BYTES:
+        raise CallError(f"line is {len(raw):,} bytes, over the limit of {MAX_LINE_BYTES:,}")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CallError(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})") from None
+
+
+def _json_rows(handle: IO[bytes]) -> Iterator[tuple[int, bytes, dict | None, str | None]]:
+    for line, raw in enumerate(handle, start=1):
+        if not raw.strip():
+            continue
+        try:
+            text = _decode(raw, line)
+            try:
+                value = json.loads(text, parse_constant=_refuse_constant)
+            except json.JSONDecodeError as exc:
+                raise CallError(f"broken JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(value, dict):
+                raise CallError(f"expected a JSON object, found {type(value).__name__}")
+        except CallError as exc:
+            yield line, raw, None, str(exc)
+            continue
+        yield line, raw, value, None
+
+
+def _refuse_constant(name: str) -> object:
+    raise CallError(f"{name} is not a number")
+
+
+def _csv_rows(handle: IO[bytes]) -> Iterator[tuple[int, bytes, dict | None, str | None]]:
+    raw_lines: list[bytes] = []
+
+    def text_lines() -> Iterator[str]:
+        for raw in handle:
+            raw_lines.append(raw)
+            yield raw.decode("utf-8", errors="surrogateescape")
+
+    reader = csv.reader(text_lines())
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ImportFileError("the file is empty (expected a CSV header or JSON Lines)") from None
+    header = [name.strip().lstrip("\ufeff").lower() for name in header]
+    missing = [name for name in REQUIRED if name not in header]
+    if missing:
+        raise ImportFileError(f"CSV header: missing column(s) {', '.join(missing)} (found: {', '.join(header)})")
+    unknown = [name for name in header if name not in FIELDS]
+    if unknown:
+        raise ImportFileError(f"CSV header: unknown column(s) {', '.join(unknown)} (known: {', '.join(FIELDS)})")
+    raw_lines.clear()
+    line = reader.line_num
+    while True:
+        start = line + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            line = reader.line_num
+            yield start, b"".join(raw_lines), None, f"broken CSV ({exc})"
+            raw_lines.clear()
+            continue
+        line = reader.line_num
+        raw = b"".join(raw_lines)
+        raw_lines.clear()
+        if not any(cell.strip() for cell in record):
+            continue
+        try:
+            _decode(raw, start)
+        except CallError as exc:
+            yield start, raw, None, str(exc)
+            continue
+        if len(record) != len(header):
+            yield start, raw, None, f"{len(record)} columns where the header has {len(header)}"
+            continue
+        yield start, raw, dict(zip(header, record, strict=True)), None
+
+
+def _is_json_lines(path: Path, head: bytes) -> bool:
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return True
+    if suffix in (".csv", ".tsv"):
+        return False
+    return head.lstrip().startswith(b"{")
+
+
+def import_file(
+    engine: Engine,
+    path: str | Path,
+    batch_size: int = BATCH_SIZE,
+    *,
+    now: datetime | None = None,
+    progress: Callable[[ImportResult], None] | None = None,
+) -> ImportResult:
+    """Import a CSV or JSON Lines file of calls; see the module docstring for the guarantees."""
+    path = Path(path)
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise ImportFileError(f"FILE: cannot read {str(path)!r} ({exc.strerror})") from None
+    with handle:
+        head = handle.read(4096)
+        handle.seek(0)
+        rows = _json_rows(handle) if _is_json_lines(path, head) else _csv_rows(io.BufferedReader(handle))  # type: ignore[arg-type]
+        return _import_rows(engine, rows, batch_size, now, progress)
+
+
+def _import_rows(
+    engine: Engine,
+    rows: Iterator[tuple[int, bytes, dict | None, str | None]],
+    batch_size: int,
+    now: datetime | None,
+    progress: Callable[[ImportResult], None] | None,
+) -> ImportResult:
+    result = ImportResult()
+    batch: list[Call] = []
+
+    def flush() -> None:
+        outcome = record_batch(engine, batch)
+        result.taken += outcome.recorded
+        result.duplicates += outcome.duplicates
+        batch.clear()
+        if progress:
+            progress(result)
+
+    for line, raw, mapping, error in rows:
+        if error is None and mapping is not None:
+            try:
+                unknown = sorted(set(mapping) - set(FIELDS))
+                if unknown:
+                    raise CallError(f"unknown field(s) {', '.join(unknown)}")
+                missing = [name for name in REQUIRED if mapping.get(name) in (None, "")]
+                if missing:
+                    raise CallError(f"{missing[0]}: missing")
+                for name in ("provider", "model", "user", "request_id"):
+                    if name in mapping and mapping[name] is not None and not isinstance(mapping[name], str):
+                        raise CallError(f"{name}: {mapping[name]!r} is not text")
+                if not isinstance(mapping["timestamp"], str):
+                    raise CallError(f"timestamp: {mapping['timestamp']!r} is not an ISO 8601 text")
+                call = call_from_mapping(mapping, now=now)
+                if call.request_id is None:
+                    call = Call(
+                        call.timestamp,
+                        call.provider,
+                        call.model,
+                        call.input_tokens,
+                        call.output_tokens,
+                        call.cached_input_tokens,
+                        call.user,
+                        _derived_request_id(raw, line),
+                    )
+            except CallError as exc:
+                error = str(exc)
+            else:
+                batch.append(call)
+                if len(batch) >= batch_size:
+                    flush()
+                continue
+        result.refused.append((line, error or "unreadable row"))
+    if batch:
+        flush()
+    return result

@@ -1,0 +1,193 @@
+"""Aggregates for charts, tables and ``report``, computed in SQL from the roll-ups.
+
+A period is resolved to quarter hours (the roll-ups' finest grain): its start is
+rounded down and its end up to the next quarter hour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import BigInteger, Engine, Integer, column, func, select, values
+
+from core.models import UsageRollup
+from core.rollups import DAY, HOUR, QUARTER
+from core.times import local_midnight, local_periods
+
+DIMENSIONS = ("provider", "model", "user")
+NO_USER = "(no user)"
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Spend and volume over some set of calls; money exact."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cost_input: Decimal = Decimal(0)
+    cost_output: Decimal = Decimal(0)
+    cost_total: Decimal = Decimal(0)
+    estimated_calls: int = 0
+    estimated_cost: Decimal = Decimal(0)
+
+    @property
+    def average_cost(self) -> Decimal:
+        return self.cost_total / self.calls if self.calls else Decimal(0)
+
+
+TOTAL_NAMES = [f.name for f in fields(Totals)]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One group of a report: the period (for time groupings), the key, the totals."""
+
+    period: date | None
+    key: str | None
+    totals: Totals
+
+
+def segments(start: datetime, end: datetime) -> list[tuple[int, int, int]]:
+    """[start, end) as runs of whole buckets: (grain, first bucket, end), coarsest in the middle."""
+    lo = _floor(int(start.timestamp()), QUARTER)
+    hi = -(-int(end.timestamp()) // QUARTER) * QUARTER
+    runs: list[tuple[int, int, int]] = []
+    if hi <= lo:
+        return runs
+    hour_lo, hour_hi = -(-lo // HOUR) * HOUR, _floor(hi, HOUR)
+    if hour_lo >= hour_hi:
+        return [(QUARTER, lo, hi)]
+    day_lo, day_hi = -(-hour_lo // DAY) * DAY, _floor(hour_hi, DAY)
+    if day_lo >= day_hi:
+        day_lo = day_hi = hour_hi
+    for grain, a, b in (
+        (QUARTER, lo, hour_lo),
+        (HOUR, hour_lo, day_lo),
+        (DAY, day_lo, day_hi),
+        (HOUR, day_hi, hour_hi),
+        (QUARTER, hour_hi, hi),
+    ):
+        if a < b:
+            runs.append((grain, a, b))
+    return runs
+
+
+def _floor(value: int, step: int) -> int:
+    return value - value % step
+
+
+def _sum_columns() -> list:  # type: ignore[type-arg]
+    return [func.coalesce(func.sum(getattr(UsageRollup, name)), 0).label(name) for name in TOTAL_NAMES]
+
+
+def _totals(row) -> Totals:  # type: ignore[no-untyped-def]
+    values_ = {}
+    for name in TOTAL_NAMES:
+        value = getattr(row, name)
+        values_[name] = Decimal(value) if isinstance(Totals.__dataclass_fields__[name].default, Decimal) else int(value)
+    return Totals(**values_)
+
+
+def _dimension(by: str):  # type: ignore[no-untyped-def]
+    if by not in DIMENSIONS:
+        raise ValueError(f"by: {by!r} is not one of {', '.join(DIMENSIONS)}")
+    return UsageRollup.user_id if by == "user" else getattr(UsageRollup, by)
+
+
+def _grouped(
+    engine: Engine, labelled: list[tuple[int, datetime, datetime]], by: str | None
+) -> list[tuple[int, str | None, Totals]]:
+    """Sum the roll-ups over labelled UTC ranges, grouped by label and an optional dimension."""
+    runs = [(label, grain, a, b) for label, start, end in labelled for grain, a, b in segments(start, end)]
+    if not runs:
+        return []
+    seg = (
+        values(
+            column("label", Integer),
+            column("grain", Integer),
+            column("lo", BigInteger),
+            column("hi", BigInteger),
+            name="seg",
+        )
+        .data(runs)
+        .cte("seg")
+    )
+    group = [seg.c.label]
+    if by is not None:
+        group.append(_dimension(by).label("key"))
+    query = (
+        select(*group, *_sum_columns())
+        .select_from(seg)
+        .join(
+            UsageRollup,
+            (UsageRollup.grain == seg.c.grain)
+            & (UsageRollup.bucket_start >= seg.c.lo)
+            & (UsageRollup.bucket_start < seg.c.hi),
+        )
+        .group_by(*group)
+    )
+    with engine.connect() as conn:
+        result = conn.execute(query).all()
+    return [
+        (row.label, (row.key or NO_USER) if by == "user" else (row.key if by else None), _totals(row)) for row in result
+    ]
+
+
+def totals(engine: Engine, start: datetime, end: datetime) -> Totals:
+    """Everything in [start, end)."""
+    rows = _grouped(engine, [(0, start, end)], None)
+    return rows[0][2] if rows else Totals()
+
+
+def breakdown(engine: Engine, start: datetime, end: datetime, by: str) -> list[Row]:
+    """Totals per provider, model or user over [start, end), biggest spend first."""
+    rows = _grouped(engine, [(0, start, end)], by)
+    return sorted((Row(None, key, t) for _label, key, t in rows), key=lambda r: (-r.totals.cost_total, r.key or ""))
+
+
+def over_time(
+    engine: Engine, start: datetime, end: datetime, tz: ZoneInfo, granularity: str = "day", by: str | None = None
+) -> list[Row]:
+    """Totals per local day, week or month in ``tz`` (and per provider/model/user if ``by``)."""
+    periods = local_periods(start, end, tz, granularity)
+    labelled = [(i, a, b) for i, (_label, a, b) in enumerate(periods)]
+    rows = _grouped(engine, labelled, by)
+    return sorted(
+        (Row(periods[label][0], key, t) for label, key, t in rows),
+        key=lambda r: (r.period, -r.totals.cost_total, r.key or ""),
+    )
+
+
+def data_range(engine: Engine) -> tuple[datetime, datetime] | None:
+    """First and last day bucket with any call (UTC), or ``None`` when there is no usage."""
+    with engine.connect() as conn:
+        first, last = conn.execute(
+            select(func.min(UsageRollup.bucket_start), func.max(UsageRollup.bucket_start)).where(
+                UsageRollup.grain == DAY
+            )
+        ).one()
+    if first is None:
+        return None
+    return datetime.fromtimestamp(first, UTC), datetime.fromtimestamp(last + DAY, UTC)
+
+
+def has_usage(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(select(UsageRollup.bucket_start).limit(1)).first() is not None
+
+
+def local_range(
+    since: date | None, until: date | None, tz: ZoneInfo, engine: Engine
+) -> tuple[datetime, datetime] | None:
+    """[since 00:00, until+1 00:00) in ``tz``; open ends cover all recorded usage."""
+    span = data_range(engine)
+    if span is None and (since is None or until is None):
+        return None
+    start = local_midnight(since, tz) if since else span[0] - timedelta(days=1)  # type: ignore[index]
+    end = local_midnight(until + timedelta(days=1), tz) if until else span[1] + timedelta(days=1)  # type: ignore[index]
+    return start, end
