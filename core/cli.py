@@ -98,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     reprice.add_argument("--only-estimated", action="store_true", required=True)
     reprice.add_argument("--since")
     reprice.add_argument("--json", action="store_true")
+
+    # test-call (issue 6): one real chat completion via HF_BASE_URL with HF_TOKEN, recorded
+    test_call = sub.add_parser("test-call", help="send one small chat completion (HF_TOKEN) and record it")
+    test_call.add_argument("--provider", default="huggingface")
+    test_call.add_argument("--model", default="openai/gpt-oss-120b:groq")
+    test_call.add_argument("--prompt", default=None, help="a short question (default: a one-line sum)")
+    test_call.add_argument("--timeout", type=_positive_int("--timeout", 600), default=60, help="seconds")
+    test_call.add_argument("--json", action="store_true")
     return parser
 
 
@@ -412,6 +420,37 @@ def cmd_reprice(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_test_call(args: argparse.Namespace) -> int:
+    """Provider failures exit 1 with one line; bad input (names, prompt) exits 2 through ``main``."""
+    from core.testcall import DEFAULT_PROMPT, TestCallError, make_test_call
+
+    try:
+        result = make_test_call(
+            _engine(), args.provider, args.model, args.prompt or DEFAULT_PROMPT, timeout=float(args.timeout)
+        )
+    except TestCallError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        out = _breakdown_json(result.breakdown)
+        out.update(
+            cost_total=to_text(result.stored_cost_total),
+            matched_by=result.stored_matched_by,
+            id=result.log_id,
+            request_id=result.request_id,
+            duplicate=result.duplicate,
+            reply=result.reply,
+        )
+        print(json.dumps(out))
+    elif result.duplicate:
+        print(f"response id {result.request_id!r} is already recorded as log #{result.log_id}; nothing changed")
+    else:
+        print(f"reply: {result.reply or '(empty)'}")
+        _print_breakdown(result.breakdown)
+        print(f"recorded as log #{result.log_id} (request_id {result.request_id})")
+    return 0
+
+
 COMMANDS = {
     "init": cmd_init,
     "cost": cmd_cost,
@@ -422,6 +461,7 @@ COMMANDS = {
     "report": cmd_report,
     "rebuild-rollups": cmd_rebuild_rollups,
     "reprice": cmd_reprice,
+    "test-call": cmd_test_call,
 }
 
 

@@ -20,7 +20,10 @@ from core.money import from_pico, to_pico, to_text
 class Money(TypeDecorator[Decimal]):
     """An exact USD amount; Python side is always ``Decimal``."""
 
-    impl = Numeric(38, 12)
+    # BigInteger, not Numeric, as the generic impl: SQLite's Numeric bind processor turns
+    # values into floats, which must never happen to money, even on a path that asks the
+    # type for its processor without going through ``dialect_impl``.
+    impl = BigInteger
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:

@@ -26,6 +26,9 @@ from core.money import from_pico, to_pico
 ESTIMATE_PER_TOKEN = Decimal("0.000001")  # USD 1 per 1M tokens
 MATCH_STEPS = ("exact", "short", "default", "env", "estimate")
 MAX_TOKENS = 10**12
+# The largest cost one call may have: 2^63-1 pico-dollars (about USD 9.2 million), what
+# SQLite's 64-bit integer holds. No real call comes near it; one that does is bad input.
+MAX_CALL_COST_PICO = 2**63 - 1
 
 
 class PricingError(ValueError):
@@ -223,7 +226,14 @@ def cost_in_pico(price: Price, input_tokens: int, output_tokens: int, cached_inp
     """(cost_input, cost_output, cost_total) in whole pico-dollars; the hot path."""
     cost_input = (input_tokens - cached_input_tokens) * price.input_pico + cached_input_tokens * price.cached_pico
     cost_output = output_tokens * price.output_pico
-    return cost_input, cost_output, cost_input + cost_output + price.request_pico
+    cost_total = cost_input + cost_output + price.request_pico
+    if cost_total > MAX_CALL_COST_PICO:
+        raise PricingError(
+            f"cost_total: {input_tokens} input and {output_tokens} output tokens at {price.provider}/"
+            f"{price.model_name} would cost ${from_pico(cost_total):,}, above the limit of one call "
+            f"(${from_pico(MAX_CALL_COST_PICO):,})"
+        )
+    return cost_input, cost_output, cost_total
 
 
 def breakdown(

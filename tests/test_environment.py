@@ -1,0 +1,105 @@
+"""Environment prices: defaults, .env, real variables winning, validation, applied once, edits surviving."""
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from core import config
+from core.config import ConfigError
+from core.prices import PriceEdit, all_versions, initialize_default_pricing, save_price
+from core.pricing import calculate_cost
+
+SEED = ("huggingface", "openai/gpt-oss-120b:groq")
+
+
+def test_defaults_apply_when_unset() -> None:
+    price = config.env_price("huggingface")
+    assert price is not None
+    assert (price.input_token_cost, price.output_token_cost) == (Decimal("0.000001"), Decimal("0.000003"))
+
+
+def test_dotenv_is_read_and_a_real_variable_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("HUGGINGFACE_INPUT_TOKEN_COST=0.000002\nHUGGINGFACE_OUTPUT_TOKEN_COST=0.000007\n")
+    monkeypatch.setenv("HUGGINGFACE_OUTPUT_TOKEN_COST", "0.000009")
+    price = config.env_price("huggingface")
+    assert price is not None
+    assert (price.input_token_cost, price.output_token_cost) == (Decimal("0.000002"), Decimal("0.000009"))
+
+
+def test_empty_value_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUGGINGFACE_INPUT_TOKEN_COST", "  ")
+    price = config.env_price("huggingface")
+    assert price is not None and price.input_token_cost == Decimal("0.000001")
+
+
+@pytest.mark.parametrize("value", ["cheap", "-0.000001", "NaN", "inf", "-inf", "5", "1e400"])
+def test_bad_values_name_the_variable_and_the_value(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUGGINGFACE_INPUT_TOKEN_COST", value)
+    with pytest.raises(ConfigError) as info:
+        config.env_price("huggingface")
+    assert "HUGGINGFACE_INPUT_TOKEN_COST" in str(info.value)
+    assert value in str(info.value)
+
+
+def test_a_provider_needs_both_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GROQ_INPUT_TOKEN_COST", "0.000001")
+    with pytest.raises(ConfigError, match="GROQ_OUTPUT_TOKEN_COST"):
+        config.env_price("groq")
+
+
+def test_init_is_idempotent(engine: Engine) -> None:
+    count = len(all_versions(engine))
+    assert initialize_default_pricing(engine) == []
+    assert len(all_versions(engine)) == count
+
+
+def test_first_init_applies_env_from_the_beginning_of_time(
+    empty_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUGGINGFACE_INPUT_TOKEN_COST", "0.000002")
+    initialize_default_pricing(empty_engine)
+    from datetime import UTC, datetime
+
+    old_call = calculate_cost(empty_engine, *SEED, 1000, 500, at=datetime(2001, 1, 1, tzinfo=UTC))
+    assert old_call.cost_input == Decimal("0.002")
+
+
+def test_changed_env_value_is_applied_once_as_a_new_version(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = len(all_versions(engine))
+    monkeypatch.setenv("HUGGINGFACE_INPUT_TOKEN_COST", "0.000002")
+    changes = initialize_default_pricing(engine)
+    assert changes and all("HUGGINGFACE_INPUT_TOKEN_COST" in c for c in changes)
+    assert calculate_cost(engine, *SEED, 1000, 500).cost_total == Decimal("0.0035")
+    assert initialize_default_pricing(engine) == []
+    versions = all_versions(engine)
+    assert len(versions) > before  # new versions, nothing rewritten
+    assert all(v.source == "catalog" for v in versions[:before])
+
+
+def test_form_edit_survives_restart_until_the_variable_changes(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUGGINGFACE_INPUT_TOKEN_COST", "0.000002")
+    initialize_default_pricing(engine)
+    save_price(engine, PriceEdit(*SEED, "5", "5", changed_by="alice"))
+    assert initialize_default_pricing(engine) == []  # a restart
+    assert calculate_cost(engine, *SEED, 1000, 0).cost_total == Decimal("0.005")
+    monkeypatch.setenv("HUGGINGFACE_INPUT_TOKEN_COST", "0.000004")
+    initialize_default_pricing(engine)
+    assert calculate_cost(engine, *SEED, 1000, 0).cost_total == Decimal("0.004")
+
+
+def test_provider_pair_sets_that_providers_default_row(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GROQ_INPUT_TOKEN_COST", "0.0000001")
+    monkeypatch.setenv("GROQ_OUTPUT_TOKEN_COST", "0.0000002")
+    changes = initialize_default_pricing(engine)
+    assert any("groq/default" in c for c in changes)
+    b = calculate_cost(engine, "groq", "some-new-model", 1000, 1000)
+    assert (b.matched_by, b.cost_total) == ("default", Decimal("0.0003"))
+
+
+def test_bad_env_value_writes_nothing(empty_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUGGINGFACE_OUTPUT_TOKEN_COST", "NaN")
+    with pytest.raises(ConfigError, match="HUGGINGFACE_OUTPUT_TOKEN_COST"):
+        initialize_default_pricing(empty_engine)
+    assert all_versions(empty_engine) == []

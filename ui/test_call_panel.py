@@ -1,0 +1,114 @@
+"""The Calculator page's "Make a test call" panel: one real call, shown as the usage log stored it.
+
+It calls ``core.testcall`` only; the token stays in the environment (``HF_TOKEN``) and is never
+drawn, so the panel has no token field at all.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from sqlalchemy import Engine
+from streamlit.errors import StreamlitAPIException
+
+from core.money import format_per_million, format_usd, to_text
+from core.pricing import CostBreakdown, current_index
+from core.testcall import (
+    DEFAULT_MODEL,
+    DEFAULT_PROMPT,
+    DEFAULT_PROVIDER,
+    MAX_PROMPT_CHARS,
+    TestCallError,
+    TestCallResult,
+    configured_base_url,
+    make_test_call,
+    token_configured,
+)
+from core.usage import CallError
+
+LOGS_PAGE = "pages/logs.py"
+RESULT_KEY = "test_call_result"
+
+
+def formula_lines(b: CostBreakdown) -> list[str]:
+    """The cost written out, e.g. ``cost_input = 1000 * 0.000001 = $0.001``."""
+    uncached = b.input_tokens - b.cached_input_tokens
+    if b.cached_input_tokens:
+        cost_input = (
+            f"cost_input = {uncached} * {to_text(b.input_token_cost)} + {b.cached_input_tokens} * "
+            f"{to_text(b.cached_input_token_cost)} = {format_usd(b.cost_input)}"
+        )
+    else:
+        cost_input = f"cost_input = {b.input_tokens} * {to_text(b.input_token_cost)} = {format_usd(b.cost_input)}"
+    lines = [
+        cost_input,
+        f"cost_output = {b.output_tokens} * {to_text(b.output_token_cost)} = {format_usd(b.cost_output)}",
+    ]
+    total = f"cost_total = {format_usd(b.cost_input)} + {format_usd(b.cost_output)}"
+    if b.cost_per_request:
+        lines.append(f"per request = {format_usd(b.cost_per_request)}")
+        total += f" + {format_usd(b.cost_per_request)}"
+    lines.append(f"{total} = {format_usd(b.cost_total)}")
+    return lines
+
+
+def _providers(engine: Engine) -> list[str]:
+    return sorted(set(current_index(engine).providers) | {DEFAULT_PROVIDER})
+
+
+def _show(result: TestCallResult, logs_page: str) -> None:
+    if result.duplicate:
+        st.info(f"This response (id `{result.request_id}`) was already recorded as log #{result.log_id}; nothing new.")
+    else:
+        st.success(f"Recorded as log #{result.log_id} in {result.elapsed_seconds:.1f} s.")
+    if result.reply:
+        st.caption(f"Reply: {result.reply[:300]}")
+    b = result.breakdown
+    tokens_in, tokens_out, cached = st.columns(3)
+    tokens_in.metric("Input tokens", f"{result.input_tokens:,}")
+    tokens_out.metric("Output tokens", f"{result.output_tokens:,}")
+    cached.metric("Cached input tokens", f"{result.cached_input_tokens:,}")
+    st.markdown(
+        f"**Matched price** ({result.stored_matched_by}): input {format_per_million(b.input_token_cost)}, "
+        f"output {format_per_million(b.output_token_cost)}"
+    )
+    st.caption(b.reason)
+    st.code("\n".join(formula_lines(b)), language=None)
+    st.markdown(f"**Stored cost:** {format_usd(result.stored_cost_total)}")
+    try:
+        st.page_link(
+            logs_page, label=f"Open log #{result.log_id} in Usage logs", query_params={"log_id": result.log_id}
+        )
+    except StreamlitAPIException:  # the panel drawn outside the app (tests, a lone script)
+        st.caption(f"See log #{result.log_id} on the Usage logs page.")
+
+
+def render(engine: Engine, logs_page: str = LOGS_PAGE) -> None:
+    """Draw the panel; the last result stays shown across reruns until the next call."""
+    with st.expander("Make a test call", expanded=RESULT_KEY in st.session_state):
+        _panel(engine, logs_page)
+
+
+@st.fragment
+def _panel(engine: Engine, logs_page: str) -> None:
+    """A fragment, so a test call reruns this panel only, not the whole Calculator page."""
+    token_state = "set" if token_configured() else "**not set**: add it to `.env` and restart"
+    st.caption(
+        f"Sends one small chat completion to `{configured_base_url()}` (`HF_BASE_URL`) with the token in "
+        f"`HF_TOKEN` ({token_state}), records it, and shows its cost as the usage log stored it."
+    )
+    with st.form("test_call_form"):
+        providers = _providers(engine)
+        provider = st.selectbox("Provider", providers, index=providers.index(DEFAULT_PROVIDER))
+        model = st.text_input("Model", value=DEFAULT_MODEL)
+        prompt = st.text_area("Prompt", value=DEFAULT_PROMPT, max_chars=MAX_PROMPT_CHARS, height=80)
+        submitted = st.form_submit_button("Make a test call")
+    if submitted:
+        st.session_state.pop(RESULT_KEY, None)
+        try:
+            with st.spinner("Calling the provider..."):
+                st.session_state[RESULT_KEY] = make_test_call(engine, provider, model, prompt)
+        except (TestCallError, CallError) as exc:
+            st.error(str(exc))
+    result = st.session_state.get(RESULT_KEY)
+    if isinstance(result, TestCallResult):
+        _show(result, logs_page)
