@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from core.db import run_write
 from core.models import PriceCorrection, UsageRecord
@@ -137,7 +137,7 @@ def reprice_estimated(
             before_total += record.cost_total
             after_total += new.cost_total
         if corrections:
-            conn.execute(PriceCorrection.__table__.insert(), corrections)
+            conn.execute(insert(PriceCorrection), corrections)
             deltas = aggregate(added)
             for key, values in aggregate(removed).items():
                 row = deltas.setdefault(key, [0] * len(values))

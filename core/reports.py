@@ -86,11 +86,17 @@ def _sum_columns() -> list:  # type: ignore[type-arg]
 
 
 def _totals(row) -> Totals:  # type: ignore[no-untyped-def]
-    values_ = {}
-    for name in TOTAL_NAMES:
-        value = getattr(row, name)
-        values_[name] = Decimal(value) if isinstance(Totals.__dataclass_fields__[name].default, Decimal) else int(value)
-    return Totals(**values_)
+    return Totals(
+        calls=int(row.calls),
+        input_tokens=int(row.input_tokens),
+        output_tokens=int(row.output_tokens),
+        cached_input_tokens=int(row.cached_input_tokens),
+        cost_input=Decimal(row.cost_input),
+        cost_output=Decimal(row.cost_output),
+        cost_total=Decimal(row.cost_total),
+        estimated_calls=int(row.estimated_calls),
+        estimated_cost=Decimal(row.estimated_cost),
+    )
 
 
 def _dimension(by: str):  # type: ignore[no-untyped-def]
