@@ -110,8 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _engine() -> Engine:
+    from core.config import check_environment
     from core.db import create_tables, make_engine
 
+    check_environment()  # a bad setting is refused before the database is touched
     engine = make_engine()
     create_tables(engine)
     return engine
@@ -160,9 +162,11 @@ def _print_breakdown(b: Any) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from core.config import check_environment
     from core.db import create_tables, make_engine
     from core.prices import initialize_default_pricing
 
+    check_environment()  # a bad setting is refused before the database is touched
     engine = make_engine()
     created = create_tables(engine)
     changes = initialize_default_pricing(engine)
@@ -207,7 +211,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         args.cached_input_tokens,
         args.user,
         args.request_id,
-        args.at,
+        _at(args.at),  # parsed here so a bad value is named as --at, not timestamp
     )
     result = record_usage(engine, call)
     stored = verify_call(engine, log_id=result.id)

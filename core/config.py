@@ -121,5 +121,27 @@ def env_priced_providers() -> list[str]:
     return sorted(found)
 
 
+IMPORT_BATCH_LIMITS = (1, 1_000_000)
+
+
+def import_batch_size(default: int) -> int:
+    """``SPENDBOARD_IMPORT_BATCH``: rows per import transaction (a smaller one loses less to a crash)."""
+    raw = _get("SPENDBOARD_IMPORT_BATCH")
+    if raw is None:
+        return default
+    low, high = IMPORT_BATCH_LIMITS
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+        raise ConfigError(f"SPENDBOARD_IMPORT_BATCH: {raw!r} is not a whole number from {low} to {high:,}")
+    return int(raw)
+
+
+def check_environment() -> None:
+    """Read every setting once so a bad value is refused before anything is written."""
+    database_url()
+    env_price("huggingface")
+    for provider in env_priced_providers():
+        env_price(provider)
+
+
 def admin_password() -> str | None:
     return _get("SPENDBOARD_ADMIN_PASSWORD")

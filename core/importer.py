@@ -19,6 +19,7 @@ from typing import IO
 
 from sqlalchemy import Engine
 
+from core.config import import_batch_size
 from core.usage import Call, CallError, call_from_mapping, record_batch
 
 BATCH_SIZE = 5_000
@@ -69,21 +70,35 @@ def _json_rows(handle: IO[bytes]) -> Iterator[tuple[int, bytes, dict | None, str
         if not raw.strip():
             continue
         try:
-            text = _decode(raw, line)
+            text = _decode(raw, line).strip()
             try:
-                value = json.loads(text, parse_constant=_refuse_constant)
+                value = json.loads(text, parse_constant=_NotANumber)
             except json.JSONDecodeError as exc:
-                raise CallError(f"broken JSON ({exc.msg} at column {exc.colno})") from None
+                raise CallError(f"broken JSON ({exc.msg} at column {exc.colno}): {_snippet(text)}") from None
             if not isinstance(value, dict):
                 raise CallError(f"expected a JSON object, found {type(value).__name__}")
+            if "NaN" in text or "Infinity" in text:  # cheap pre-check; the scan names the field
+                for name, item in value.items():
+                    if isinstance(item, _NotANumber):
+                        raise CallError(f"{name}: {item} is not a number")
         except CallError as exc:
             yield line, raw, None, str(exc)
             continue
         yield line, raw, value, None
 
 
-def _refuse_constant(name: str) -> object:
-    raise CallError(f"{name} is not a number")
+class _NotANumber:
+    """JSON's NaN/Infinity, kept as a marker so the refusal can name the field it was given for."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def _snippet(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def _csv_rows(handle: IO[bytes]) -> Iterator[tuple[int, bytes, dict | None, str | None]]:
@@ -99,6 +114,11 @@ def _csv_rows(handle: IO[bytes]) -> Iterator[tuple[int, bytes, dict | None, str 
         header = next(reader)
     except StopIteration:
         raise ImportFileError("the file is empty (expected a CSV header or JSON Lines)") from None
+    except csv.Error as exc:
+        first = b"".join(raw_lines)
+        raise ImportFileError(
+            f"CSV header: line 1 is not readable CSV ({exc}): {_snippet(first.decode('utf-8', 'replace'))}"
+        ) from None
     header = [name.strip().lstrip("\ufeff").lower() for name in header]
     missing = [name for name in REQUIRED if name not in header]
     if missing:
@@ -147,12 +167,19 @@ def _is_json_lines(path: Path, head: bytes) -> bool:
 def import_file(
     engine: Engine,
     path: str | Path,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int | None = None,
     *,
     now: datetime | None = None,
     progress: Callable[[ImportResult], None] | None = None,
 ) -> ImportResult:
-    """Import a CSV or JSON Lines file of calls; see the module docstring for the guarantees."""
+    """Import a CSV or JSON Lines file of calls; see the module docstring for the guarantees.
+
+    ``batch_size`` defaults to ``SPENDBOARD_IMPORT_BATCH`` or :data:`BATCH_SIZE`.
+    """
+    if batch_size is None:
+        batch_size = import_batch_size(BATCH_SIZE)
+    if batch_size < 1:
+        raise ValueError(f"batch_size: {batch_size!r} is not a positive number of rows")
     path = Path(path)
     try:
         handle = path.open("rb")
@@ -189,12 +216,18 @@ def _import_rows(
                 unknown = sorted(set(mapping) - set(FIELDS))
                 if unknown:
                     raise CallError(f"unknown field(s) {', '.join(unknown)}")
-                missing = [name for name in REQUIRED if mapping.get(name) in (None, "")]
-                if missing:
-                    raise CallError(f"{missing[0]}: missing")
+                for name in REQUIRED:
+                    if name not in mapping:
+                        raise CallError(f"{name}: missing")
+                    if mapping[name] is None or mapping[name] == "":
+                        raise CallError(f"{name}: {mapping[name]!r} is empty (a value is required)")
                 for name in ("provider", "model", "user", "request_id"):
                     if name in mapping and mapping[name] is not None and not isinstance(mapping[name], str):
                         raise CallError(f"{name}: {mapping[name]!r} is not text")
+                for name in ("input_tokens", "output_tokens", "cached_input_tokens"):
+                    value = mapping.get(name)
+                    if isinstance(value, str) and not value.isascii():  # '²' passes isdigit() but not int()
+                        raise CallError(f"{name}: {value!r} is not a whole number of tokens")
                 if not isinstance(mapping["timestamp"], str):
                     raise CallError(f"timestamp: {mapping['timestamp']!r} is not an ISO 8601 text")
                 call = call_from_mapping(mapping, now=now)

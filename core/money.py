@@ -38,6 +38,8 @@ def parse_amount(value: object, field: str, *, maximum: Decimal | None = None) -
         text = value.strip()
         if not text:
             raise MoneyError(f"{field}: empty value is not an amount")
+        if "_" in text:  # Decimal("0.000_001") parses; a price with underscores is a typo
+            raise MoneyError(f"{field}: {value!r} is not a number")
         try:
             amount = Decimal(text)
         except InvalidOperation:

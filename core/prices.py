@@ -281,7 +281,8 @@ def validate_edit(edit: PriceEdit) -> dict[str, object]:
         if rate.as_tuple().exponent < -12:  # type: ignore[operator]
             raise PriceEditError(
                 field.replace("_token_cost", "_per_1m"),
-                f"{field.replace('_token_cost', '_per_1m')}: {amount} per 1M tokens is finer "
+                f"{field.replace('_token_cost', '_per_1m')}: "
+                f"{getattr(edit, field.replace('_token_cost', '_per_1m'))!r} per 1M tokens is finer "
                 "than 1e-12 USD per token (at most 6 decimal places per 1M)",
             )
         values[field] = rate

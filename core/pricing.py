@@ -132,7 +132,7 @@ def validate_tokens(value: object, field_name: str) -> int:
         value = int(value)
     if isinstance(value, str):
         text = value.strip()
-        if not text.lstrip("-").isdigit():
+        if not (text.isascii() and text.lstrip("-").isdigit()):
             raise PricingError(f"{field_name}: {value!r} is not a whole number of tokens")
         value = int(text)
     if not isinstance(value, int):

@@ -1,0 +1,142 @@
+"""All SQL through bound parameters: a static check of ``core/`` and names full of SQL read back as text."""
+
+from __future__ import annotations
+
+import ast
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, inspect
+
+from core import reports
+from core.importer import import_file
+from core.prices import PriceEdit, save_price
+from core.pricing import current_index
+from core.usage import get_call, make_call, record_usage
+
+CORE = Path(__file__).resolve().parent.parent / "core"
+SQL_SINKS = {"text", "literal_column", "exec_driver_sql", "execute", "executemany", "executescript"}
+SQL_WORDS = ("SELECT ", "INSERT ", "UPDATE ", "DELETE ", "DROP ", "CREATE ", "ALTER ", "PRAGMA ", "BEGIN ", "TRUNCATE ")
+
+# Reviewed places that build statement text from something other than a literal. Each entry is
+# (file, enclosing function, source of the statement argument) and why it cannot carry user input.
+ALLOWED = {
+    ("db.py", "_on_connect", "f'PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}'"): "a module constant int",
+    ("db.py", "_on_begin", "f'BEGIN {mode}'"): "mode is one of the literals IMMEDIATE / DEFERRED",
+    ("usage.py", "_insert_sqlite", "sql"): "str() of SQLAlchemy's compiled insert(UsageRecord); values are bound",
+}
+
+
+def _unsafe_text(node: ast.expr) -> bool:
+    """Statement text made at run time: an f-string, ``%`` or ``+`` on strings, or ``.format()``."""
+    if isinstance(node, ast.JoinedStr):
+        return any(not isinstance(part, ast.Constant) for part in node.values)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mod, ast.Add)):
+        return True
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"
+
+
+def _sink_name(call: ast.Call) -> str | None:
+    func = call.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+    return name if name in SQL_SINKS else None
+
+
+def find_sql_building(source: str, filename: str) -> list[tuple[str, str, str, int]]:
+    """(file, function, statement source, line) for every statement text not a plain literal."""
+    found = []
+    tree = ast.parse(source)
+    parents: dict[ast.AST, ast.AST] = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+
+    def function_of(node: ast.AST) -> str:
+        while node in parents:
+            node = parents[node]
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                return node.name
+        return "<module>"
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _sink_name(node) and node.args:
+            statement = node.args[0]
+            text_arg = _sink_name(node) in ("text", "literal_column", "exec_driver_sql", "executescript")
+            literal = isinstance(statement, ast.Constant) and isinstance(statement.value, str)
+            if _unsafe_text(statement) or (text_arg and not literal):
+                found.append((filename, function_of(node), ast.unparse(statement), node.lineno))
+        elif isinstance(node, ast.JoinedStr) and _unsafe_text(node):
+            head = "".join(p.value for p in node.values if isinstance(p, ast.Constant) and isinstance(p.value, str))
+            if head.lstrip().upper().startswith(SQL_WORDS):
+                found.append((filename, function_of(node), ast.unparse(node), node.lineno))
+    return found
+
+
+def test_core_builds_no_sql_text_outside_the_reviewed_places() -> None:
+    found = []
+    for path in sorted(CORE.glob("*.py")):
+        found += find_sql_building(path.read_text(), path.name)
+    unreviewed = sorted({f"{f}:{line} in {fn}(): {src}" for f, fn, src, line in found if (f, fn, src) not in ALLOWED})
+    assert unreviewed == [], "SQL text built at run time; bind the values instead:\n" + "\n".join(unreviewed)
+    stale = set(ALLOWED) - {(f, fn, src) for f, fn, src, _ in found}
+    assert not stale, f"allow-list entries that no longer match any code: {stale}"
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        "def f(conn, name):\n    conn.execute(text(f\"SELECT * FROM t WHERE name = '{name}'\"))",
+        "def f(conn, name):\n    conn.exec_driver_sql(\"DELETE FROM t WHERE name = '%s'\" % name)",
+        "def f(conn, name):\n    conn.execute(text(\"SELECT * FROM t WHERE name = '{}'\".format(name)))",
+        "def f(conn, name):\n    sql = f\"UPDATE t SET x = 1 WHERE name = '{name}'\"\n    conn.execute(text(sql))",
+        'def f(conn, name):\n    conn.execute(text("SELECT * FROM t WHERE n = \'" + name + "\'"))',
+    ],
+)
+def test_the_check_catches_sql_built_from_values(snippet: str) -> None:
+    assert find_sql_building(snippet, "x.py"), snippet
+
+
+def test_the_check_passes_bound_parameters() -> None:
+    snippet = "def f(conn, name):\n    conn.execute(text('SELECT * FROM t WHERE name = :n'), {'n': name})"
+    assert find_sql_building(snippet, "x.py") == []
+
+
+NASTY = [
+    "'; DROP TABLE api_usage_logs; --",
+    'model" OR "1"="1',
+    "x') ; DELETE FROM api_provider_pricing; --",
+    "%s %(name)s :name ? $1 \\ \\x00",
+    "**bold** <script>alert(1)</script> [link](http://x)",
+]
+
+
+@pytest.mark.parametrize("name", NASTY)
+def test_names_with_sql_metacharacters_are_stored_and_read_back_as_text(name: str, engine: Engine) -> None:
+    moment = datetime(2025, 6, 1, 12, tzinfo=UTC)
+    call = make_call("acme", name, 10, 5, user=name, request_id=name, timestamp=moment)
+    stored = record_usage(engine, call)
+    record = get_call(engine, log_id=stored.id)
+    assert record is not None
+    assert (record.model, record.user_id, record.request_id) == (name, name, name)
+    assert get_call(engine, request_id=name).id == stored.id  # type: ignore[union-attr]
+    assert record_usage(engine, call).duplicate  # the id is compared as text, not interpreted
+
+    end = datetime(2025, 6, 2, tzinfo=UTC)
+    assert [r.key for r in reports.breakdown(engine, moment, end, "model")] == [name]
+    assert [r.key for r in reports.breakdown(engine, moment, end, "user")] == [name]
+
+    save_price(engine, PriceEdit("acme", name, "2", "4", changed_by=name, effective_from=moment.replace(day=1)))
+    match = current_index(engine).lookup("acme", name, moment)
+    assert match.matched_by == "exact"
+    assert set(inspect(engine).get_table_names()) >= {"api_usage_logs", "api_provider_pricing"}
+
+
+def test_imported_names_with_quotes_are_text(engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "quotes.csv"
+    path.write_text(
+        "timestamp,provider,model,input_tokens,output_tokens,user,request_id\n"
+        '2025-06-01T10:00:00Z,acme,"a\'; DROP TABLE api_usage_logs; --",1,1,"o\'brien","r\'1"\n'
+    )
+    result = import_file(engine, path)
+    assert (result.taken, result.refused) == (1, [])
+    record = get_call(engine, request_id="r'1")
+    assert record is not None
+    assert (record.model, record.user_id) == ("a'; DROP TABLE api_usage_logs; --", "o'brien")
