@@ -29,32 +29,49 @@ MODELS = [
 USERS = ["support-bot", "search-api", "alice", "bob", "carol", "etl-nightly", "sales-assistant", "docs-writer"]
 
 
+def _busyness(moment: datetime) -> float:
+    """Relative traffic at a moment: office hours and weekdays are busier."""
+    hour = moment.hour + moment.minute / 60
+    return (0.35 + 0.65 * max(0.0, math.sin((hour - 6) / 14 * math.pi))) * (0.45 if moment.weekday() >= 5 else 1.0)
+
+
 def generate(days: int, rows: int, end: datetime | None = None, seed: int = 7) -> Iterator[Call]:
-    """``rows`` calls spread over the ``days`` ending at ``end``, busier on weekdays and office hours."""
+    """``rows`` calls spread over the ``days`` ending at ``end``, busier on weekdays and office hours.
+
+    Calls come in time order, a day at a time, as real traffic arrives: batches then
+    touch few roll-up buckets, and memory stays flat whatever ``rows`` is.
+    """
     rng = random.Random(seed)
     end = end or datetime.now(UTC)
     start = end - timedelta(days=days)
-    span = (end - start).total_seconds()
+    day = timedelta(days=1)
+    # each day's share of the calls, from its busyness sampled every quarter hour
+    shares = [sum(_busyness(start + i * day + timedelta(minutes=15 * q)) for q in range(96)) for i in range(days)]
+    scale = rows / sum(shares)
+    counts = [int(share * scale) for share in shares]
+    for i in range(rows - sum(counts)):
+        counts[i % days] += 1
     weights = [m[2] for m in MODELS]
     user_weights = [30, 25, 10, 8, 7, 10, 6, 4]
-    choose_model = rng.choices
-    produced = 0
-    while produced < rows:
-        offset = rng.random() * span
-        moment = start + timedelta(seconds=offset)
-        hour = moment.hour + moment.minute / 60
-        weekday = moment.weekday()
-        # keep a call with probability following office hours and weekdays (rejection sampling)
-        keep = (0.35 + 0.65 * max(0.0, math.sin((hour - 6) / 14 * math.pi))) * (0.45 if weekday >= 5 else 1.0)
-        if rng.random() > keep:
-            continue
-        provider, model, _w, typical_in, typical_out = choose_model(MODELS, weights)[0]
-        tokens_in = max(1, int(rng.lognormvariate(math.log(typical_in), 0.6)))
-        tokens_out = max(1, int(rng.lognormvariate(math.log(typical_out), 0.7)))
-        cached = int(tokens_in * rng.choice((0, 0, 0, 0.5, 0.8))) if provider in ("openai", "anthropic") else 0
-        user = rng.choices(USERS, user_weights)[0]
-        yield Call(moment, provider, model, tokens_in, tokens_out, cached, user, None)
-        produced += 1
+    choose = rng.choices
+    for index, count in enumerate(counts):
+        day_start = start + index * day
+        offsets: list[float] = []
+        while len(offsets) < count:
+            offset = rng.random() * 86400
+            # keep a moment with probability following office hours and weekdays (rejection sampling)
+            if rng.random() <= _busyness(day_start + timedelta(seconds=offset)):
+                offsets.append(offset)
+        offsets.sort()
+        models = choose(MODELS, weights, k=count)
+        users = choose(USERS, user_weights, k=count)
+        for offset, (provider, model, _w, typical_in, typical_out), user in zip(offsets, models, users, strict=True):
+            tokens_in = max(1, int(rng.lognormvariate(math.log(typical_in), 0.6)))
+            tokens_out = max(1, int(rng.lognormvariate(math.log(typical_out), 0.7)))
+            cached = int(tokens_in * rng.choice((0, 0, 0, 0.5, 0.8))) if provider in ("openai", "anthropic") else 0
+            yield Call(
+                day_start + timedelta(seconds=offset), provider, model, tokens_in, tokens_out, cached, user, None
+            )
 
 
 def load_demo(

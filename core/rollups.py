@@ -10,17 +10,31 @@ whatever the number of calls.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, literal, select
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Connection,
+    Engine,
+    Integer,
+    any_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.db import run_write
 from core.models import UsageRecord, UsageRollup
-from core.money import from_pico
 
 QUARTER, HOUR, DAY = 900, 3600, 86400
 GRAINS = (QUARTER, HOUR, DAY)
@@ -56,25 +70,38 @@ class RolledCall:
 
 
 def aggregate(calls: Iterable[RolledCall]) -> dict[tuple[int, int, str, str, str], list[int]]:
-    """Sum calls into roll-up keys (grain, bucket, provider, model, user); values in SUM_COLUMNS order."""
-    totals: dict[tuple[int, int, str, str, str], list[int]] = {}
+    """Sum calls into roll-up keys (grain, bucket, provider, model, user); values in SUM_COLUMNS order.
+
+    Each call is added to its quarter only; hours and days are then summed from the
+    quarters, which are far fewer than the calls in a busy batch.
+    """
+    quarters: dict[tuple[int, str, str, str], list[int]] = {}
     for call in calls:
-        user = call.user_id or ""
-        for grain in GRAINS:
-            key = (grain, call.epoch - call.epoch % grain, call.provider, call.model, user)
-            row = totals.get(key)
+        key = (call.epoch - call.epoch % QUARTER, call.provider, call.model, call.user_id or "")
+        row = quarters.get(key)
+        if row is None:
+            row = quarters[key] = [0] * 9
+        row[0] += 1
+        row[1] += call.input_tokens
+        row[2] += call.output_tokens
+        row[3] += call.cached_input_tokens
+        row[4] += call.cost_input
+        row[5] += call.cost_output
+        row[6] += call.cost_total
+        if call.estimated:
+            row[7] += 1
+            row[8] += call.cost_total
+    totals: dict[tuple[int, int, str, str, str], list[int]] = {}
+    for (bucket, provider, model, user), values in quarters.items():
+        totals[(QUARTER, bucket, provider, model, user)] = values
+        for grain in (HOUR, DAY):
+            key5 = (grain, bucket - bucket % grain, provider, model, user)
+            row = totals.get(key5)
             if row is None:
-                row = totals[key] = [0] * 9
-            row[0] += 1
-            row[1] += call.input_tokens
-            row[2] += call.output_tokens
-            row[3] += call.cached_input_tokens
-            row[4] += call.cost_input
-            row[5] += call.cost_output
-            row[6] += call.cost_total
-            if call.estimated:
-                row[7] += 1
-                row[8] += call.cost_total
+                totals[key5] = list(values)
+            else:
+                for i, value in enumerate(values):
+                    row[i] += value
     return totals
 
 
@@ -82,58 +109,100 @@ def _insert_for(conn: Connection):  # type: ignore[no-untyped-def]
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
+def _money(pico: int) -> Decimal:
+    """Exact Decimal for binding (not normalised: the column type stores the same value either way)."""
+    return Decimal(pico).scaleb(-12)
+
+
+KEY_COLUMNS = ("grain", "bucket_start", "provider", "model", "user_id")
+ROW_COLUMNS = KEY_COLUMNS + SUM_COLUMNS
+MONEY_POSITIONS = tuple(i for i, name in enumerate(SUM_COLUMNS) if name in MONEY_COLUMNS)
+
+
 def add_to_rollups(conn: Connection, totals: dict[tuple[int, int, str, str, str], list[int]]) -> None:
-    """Upsert summed deltas, in key order (so concurrent writers on PostgreSQL lock rows in one order)."""
+    """Upsert summed deltas in one executemany, in key order (concurrent PostgreSQL writers lock rows in one order)."""
     if not totals:
         return
     rows = []
+    money = _money
     for key in sorted(totals):
-        values = totals[key]
-        row: dict[str, object] = dict(zip(("grain", "bucket_start", "provider", "model", "user_id"), key, strict=True))
-        for name, value in zip(SUM_COLUMNS, values, strict=True):
-            row[name] = from_pico(value) if name in MONEY_COLUMNS else value
-        rows.append(row)
+        values: list[int | Decimal] = list(totals[key])
+        for i in MONEY_POSITIONS:
+            values[i] = money(totals[key][i])
+        rows.append(dict(zip(ROW_COLUMNS, key + tuple(values), strict=True)))
     insert = _insert_for(conn)(UsageRollup)
     table = UsageRollup.__table__
     statement = insert.on_conflict_do_update(
-        index_elements=["grain", "bucket_start", "provider", "model", "user_id"],
+        index_elements=list(KEY_COLUMNS),
         set_={name: table.c[name] + insert.excluded[name] for name in SUM_COLUMNS},
     )
     conn.execute(statement, rows)
 
 
-def rebuild_rollups(engine: Engine, batch_size: int = 50_000) -> int:
-    """Recompute every roll-up from the logs in one transaction; returns the calls read."""
+def _epoch_seconds(conn: Connection):  # type: ignore[no-untyped-def]
+    """The stored timestamp as whole UTC epoch seconds, floored, in the database's own SQL."""
+    if conn.dialect.name == "sqlite":
+        return cast(func.strftime("%s", UsageRecord.timestamp), BigInteger)
+    return cast(func.floor(func.extract("epoch", UsageRecord.timestamp)), BigInteger)
+
+
+def add_stored_to_rollups(conn: Connection, first_id: int, last_id: int, only_ids: Sequence[int] | None = None) -> None:
+    """Add the stored calls with ``first_id <= id <= last_id`` (and in ``only_ids``, if given) to the roll-ups.
+
+    Used right after a batch insert (same transaction): nothing is bound per roll-up row,
+    and the sums run over the stored values of the same column type, so they stay exact.
+    """
+    epoch = _epoch_seconds(conn)
+    chosen = (
+        [] if only_ids is None else [UsageRecord.id == any_(cast(bindparam("ids", list(only_ids)), ARRAY(BigInteger)))]
+    )
+    user = func.coalesce(UsageRecord.user_id, "")
+    estimated = UsageRecord.matched_by == "estimate"
+    insert = _insert_for(conn)(UsageRollup)
+    table = UsageRollup.__table__
+    for grain in GRAINS:
+        bucket = (epoch - (epoch % grain + grain) % grain).label("bucket_start")
+        query = (
+            select(
+                literal(grain, Integer).label("grain"),
+                bucket,
+                UsageRecord.provider,
+                UsageRecord.model,
+                user.label("user_id"),
+                func.count().label("calls"),
+                func.sum(UsageRecord.input_tokens),
+                func.sum(UsageRecord.output_tokens),
+                func.sum(UsageRecord.cached_input_tokens),
+                func.sum(UsageRecord.cost_input),
+                func.sum(UsageRecord.cost_output),
+                func.sum(UsageRecord.cost_total),
+                func.sum(case((estimated, 1), else_=0)),
+                func.sum(case((estimated, UsageRecord.cost_total), else_=0)),
+            )
+            .where(UsageRecord.id.between(first_id, last_id), *chosen)
+            .group_by(bucket, UsageRecord.provider, UsageRecord.model, user)
+            .order_by(bucket, UsageRecord.provider, UsageRecord.model, user)
+        )
+        from_select = insert.from_select(list(ROW_COLUMNS), query)
+        conn.execute(
+            from_select.on_conflict_do_update(
+                index_elements=list(KEY_COLUMNS),
+                set_={name: table.c[name] + from_select.excluded[name] for name in SUM_COLUMNS},
+            )
+        )
+
+
+def rebuild_rollups(engine: Engine, batch_size: int = 500_000) -> int:
+    """Recompute every roll-up from the logs in one transaction, summed by the database; returns the calls read."""
 
     def work(conn: Connection) -> int:
         conn.execute(delete(UsageRollup))
-        count = 0
-        last_id = 0
-        while True:
-            rows = conn.execute(
-                select(
-                    UsageRecord.id,
-                    UsageRecord.timestamp,
-                    UsageRecord.provider,
-                    UsageRecord.model,
-                    UsageRecord.user_id,
-                    UsageRecord.input_tokens,
-                    UsageRecord.output_tokens,
-                    UsageRecord.cached_input_tokens,
-                    UsageRecord.cost_input,
-                    UsageRecord.cost_output,
-                    UsageRecord.cost_total,
-                    UsageRecord.matched_by,
-                )
-                .where(UsageRecord.id > last_id)
-                .order_by(UsageRecord.id)
-                .limit(batch_size)
-            ).all()
-            if not rows:
-                return count
-            add_to_rollups(conn, aggregate(rolled_from_row(row) for row in rows))
-            count += len(rows)
-            last_id = rows[-1].id
+        count, low, high = conn.execute(
+            select(func.count(), func.coalesce(func.min(UsageRecord.id), 0), func.coalesce(func.max(UsageRecord.id), 0))
+        ).one()
+        for first in range(low, high + 1, batch_size):
+            add_stored_to_rollups(conn, first, first + batch_size - 1)
+        return int(count)
 
     return run_write(engine, work)
 
@@ -165,7 +234,7 @@ class RollupCheck:
 
 def check_rollups(engine: Engine) -> RollupCheck:
     """Compare each grain's totals (and every bucket of the day grain) with raw sums of the logs."""
-    raw_columns = [
+    raw_columns: list[Any] = [
         func.count(),
         func.coalesce(func.sum(UsageRecord.input_tokens), 0),
         func.coalesce(func.sum(UsageRecord.output_tokens), 0),

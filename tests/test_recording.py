@@ -99,6 +99,17 @@ def test_amounts_beyond_float_precision_are_stored_exactly(engine: Engine) -> No
     assert reports.totals(engine, *span).cost_total == Decimal("9007.199311877323")
 
 
+def test_stored_instants_compare_exactly_with_bound_ones(engine: Engine) -> None:
+    # the batch path must store instants exactly as SQLAlchemy binds them, or ==, >= and < go wrong on SQLite
+    on_the_second = PAST.replace(minute=5)
+    with_micros = PAST.replace(minute=6, microsecond=123)
+    record_batch(engine, [make_call(*SEED, 1, 1, timestamp=t.isoformat()) for t in (on_the_second, with_micros)])
+    with Session(engine) as session:
+        assert session.scalars(select(UsageRecord.id).where(UsageRecord.timestamp == on_the_second)).all() == [1]
+        assert session.scalars(select(UsageRecord.id).where(UsageRecord.timestamp >= on_the_second)).all() == [1, 2]
+        assert session.scalars(select(UsageRecord.id).where(UsageRecord.timestamp < with_micros)).all() == [1]
+
+
 def test_naive_datetimes_are_refused_by_the_column() -> None:
     import pytest
 
