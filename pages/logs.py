@@ -1,0 +1,98 @@
+"""Usage logs: every recorded call, filtered, paged by keyset, downloadable as CSV."""
+
+import io
+import tempfile
+
+import streamlit as st
+
+from core.config import database_url
+from core.logs import PAGE_SIZES, LogFilter, fetch_page, get_row, write_csv
+from core.pricing import MATCH_STEPS
+from ui import common
+from ui.views import logs_table
+
+ALL = "All"
+CURSORS_KEY = "logs_cursors"
+
+st.title("Usage logs")
+engine = common.get_engine()
+flt = common.filters()
+url = database_url()
+
+# A link from the test-call panel (?log_id=N) shows that one call first.
+wanted = st.query_params.get("log_id")
+if wanted:
+    found = get_row(engine, int(wanted)) if wanted.isdigit() else None
+    if found is None:
+        st.warning("No logged call with the id given in the link (log_id).")
+    else:
+        st.subheader(f"Log #{found.id}")
+        st.dataframe(logs_table([found], flt.tz), hide_index=True)
+
+span = flt.range(engine)
+if span is None:
+    st.info("No usage recorded yet. Load demo data on the Overview page, or record calls with `python -m core`.")
+    st.stop()
+
+providers = common.breakdown(url, span[0], span[1], "provider")
+models = common.breakdown(url, span[0], span[1], "model")
+users = common.breakdown(url, span[0], span[1], "user")
+cols = st.columns(5)
+provider = cols[0].selectbox("Provider", [ALL] + sorted(r.key or "" for r in providers), key="logs_provider")
+model = cols[1].selectbox("Model", [ALL] + sorted(r.key or "" for r in models), key="logs_model")
+user = cols[2].selectbox("User", [ALL] + sorted(r.key or "" for r in users), key="logs_user")
+matched_by = cols[3].selectbox("Matched by", [ALL, *MATCH_STEPS], key="logs_matched_by")
+size = cols[4].selectbox("Rows per page", PAGE_SIZES, index=1, key="logs_page_size")
+
+log_filter = LogFilter(
+    start=span[0],
+    end=span[1],
+    provider=None if provider == ALL else provider,
+    model=None if model == ALL else model,
+    user=None if user in (ALL, "(no user)") else user,
+    matched_by=None if matched_by == ALL else matched_by,
+)
+# The cursor stack belongs to one filter; any change starts again at the newest call.
+state = st.session_state.get(CURSORS_KEY)
+if not state or state[0] != (log_filter, size):
+    state = ((log_filter, size), [None])
+    st.session_state[CURSORS_KEY] = state
+cursors = state[1]
+page = fetch_page(engine, log_filter, size, cursors[-1])
+
+st.caption(f"{flt.label}, times in {flt.tz.key}. Page {len(cursors)}, newest first.")
+if page.rows:
+    st.dataframe(logs_table(page.rows, flt.tz), hide_index=True, key="logs_table")
+else:
+    st.info("No calls match these filters.")
+
+prev_col, next_col, download_col = st.columns([1, 1, 2])
+if prev_col.button("Previous page", disabled=len(cursors) == 1, key="logs_prev", width="stretch"):
+    cursors.pop()
+    st.rerun()
+if next_col.button("Next page", disabled=page.next_cursor is None, key="logs_next", width="stretch"):
+    cursors.append(page.next_cursor)
+    st.rerun()
+
+
+def _export():  # type: ignore[no-untyped-def]
+    """Runs on click: keyset batches into a spooled file (disk beyond 8 MB); Streamlit then sends its bytes."""
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, mode="w+b")
+    text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+    write_csv(engine, log_filter, text)
+    text.flush()
+    text.detach()
+    spool.seek(0)
+    return spool.read()
+
+
+if page.rows:
+    download_col.download_button(
+        "Download CSV of the filtered calls",
+        data=_export,
+        file_name="spendboard_usage.csv",
+        mime="text/csv",
+        on_click="ignore",
+        key="logs_download",
+        width="stretch",
+    )

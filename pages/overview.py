@@ -1,0 +1,91 @@
+"""Overview: KPIs for the period, spend over time, and where the money went."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import streamlit as st
+
+from core.config import database_url
+from core.demo import load_demo
+from core.forecast import change_ratio, format_change, previous_period
+from core.money import format_usd
+from ui import common
+from ui.charts import spend_figure
+from ui.views import breakdown_table, estimate_notice, kpi_values
+
+DEMO_DAYS, DEMO_ROWS = 90, 20_000
+
+st.title("Overview")
+engine = common.get_engine()
+url = database_url()
+flt = common.filters()
+
+if not common.has_usage(url):
+    st.info("No usage recorded yet. Record calls with `python -m core record` or `import`, or load demo data.")
+    if st.button(f"Load demo data ({DEMO_DAYS} days, {DEMO_ROWS:,} calls)", type="primary", key="load_demo"):
+        with st.spinner("Recording demo calls..."):
+            result = load_demo(engine, days=DEMO_DAYS, rows=DEMO_ROWS)
+        common.clear_caches()
+        st.toast(f"Loaded {result.recorded:,} demo calls.")
+        st.rerun()
+    st.stop()
+
+span = flt.range(engine)
+if span is None:
+    st.info("No usage in this period.")
+    st.stop()
+start, end = span
+current = common.totals(url, start, end)
+before = common.totals(url, *previous_period(start, end))
+now = datetime.now(UTC).replace(second=0, microsecond=0)
+projection = common.projection(url, now, flt.tz.key)
+
+st.caption(f"{flt.label}, {flt.tz.key} time")
+values = kpi_values(current)
+cols = st.columns(4)
+cols[0].metric(
+    "Total spend",
+    values["Total spend"],
+    delta=format_change(change_ratio(current.cost_total, before.cost_total)),
+    delta_color="inverse",
+    help=f"Change against the previous period of the same length ({format_usd(before.cost_total)}).",
+)
+calls_change = change_ratio(Decimal(current.calls), Decimal(before.calls))
+cols[1].metric("Calls", values["Calls"], delta=format_change(calls_change))
+cols[2].metric("Average cost per call", values["Average cost per call"])
+cols[3].metric(
+    "Month-end projection",
+    format_usd(projection.projected),
+    help=f"This month so far: {format_usd(projection.spent_so_far)}, continued at the same daily rate.",
+)
+cols = st.columns(4)
+cols[0].metric("Input tokens", values["Input tokens"])
+cols[1].metric("Output tokens", values["Output tokens"])
+cols[2].metric("Cached input tokens", f"{current.cached_input_tokens:,}")
+cols[3].metric("Previous period spend", format_usd(before.cost_total))
+
+notice = estimate_notice(current)
+if notice:
+    st.warning(notice, icon=":material/warning:")
+
+st.subheader("Spend over time")
+left, right = st.columns(2)
+stack = left.segmented_control("Stack by", ["provider", "model"], default="provider", key="stack_by")
+granularity = right.segmented_control("Granularity", ["day", "week", "month"], default="day", key="granularity")
+rows = common.over_time(url, start, end, flt.tz.key, granularity or "day", stack or "provider")
+if rows:
+    st.plotly_chart(spend_figure(rows, (stack or "provider").title(), granularity or "day"), width="stretch")
+else:
+    st.info("No spend in this period.")
+
+st.subheader("Where the money went")
+providers, models, users = st.columns([1, 1.4, 1])
+with providers:
+    st.markdown("**Spend per provider**")
+    st.dataframe(breakdown_table(common.breakdown(url, start, end, "provider"), "Provider", None), hide_index=True)
+with models:
+    st.markdown("**Top models**")
+    st.dataframe(breakdown_table(common.breakdown(url, start, end, "model"), "Model"), hide_index=True)
+with users:
+    st.markdown("**Top users**")
+    st.dataframe(breakdown_table(common.breakdown(url, start, end, "user"), "User"), hide_index=True)

@@ -1,0 +1,199 @@
+"""The dashboard in a real browser: Debian's Chromium through Playwright against ``streamlit run``.
+
+Screenshots of each page go to ``docs/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.db import make_engine
+from core.usage import make_call, record_usage
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "docs" / "screenshots"
+PASSWORD = "browser-test-password"
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason=f"Chromium not installed at {CHROMIUM} (apt install chromium)"
+    ),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    folder = tmp_path_factory.mktemp("browser")
+    url = f"sqlite:///{folder / 'spendboard.db'}"
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_TOKEN_COST")}
+    env.update(DATABASE_URL=url, SPENDBOARD_ADMIN_PASSWORD=PASSWORD)
+    log = open(folder / "server.log", "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--server.fileWatcherType",
+            "none",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.address",
+            "127.0.0.1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("streamlit did not start: " + (folder / "server.log").read_text())
+        yield base, url
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def _open(page, base: str, path: str = "") -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{base}/{path}")
+    page.get_by_test_id("stApp").wait_for()
+    page.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=20_000)
+    _settle(page)
+
+
+def _settle(page) -> None:  # type: ignore[no-untyped-def]
+    page.wait_for_timeout(300)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
+
+
+def _no_exception(page) -> None:  # type: ignore[no-untyped-def]
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_every_page_loads_and_the_chart_renders(server, page) -> None:  # type: ignore[no-untyped-def]
+    base, url = server
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    _open(page, base)
+    _no_exception(page)
+    page.wait_for_selector('button:has-text("Load demo data")', timeout=20_000)
+    page.screenshot(path=str(SHOTS / "overview_empty.png"))
+    page.get_by_role("button", name="Load demo data").click()
+    page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot', timeout=90_000)
+    _settle(page)
+    assert page.locator(".js-plotly-plot .main-svg").count() >= 1
+    assert page.get_by_role("button", name="Load demo data").count() == 0
+    _no_exception(page)
+    page.screenshot(path=str(SHOTS / "overview.png"), full_page=True)
+    for path, name in (("logs", "usage_logs"), ("pricing", "pricing"), ("calculator", "calculator")):
+        _open(page, base, path)
+        _no_exception(page)
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_calculator_flow(server, page) -> None:  # type: ignore[no-untyped-def]
+    base, _url = server
+    _open(page, base, "calculator")
+    page.get_by_role("textbox", name="Model", exact=True).first.fill("openai/gpt-oss-120b:groq")
+    page.get_by_label("Input tokens", exact=True).first.fill("1000")
+    page.get_by_label("Output tokens", exact=True).first.fill("500")
+    page.get_by_label("Output tokens", exact=True).first.press("Enter")
+    _settle(page)
+    assert page.get_by_test_id("stMetricValue").first.inner_text() == "$0.0025"
+    assert "cost_total = $0.0025" in page.get_by_test_id("stCode").first.inner_text()
+    _no_exception(page)
+
+
+def test_edit_then_calculate(server, page) -> None:  # type: ignore[no-untyped-def]
+    base, _url = server
+    _open(page, base, "pricing")
+    page.get_by_label("Admin password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign out").wait_for(timeout=20_000)
+    page.get_by_role("textbox", name="Provider", exact=True).fill("huggingface")
+    page.get_by_role("textbox", name="Model name", exact=True).fill("browser-model")
+    page.get_by_label("Input per 1M tokens (USD)", exact=True).fill("5")
+    page.get_by_label("Output per 1M tokens (USD)", exact=True).fill("7")
+    page.get_by_role("button", name="Save new price version").click()
+    page.get_by_text("Saved as price version").wait_for(timeout=20_000)
+    _no_exception(page)
+    _open(page, base, "calculator")
+    page.get_by_role("textbox", name="Model", exact=True).first.fill("browser-model")
+    page.get_by_role("textbox", name="Model", exact=True).first.press("Enter")
+    _settle(page)
+    # 1000 * 0.000005 + 500 * 0.000007
+    page.get_by_test_id("stMetricValue").filter(has_text="$0.0085").wait_for(timeout=20_000)
+    _no_exception(page)
+
+
+def test_csv_download_from_usage_logs(server, page) -> None:  # type: ignore[no-untyped-def]
+    base, url = server
+    _open(page, base, "logs")  # the app creates the tables on first visit
+    engine = make_engine(url)
+    record_usage(engine, make_call("huggingface", "openai/gpt-oss-120b:groq", 1000, 500, request_id="browser-1"))
+    engine.dispose()
+    _open(page, base, "logs")
+    with page.expect_download(timeout=30_000) as info:
+        page.get_by_role("button", name="Download CSV of the filtered calls").click()
+    text = Path(info.value.path()).read_text()
+    assert text.splitlines()[0].startswith("id,timestamp,provider,model")
+    assert len(text.splitlines()) >= 2
+    _no_exception(page)

@@ -1,0 +1,138 @@
+"""What every page shares: the engine (created once), the sidebar filters, cached queries.
+
+Cached queries are keyed by the database URL, not the engine, so ``st.cache_data``
+never tries to hash an engine; any write calls ``clear_caches()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo, available_timezones
+
+import streamlit as st
+from sqlalchemy import Engine
+
+from core import reports
+from core.auth import bootstrap_admin_password
+from core.config import ConfigError, check_environment, database_url
+from core.db import create_tables, make_engine
+from core.forecast import MonthProjection, month_end_projection
+from core.prices import initialize_default_pricing
+from core.times import TimeError, zone
+from ui.views import DEFAULT_PERIOD, PERIODS, period_dates, utc_range
+
+CACHE_TTL = 30
+FILTERS_KEY = "filters"
+
+
+@st.cache_resource(show_spinner="Setting up the database...")
+def _engine_for(url: str) -> Engine:
+    """One engine per database for the whole server; tables, seed prices and admin password made once."""
+    engine = make_engine(url)
+    create_tables(engine)
+    initialize_default_pricing(engine)
+    bootstrap_admin_password(engine)
+    return engine
+
+
+def get_engine() -> Engine:
+    return _engine_for(database_url())
+
+
+def start_app() -> Engine:
+    """The engine, or a clear message and a stop when a setting is bad (never a traceback)."""
+    try:
+        check_environment()
+        return get_engine()
+    except ConfigError as exc:
+        st.error(f"Configuration error: {exc}. Fix it in the environment or `.env` and restart.")
+        st.stop()
+        raise  # unreachable: st.stop() ends the run
+
+
+def clear_caches() -> None:
+    st.cache_data.clear()
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The sidebar's choice: local days (None = open end) and the viewer's time zone."""
+
+    first: date | None
+    last: date | None
+    tz: ZoneInfo
+    label: str
+
+    def range(self, engine: Engine) -> tuple[datetime, datetime] | None:
+        if self.first is not None and self.last is not None:
+            return utc_range(self.first, self.last, self.tz)
+        return reports.local_range(self.first, self.last, self.tz, engine)
+
+
+@st.cache_data(show_spinner=False)
+def _zones() -> list[str]:
+    return sorted(available_timezones())
+
+
+def sidebar() -> Filters:
+    """Period and time zone; widget keys keep them across pages (the entry script draws them)."""
+    with st.sidebar:
+        st.header("Filters")
+        zones = _zones()
+        guess = st.context.timezone or "UTC"
+        default = zones.index(guess if guess in zones else "UTC")
+        tz_name = st.selectbox("Time zone", zones, index=default, key="tz")
+        try:
+            tz = zone(tz_name)
+        except TimeError as exc:
+            st.error(str(exc))
+            tz = ZoneInfo("UTC")
+        today = datetime.now(tz).date()
+        preset = st.selectbox("Period", PERIODS, index=PERIODS.index(DEFAULT_PERIOD), key="period")
+        custom = None
+        if preset == "Custom":
+            picked = st.date_input("From - to", value=(today.replace(day=1), today), key="custom_range")
+            if isinstance(picked, tuple | list) and len(picked) == 2:
+                custom = (picked[0], picked[1])
+        first, last = period_dates(preset, today, custom)
+        label = preset if preset != "Custom" or not custom else f"{custom[0]} to {custom[1]}"
+    filters = Filters(first, last, tz, label)
+    st.session_state[FILTERS_KEY] = filters
+    return filters
+
+
+def filters() -> Filters:
+    """The sidebar's current choice, for a page (the entry script stores it each run)."""
+    found = st.session_state.get(FILTERS_KEY)
+    if isinstance(found, Filters):
+        return found
+    return sidebar()
+
+
+# Cached reads: arguments are hashable values; the engine comes from the URL.
+
+
+@st.cache_data(ttl=CACHE_TTL, show_spinner=False)
+def totals(url: str, start: datetime, end: datetime) -> reports.Totals:
+    return reports.totals(_engine_for(url), start, end)
+
+
+@st.cache_data(ttl=CACHE_TTL, show_spinner=False)
+def breakdown(url: str, start: datetime, end: datetime, by: str) -> list[reports.Row]:
+    return reports.breakdown(_engine_for(url), start, end, by)
+
+
+@st.cache_data(ttl=CACHE_TTL, show_spinner=False)
+def over_time(url: str, start: datetime, end: datetime, tz: str, granularity: str, by: str) -> list[reports.Row]:
+    return reports.over_time(_engine_for(url), start, end, ZoneInfo(tz), granularity, by)
+
+
+def has_usage(url: str) -> bool:
+    """Not cached: one indexed row, and the demo offer must vanish as soon as data arrives."""
+    return reports.has_usage(_engine_for(url))
+
+
+@st.cache_data(ttl=CACHE_TTL, show_spinner=False)
+def projection(url: str, now: datetime, tz: str) -> MonthProjection:
+    return month_end_projection(_engine_for(url), now, ZoneInfo(tz))

@@ -1,0 +1,253 @@
+"""Tables and texts the pages show, as pure functions (no Streamlit), so they are tested directly.
+
+Money is formatted with ``core.money`` so tiny amounts stay visible; names that come
+from data are left as plain strings for ``st.dataframe`` / ``st.text``, never markdown.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from core.audit import Verification
+from core.logs import LogRow
+from core.money import format_per_million, format_usd, to_text
+from core.prices import PriceChange, PriceRow
+from core.pricing import CostBreakdown
+from core.reports import Row, Totals
+from core.times import local_midnight
+
+PERIODS = ("Last 7 days", "Last 30 days", "Last 90 days", "This month", "All time", "Custom")
+DEFAULT_PERIOD = "Last 30 days"
+
+
+def period_dates(preset: str, today: date, custom: tuple[date, date] | None = None) -> tuple[date | None, date | None]:
+    """The local days (first, last, inclusive) a sidebar choice covers; ``None`` ends are open."""
+    if preset == "All time":
+        return None, None
+    if preset == "This month":
+        return today.replace(day=1), today
+    if preset == "Custom":
+        if not custom:
+            return today - timedelta(days=29), today
+        first, last = custom
+        return (first, last) if first <= last else (last, first)
+    days = {"Last 7 days": 7, "Last 30 days": 30, "Last 90 days": 90}.get(preset)
+    if days is None:
+        raise ValueError(f"period: {preset!r} is not one of {', '.join(PERIODS)}")
+    return today - timedelta(days=days - 1), today
+
+
+def utc_range(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """[first 00:00, last+1 00:00) in ``tz``, as UTC instants."""
+    return local_midnight(first, tz), local_midnight(last + timedelta(days=1), tz)
+
+
+def kpi_values(current: Totals) -> dict[str, str]:
+    return {
+        "Total spend": format_usd(current.cost_total),
+        "Calls": f"{current.calls:,}",
+        "Input tokens": f"{current.input_tokens:,}",
+        "Output tokens": f"{current.output_tokens:,}",
+        "Average cost per call": format_usd(current.average_cost.quantize(Decimal("0.000001")))
+        if current.calls
+        else format_usd(Decimal(0)),
+    }
+
+
+def estimate_notice(current: Totals) -> str | None:
+    """The flag for calls priced only by the $1/1M estimate."""
+    if not current.estimated_calls:
+        return None
+    calls = f"{current.estimated_calls:,} call{'s' if current.estimated_calls != 1 else ''}"
+    return (
+        f"{calls} had no price; shown at the $1/1M estimate ({format_usd(current.estimated_cost)} of the total). "
+        "Add a price on the Pricing page, then run `python -m core reprice`."
+    )
+
+
+def breakdown_table(rows: list[Row], label: str, top: int | None = 10) -> pd.DataFrame:
+    """Spend per provider / model / user, biggest first, with its share of the total."""
+    total = sum((r.totals.cost_total for r in rows), Decimal(0))
+    chosen = rows[:top] if top else rows
+    return pd.DataFrame(
+        {
+            label: [r.key or "" for r in chosen],
+            "Spend": [format_usd(r.totals.cost_total) for r in chosen],
+            "Share": [f"{(r.totals.cost_total / total * 100):.1f}%" if total else "-" for r in chosen],
+            "Calls": [r.totals.calls for r in chosen],
+            "Input tokens": [r.totals.input_tokens for r in chosen],
+            "Output tokens": [r.totals.output_tokens for r in chosen],
+            "Estimated calls": [r.totals.estimated_calls for r in chosen],
+        }
+    )
+
+
+def _price_pair(row: LogRow) -> str:
+    if row.input_token_cost is None or row.output_token_cost is None:
+        return "estimate $1.00 / 1M" if row.matched_by == "estimate" else "from the environment"
+    return f"in {format_per_million(row.input_token_cost)}, out {format_per_million(row.output_token_cost)}"
+
+
+def logs_table(rows: list[LogRow], tz: ZoneInfo) -> pd.DataFrame:
+    """One page of the usage log: tokens, cost, the price used and how it matched."""
+    return pd.DataFrame(
+        {
+            "Log id": [r.id for r in rows],
+            "Time": [r.timestamp.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") for r in rows],
+            "Provider": [r.provider for r in rows],
+            "Model": [r.model for r in rows],
+            "User": [r.user or "" for r in rows],
+            "Request id": [r.request_id or "" for r in rows],
+            "Input tokens": [r.input_tokens for r in rows],
+            "Output tokens": [r.output_tokens for r in rows],
+            "Cached input tokens": [r.cached_input_tokens for r in rows],
+            "Cost": [format_usd(r.cost_total) for r in rows],
+            "Price used": [_price_pair(r) for r in rows],
+            "Matched by": [r.matched_by for r in rows],
+            "Price id": [r.pricing_id if r.pricing_id is not None else "" for r in rows],
+        }
+    )
+
+
+def _optional_per_million(value: Decimal | None) -> str:
+    return format_per_million(value) if value is not None else "-"
+
+
+def prices_table(rows: list[PriceRow], tz: ZoneInfo) -> pd.DataFrame:
+    """Current prices per 1M tokens with their source and since when."""
+    return pd.DataFrame(
+        {
+            "Provider": [r.provider for r in rows],
+            "Model": [r.model_name for r in rows],
+            "Input": [format_per_million(r.input_token_cost) for r in rows],
+            "Output": [format_per_million(r.output_token_cost) for r in rows],
+            "Cached input": [_optional_per_million(r.cached_input_token_cost) for r in rows],
+            "Per request": [format_usd(r.cost_per_request) if r.cost_per_request is not None else "-" for r in rows],
+            "Source": [r.source for r in rows],
+            "Since": [_since(r.effective_from, tz) for r in rows],
+        }
+    )
+
+
+def _since(moment: datetime, tz: ZoneInfo) -> str:
+    if moment <= datetime(1970, 1, 2, tzinfo=UTC):
+        return "always"
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _price_text(row: PriceRow) -> str:
+    if row.retired:
+        return "retired"
+    text = f"in {format_per_million(row.input_token_cost)}, out {format_per_million(row.output_token_cost)}"
+    if row.cached_input_token_cost is not None:
+        text += f", cached {format_per_million(row.cached_input_token_cost)}"
+    if row.cost_per_request:
+        text += f", per request {format_usd(row.cost_per_request)}"
+    return text
+
+
+def history_table(changes: list[PriceChange], tz: ZoneInfo) -> pd.DataFrame:
+    """Every price version, newest first: who, when, old -> new."""
+    return pd.DataFrame(
+        {
+            "When": [c.version.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M") for c in changes],
+            "Who": [c.version.changed_by or c.version.source for c in changes],
+            "Provider": [c.version.provider for c in changes],
+            "Model": [c.version.model_name for c in changes],
+            "Old": [_price_text(c.previous) if c.previous else "-" for c in changes],
+            "New": [_price_text(c.version) for c in changes],
+            "In force from": [_since(c.version.effective_from, tz) for c in changes],
+            "Source": [c.version.source for c in changes],
+            "Note": [c.version.note or "" for c in changes],
+        }
+    )
+
+
+def formula_lines(b: CostBreakdown) -> list[str]:
+    """The cost written out as in the seed: ``cost_input = 1000 * 0.000001 = $0.001``."""
+    uncached = b.input_tokens - b.cached_input_tokens
+    if b.cached_input_tokens:
+        cost_input = (
+            f"cost_input = {uncached} * {to_text(b.input_token_cost)} + {b.cached_input_tokens} * "
+            f"{to_text(b.cached_input_token_cost)} = {format_usd(b.cost_input)}"
+        )
+    else:
+        cost_input = f"cost_input = {b.input_tokens} * {to_text(b.input_token_cost)} = {format_usd(b.cost_input)}"
+    lines = [
+        cost_input,
+        f"cost_output = {b.output_tokens} * {to_text(b.output_token_cost)} = {format_usd(b.cost_output)}",
+    ]
+    if b.cost_per_request:
+        lines.append(f"cost_per_request = {format_usd(b.cost_per_request)}")
+    lines.append(f"cost_total = {format_usd(b.cost_total)}")
+    return lines
+
+
+def prices_used(b: CostBreakdown) -> pd.DataFrame:
+    """The unit prices a calculation used, per 1M tokens."""
+    items = [("Input", format_per_million(b.input_token_cost)), ("Output", format_per_million(b.output_token_cost))]
+    if b.cached_input_tokens:
+        items.append(("Cached input", format_per_million(b.cached_input_token_cost)))
+    if b.cost_per_request:
+        items.append(("Per request", format_usd(b.cost_per_request)))
+    return pd.DataFrame({"Price": [k for k, _ in items], "Per 1M tokens": [v for _, v in items]})
+
+
+def verification_table(v: Verification) -> pd.DataFrame:
+    """Stored cost beside the cost under the prices at its time and today's."""
+    return pd.DataFrame(
+        {
+            "": ["Stored", "Prices at its time", "Today's prices"],
+            "Cost": [
+                format_usd(v.stored_cost_total),
+                format_usd(v.at_its_time.cost_total),
+                format_usd(v.today.cost_total),
+            ],
+            "Matched by": [v.stored_matched_by, v.at_its_time.matched_by, v.today.matched_by],
+            "Price id": [
+                _id(v.stored_pricing_id),
+                _id(v.at_its_time.pricing_id),
+                _id(v.today.pricing_id),
+            ],
+        }
+    )
+
+
+def _id(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def verification_verdict(v: Verification) -> tuple[bool, str]:
+    """Plain words: is the stored cost right?"""
+    if v.matches:
+        text = (
+            f"The stored cost {format_usd(v.stored_cost_total)} is right: "
+            "it is what the prices in force at the time give."
+        )
+    else:
+        text = (
+            f"The stored cost {format_usd(v.stored_cost_total)} differs from the "
+            f"{format_usd(v.at_its_time.cost_total)} that the prices in force at the time give"
+            + (
+                " (it was only estimated; `python -m core reprice` corrects it)."
+                if v.stored_matched_by == "estimate"
+                else "."
+            )
+        )
+    if v.today.cost_total != v.at_its_time.cost_total:
+        text += f" Under today's prices it would cost {format_usd(v.today.cost_total)}."
+    return v.matches, text
+
+
+def parse_lookup(value: str) -> tuple[int | None, str | None]:
+    """A log id (digits) or a request id (anything else); both ``None`` when empty."""
+    text = (value or "").strip()
+    if not text:
+        return None, None
+    if text.isascii() and text.isdigit():
+        return int(text), None
+    return None, text
