@@ -17,7 +17,7 @@ install: $(STAMP)
 
 run: install
 	$(PY) -m core init
-	$(PY) -m streamlit run app.py
+	$(PY) -m streamlit run server.py
 
 lint: install
 	$(PY) -m ruff check .

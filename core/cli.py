@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     reprice.add_argument("--since")
     reprice.add_argument("--json", action="store_true")
 
+    sub.add_parser("reset-admin-password", help="replace the price editor's password with a new one, shown once")
+
     # test-call (issue 6): one real chat completion via HF_BASE_URL with HF_TOKEN, recorded
     test_call = sub.add_parser("test-call", help="send one small chat completion (HF_TOKEN) and record it")
     test_call.add_argument("--provider", default="huggingface")
@@ -424,6 +426,17 @@ def cmd_reprice(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reset_admin_password(args: argparse.Namespace) -> int:
+    from core.auth import reset_admin_password
+    from core.config import admin_password
+
+    if admin_password():
+        raise BadInput("SPENDBOARD_ADMIN_PASSWORD is set, and it wins over a stored password: change it there")
+    password = reset_admin_password(_engine())
+    print(f"new admin password (shown once, only its hash is kept): {password}")
+    return 0
+
+
 def cmd_test_call(args: argparse.Namespace) -> int:
     """Provider failures exit 1 with one line; bad input (names, prompt) exits 2 through ``main``."""
     from core.testcall import DEFAULT_PROMPT, TestCallError, make_test_call
@@ -466,6 +479,7 @@ COMMANDS = {
     "rebuild-rollups": cmd_rebuild_rollups,
     "reprice": cmd_reprice,
     "test-call": cmd_test_call,
+    "reset-admin-password": cmd_reset_admin_password,
 }
 
 

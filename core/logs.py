@@ -8,11 +8,13 @@ index that starts with its column and ends with (timestamp, id).
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import io
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import TextIO
+from urllib.parse import urlencode
 
 from sqlalchemy import Engine, Select, and_, or_, select
 
@@ -20,6 +22,7 @@ from core.models import PriceVersion, UsageRecord, UsageRollup
 from core.money import to_text
 from core.pricing import MATCH_STEPS
 from core.rollups import DAY
+from core.times import TimeError, parse_timestamp
 
 PAGE_SIZES = (25, 50, 100, 200)
 EXPORT_BATCH = 5_000
@@ -171,15 +174,61 @@ def _cell(value: object) -> object:
     return "" if value is None else value
 
 
-def write_csv(engine: Engine, flt: LogFilter, out: TextIO) -> int:
-    """Write the filtered calls as CSV (money as exact decimal text); returns the row count."""
-    writer = csv.writer(out)
+def csv_chunks(engine: Engine, flt: LogFilter, rows_per_chunk: int = 1_000) -> Iterator[str]:
+    """The filtered calls as CSV text, a chunk at a time (money as exact decimal text).
+
+    Rows are read in keyset batches and written out as they come, so an export of
+    millions of calls holds one batch in memory, on the server and in the response.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     count = 0
     for row in iter_rows(engine, flt):
         writer.writerow([_cell(getattr(row, name)) for name in CSV_COLUMNS])
         count += 1
+        if count % rows_per_chunk == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def write_csv(engine: Engine, flt: LogFilter, out: TextIO) -> int:
+    """Write the filtered calls as CSV to a file; returns the row count."""
+    count = -1  # the header line
+    for chunk in csv_chunks(engine, flt):
+        out.write(chunk)
+        count += chunk.count("\r\n")
     return count
+
+
+EXPORT_PATH = "/export/usage.csv"
+EXPORT_PARAMS = ("start", "end", "provider", "model", "user", "matched_by")
+
+
+def export_query(flt: LogFilter) -> str:
+    """The query string of the CSV export for a filter (see ``filter_from_query``)."""
+    values = {name: getattr(flt, name) for name in EXPORT_PARAMS}
+    return urlencode({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in values.items() if v})
+
+
+def filter_from_query(params: Mapping[str, str]) -> LogFilter:
+    """A filter from the export's query string; unknown or bad values are refused by name."""
+    unknown = sorted(set(params) - set(EXPORT_PARAMS))
+    if unknown:
+        raise LogFilterError(f"{unknown[0]}: unknown filter (known: {', '.join(EXPORT_PARAMS)})")
+    found: dict[str, object] = {}
+    for name in ("start", "end"):
+        if params.get(name):
+            try:
+                found[name] = parse_timestamp(params[name], name)
+            except TimeError as exc:
+                raise LogFilterError(str(exc)) from None
+    for name in ("provider", "model", "user", "matched_by"):
+        if params.get(name):
+            found[name] = params[name]
+    return LogFilter(**found)  # type: ignore[arg-type]
 
 
 def distinct_values(engine: Engine, column: str, limit: int = 500) -> list[str]:

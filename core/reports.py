@@ -11,10 +11,10 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Engine, Integer, column, func, select, values
+from sqlalchemy import BigInteger, ColumnElement, Engine, FromClause, Integer, column, func, select, true, values
 
 from core.models import UsageRollup
-from core.rollups import DAY, HOUR, QUARTER
+from core.rollups import DAY, GRAINS, QUARTER
 from core.times import local_midnight, local_periods
 
 DIMENSIONS = ("provider", "model", "user")
@@ -53,36 +53,34 @@ class Row:
 
 
 def segments(start: datetime, end: datetime) -> list[tuple[int, int, int]]:
-    """[start, end) as runs of whole buckets: (grain, first bucket, end), coarsest in the middle."""
-    lo = _floor(int(start.timestamp()), QUARTER)
-    hi = -(-int(end.timestamp()) // QUARTER) * QUARTER
-    runs: list[tuple[int, int, int]] = []
-    if hi <= lo:
-        return runs
-    hour_lo, hour_hi = -(-lo // HOUR) * HOUR, _floor(hi, HOUR)
-    if hour_lo >= hour_hi:
-        return [(QUARTER, lo, hi)]
-    day_lo, day_hi = -(-hour_lo // DAY) * DAY, _floor(hour_hi, DAY)
-    if day_lo >= day_hi:
-        day_lo = day_hi = hour_hi
-    for grain, a, b in (
-        (QUARTER, lo, hour_lo),
-        (HOUR, hour_lo, day_lo),
-        (DAY, day_lo, day_hi),
-        (HOUR, day_hi, hour_hi),
-        (QUARTER, hour_hi, hi),
-    ):
-        if a < b:
-            runs.append((grain, a, b))
-    return runs
+    """[start, end) as runs of whole buckets: (grain, first bucket, end), finest at the edges.
+
+    Walking up the grain ladder, each edge is covered by the finer grain up to the
+    first (or from the last) boundary of the next coarser one; what is left in the
+    middle takes the coarsest grain that fits.
+    """
+    low = _floor(int(start.timestamp()), QUARTER)
+    high = -(-int(end.timestamp()) // QUARTER) * QUARTER
+    if high <= low:
+        return []
+    left: list[tuple[int, int, int]] = []
+    right: list[tuple[int, int, int]] = []
+    for finer, coarser in zip(GRAINS, GRAINS[1:], strict=False):
+        inner_low, inner_high = -(-low // coarser) * coarser, _floor(high, coarser)
+        if inner_low >= inner_high:  # no whole coarser bucket inside: the finer grain covers the rest
+            break
+        if low < inner_low:
+            left.append((finer, low, inner_low))
+        if inner_high < high:
+            right.append((finer, inner_high, high))
+        low, high = inner_low, inner_high
+    else:
+        finer = GRAINS[-1]
+    return [*left, (finer, low, high), *reversed(right)]
 
 
 def _floor(value: int, step: int) -> int:
     return value - value % step
-
-
-def _sum_columns() -> list:  # type: ignore[type-arg]
-    return [func.coalesce(func.sum(getattr(UsageRollup, name)), 0).label(name) for name in TOTAL_NAMES]
 
 
 def _totals(row) -> Totals:  # type: ignore[no-untyped-def]
@@ -99,10 +97,11 @@ def _totals(row) -> Totals:  # type: ignore[no-untyped-def]
     )
 
 
-def _dimension(by: str):  # type: ignore[no-untyped-def]
+def _dimension(by: str) -> str:
+    """The roll-up column a report groups by."""
     if by not in DIMENSIONS:
         raise ValueError(f"by: {by!r} is not one of {', '.join(DIMENSIONS)}")
-    return UsageRollup.user_id if by == "user" else getattr(UsageRollup, by)
+    return "user_id" if by == "user" else by
 
 
 def _grouped(
@@ -123,20 +122,26 @@ def _grouped(
         .data(runs)
         .cte("seg")
     )
+
+    def in_run(source: FromClause) -> ColumnElement[bool]:
+        return (
+            (source.c.grain == seg.c.grain) & (source.c.bucket_start >= seg.c.lo) & (source.c.bucket_start < seg.c.hi)
+        )
+
+    table = UsageRollup.__table__
+    source: FromClause
+    if engine.dialect.name == "postgresql":
+        # one primary-key range scan per run; a plain join lets PostgreSQL hash-join the whole table
+        source = select(table).where(in_run(table)).lateral("r")
+        joined = seg.join(source, true())
+    else:  # SQLite already loops over the runs and range-scans the primary key for each
+        source = table
+        joined = seg.join(source, in_run(source))
     group = [seg.c.label]
     if by is not None:
-        group.append(_dimension(by).label("key"))
-    query = (
-        select(*group, *_sum_columns())
-        .select_from(seg)
-        .join(
-            UsageRollup,
-            (UsageRollup.grain == seg.c.grain)
-            & (UsageRollup.bucket_start >= seg.c.lo)
-            & (UsageRollup.bucket_start < seg.c.hi),
-        )
-        .group_by(*group)
-    )
+        group.append(source.c[_dimension(by)].label("key"))
+    sums = [func.coalesce(func.sum(source.c[name]), 0).label(name) for name in TOTAL_NAMES]
+    query = select(*group, *sums).select_from(joined).group_by(*group)
     with engine.connect() as conn:
         result = conn.execute(query).all()
     return [

@@ -1,11 +1,11 @@
 """Roll-ups: usage totals per bucket, kept in step with the logs.
 
-Each call adds to three buckets, a quarter hour, an hour and a UTC day, keyed by
-provider, model and user. Any period whose ends fall on quarter hours (every
-local day, week or month, in every time zone) is an exact sum of at most five
-runs of buckets: quarters up to the first whole hour, hours up to the first
-whole day, days, then hours and quarters again. So reports read few rows
-whatever the number of calls.
+Each call adds to four buckets, a quarter hour, an hour, six hours and a UTC day,
+keyed by provider, model and user. Any period whose ends fall on quarter hours
+(every local day, week or month, in every time zone) is an exact sum of at most
+seven runs of buckets: quarters up to the first whole hour, hours up to the first
+whole six hours, those up to the first whole day, days, then back down. So reports
+read few rows whatever the number of calls.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from core.db import run_write
 from core.models import UsageRecord, UsageRollup
 
-QUARTER, HOUR, DAY = 900, 3600, 86400
-GRAINS = (QUARTER, HOUR, DAY)
+QUARTER, HOUR, SIX_HOURS, DAY = 900, 3600, 21600, 86400
+GRAINS = (QUARTER, HOUR, SIX_HOURS, DAY)  # ascending; each divides the next
 SUM_COLUMNS = (
     "calls",
     "input_tokens",
@@ -94,7 +94,7 @@ def aggregate(calls: Iterable[RolledCall]) -> dict[tuple[int, int, str, str, str
     totals: dict[tuple[int, int, str, str, str], list[int]] = {}
     for (bucket, provider, model, user), values in quarters.items():
         totals[(QUARTER, bucket, provider, model, user)] = values
-        for grain in (HOUR, DAY):
+        for grain in GRAINS[1:]:
             key5 = (grain, bucket - bucket % grain, provider, model, user)
             row = totals.get(key5)
             if row is None:

@@ -1,12 +1,9 @@
 """Usage logs: every recorded call, filtered, paged by keyset, downloadable as CSV."""
 
-import io
-import tempfile
-
 import streamlit as st
 
 from core.config import database_url
-from core.logs import PAGE_SIZES, LogFilter, fetch_page, get_row, write_csv
+from core.logs import EXPORT_PATH, PAGE_SIZES, LogFilter, export_query, fetch_page, get_row
 from core.pricing import MATCH_STEPS
 from ui import common
 from ui.views import logs_table
@@ -75,24 +72,8 @@ if next_col.button("Next page", disabled=page.next_cursor is None, key="logs_nex
     st.rerun()
 
 
-def _export():  # type: ignore[no-untyped-def]
-    """Runs on click: keyset batches into a spooled file (disk beyond 8 MB); Streamlit then sends its bytes."""
-    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, mode="w+b")
-    text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
-    write_csv(engine, log_filter, text)
-    text.flush()
-    text.detach()
-    spool.seek(0)
-    return spool.read()
-
-
 if page.rows:
-    download_col.download_button(
-        "Download CSV of the filtered calls",
-        data=_export,
-        file_name="spendboard_usage.csv",
-        mime="text/csv",
-        on_click="ignore",
-        key="logs_download",
-        width="stretch",
-    )
+    # served by server.py, streamed in keyset batches (a download button would hold the whole file in memory)
+    base = (st.get_option("server.baseUrlPath") or "").strip("/")
+    export_url = f"{'/' + base if base else ''}{EXPORT_PATH}?{export_query(log_filter)}"
+    download_col.link_button("Download CSV of the filtered calls", export_url, width="stretch")

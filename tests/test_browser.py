@@ -61,7 +61,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
             "-m",
             "streamlit",
             "run",
-            str(ROOT / "app.py"),
+            str(ROOT / "server.py"),
             "--server.port",
             str(port),
             "--server.headless",
@@ -191,9 +191,14 @@ def test_csv_download_from_usage_logs(server, page) -> None:  # type: ignore[no-
     record_usage(engine, make_call("huggingface", "openai/gpt-oss-120b:groq", 1000, 500, request_id="browser-1"))
     engine.dispose()
     _open(page, base, "logs")
-    with page.expect_download(timeout=30_000) as info:
-        page.get_by_role("button", name="Download CSV of the filtered calls").click()
+    link = page.get_by_role("link", name="Download CSV of the filtered calls")
+    with page.context.expect_event("download", timeout=30_000) as info:
+        link.click()
     text = Path(info.value.path()).read_text()
-    assert text.splitlines()[0].startswith("id,timestamp,provider,model")
-    assert len(text.splitlines()) >= 2
+    lines = text.splitlines()
+    assert lines[0].startswith("id,timestamp,provider,model")
+    assert any("browser-1" in line and ",0.0025," in line for line in lines[1:])
     _no_exception(page)
+    # the export is served by server.py, streamed; a bad filter is refused by name, not with a traceback
+    refused = page.request.get(f"{base}/export/usage.csv?matched_by=guess")
+    assert refused.status == 400 and "matched_by" in refused.text()

@@ -193,3 +193,19 @@ def test_bad_environment_value_exits_2_naming_it(db_url: str) -> None:
     assert out.returncode == 2
     assert "HUGGINGFACE_INPUT_TOKEN_COST" in out.stderr and "-0.5" in out.stderr
     assert count(db_url, PriceVersion) == 0
+
+
+def test_reset_admin_password_prints_a_new_one_that_signs_in(db_url: str) -> None:
+    from core.auth import SignInRefused, sign_in
+
+    out = run(db_url, "reset-admin-password")
+    assert out.returncode == 0, out.stderr
+    password = out.stdout.strip().rsplit(" ", 1)[-1]
+    engine = make_engine(db_url)
+    assert sign_in(engine, password) > 0
+    with pytest.raises(SignInRefused):
+        sign_in(engine, password + "x")
+    engine.dispose()
+    refused = run(db_url, "reset-admin-password", env={"SPENDBOARD_ADMIN_PASSWORD": "set-elsewhere"})
+    assert refused.returncode == 2 and "SPENDBOARD_ADMIN_PASSWORD" in refused.stderr
+    assert "set-elsewhere" not in refused.stderr

@@ -144,3 +144,31 @@ def test_formula_lines_match_the_seed(engine) -> None:  # type: ignore[no-untype
         "cost_output = 500 * 0.000003 = $0.0015",
         "cost_total = $0.0025",
     ]
+
+
+def test_export_query_round_trips_and_bad_values_are_named() -> None:
+    from datetime import UTC, datetime
+    from urllib.parse import parse_qsl
+
+    import pytest
+
+    from core.logs import export_query, filter_from_query
+
+    flt = LogFilter(start=datetime(2025, 6, 1, tzinfo=UTC), provider="open ai&co", matched_by="exact")
+
+    assert filter_from_query(dict(parse_qsl(export_query(flt)))) == flt
+    for params, field in (
+        ({"start": "yesterday"}, "start"),
+        ({"matched_by": "guess"}, "matched_by"),
+        ({"sort": "id"}, "sort"),
+    ):
+        with pytest.raises(LogFilterError, match=field):
+            filter_from_query(params)
+
+
+def test_csv_is_produced_in_chunks_not_all_at_once(logged) -> None:  # type: ignore[no-untyped-def]
+    from core.logs import csv_chunks
+
+    chunks = list(csv_chunks(logged, LogFilter(), rows_per_chunk=3))
+    assert len(chunks) == 4  # 10 rows: 3 + 3 + 3 + the last 1 (with the header in the first)
+    assert "".join(chunks).count("\r\n") == 11

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from core import reports
-from core.rollups import DAY, HOUR, QUARTER
+from core.rollups import DAY, HOUR, QUARTER, SIX_HOURS
 from core.usage import make_call, record_batch
 
 moments = st.integers(946_684_800 // QUARTER, 1_900_000_000 // QUARTER).map(lambda q: q * QUARTER)
@@ -25,9 +25,17 @@ def test_segments_tile_the_period_exactly_with_aligned_buckets(a: int, length: i
         assert lo % grain == 0 and hi % grain == 0
         position = hi
     assert position == b or (a == b and runs == [])
-    assert len(runs) <= 5
-    # long periods are read mostly from day buckets: few rows whatever the number of calls
-    assert sum((hi - lo) // grain for grain, lo, hi in runs) <= length // (DAY // QUARTER) + 2 * 23 + 2 * 3 + 1
+    assert len(runs) <= 7
+    # long periods are read mostly from day buckets: at most 3 quarters, 5 hours and 3 six-hour buckets per edge
+    assert sum((hi - lo) // grain for grain, lo, hi in runs) <= length // (DAY // QUARTER) + 2 * (3 + 5 + 3) + 1
+
+
+def test_a_local_day_in_a_half_hour_zone_reads_few_buckets() -> None:
+    # Asia/Kolkata, 2025-06-02: 2025-06-01 18:30 UTC to 2025-06-02 18:30 UTC
+    start, end = datetime(2025, 6, 1, 18, 30, tzinfo=UTC), datetime(2025, 6, 2, 18, 30, tzinfo=UTC)
+    runs = reports.segments(start, end)
+    assert [grain for grain, _lo, _hi in runs] == [QUARTER, HOUR, SIX_HOURS, QUARTER]
+    assert sum((hi - lo) // grain for grain, lo, hi in runs) == 2 + 5 + 3 + 2
 
 
 def test_segments_round_partial_quarters_outwards() -> None:

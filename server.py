@@ -1,0 +1,31 @@
+"""The web server: the Streamlit app (``app.py``) plus a streamed CSV export of the usage log.
+
+``streamlit run server.py`` serves both. Streamlit's download button keeps a file's
+bytes in memory; this route streams the export in keyset batches instead, so a
+download of millions of calls holds one batch at a time.
+"""
+
+import streamlit as st
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from core.config import ConfigError
+from core.logs import EXPORT_PATH, LogFilterError, csv_chunks, filter_from_query
+
+
+async def export_usage_csv(request: Request) -> Response:
+    """The usage log as CSV, filtered by the query string the Usage logs page builds."""
+    from ui.common import get_engine
+
+    try:
+        flt = filter_from_query(dict(request.query_params))
+        engine = get_engine()
+    except (LogFilterError, ConfigError) as exc:
+        return PlainTextResponse(f"{exc}\n", status_code=400)
+    headers = {"Content-Disposition": 'attachment; filename="spendboard_usage.csv"'}
+    # a sync iterator: Starlette runs it in a worker thread, chunk by chunk
+    return StreamingResponse(csv_chunks(engine, flt), media_type="text/csv", headers=headers)
+
+
+app = st.App("app.py", routes=[Route(EXPORT_PATH, export_usage_csv)])
