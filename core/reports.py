@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, ColumnElement, Engine, FromClause, Integer, column, func, select, true, values
+from sqlalchemy import BigInteger, ColumnElement, Engine, FromClause, Integer, column, func, select, text, true, values
 
 from core.models import UsageRollup
 from core.rollups import DAY, GRAINS, QUARTER
@@ -131,8 +131,9 @@ def _grouped(
     table = UsageRollup.__table__
     source: FromClause
     if engine.dialect.name == "postgresql":
-        # one primary-key range scan per run; a plain join lets PostgreSQL hash-join the whole table
-        source = select(table).where(in_run(table)).lateral("r")
+        # one primary-key range scan per run: without the OFFSET 0 fence PostgreSQL pulls the
+        # subquery up into a hash join that reads the whole table
+        source = select(table).where(in_run(table)).offset(0).lateral("r")
         joined = seg.join(source, true())
     else:  # SQLite already loops over the runs and range-scans the primary key for each
         source = table
@@ -143,6 +144,9 @@ def _grouped(
     sums = [func.coalesce(func.sum(source.c[name]), 0).label(name) for name in TOTAL_NAMES]
     query = select(*group, *sums).select_from(joined).group_by(*group)
     with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            # the planner overestimates these few index scans and would spend more on JIT than on the query
+            conn.execute(text("SET LOCAL jit = off"))
         result = conn.execute(query).all()
     return [
         (row.label, (row.key or NO_USER) if by == "user" else (row.key if by else None), _totals(row)) for row in result
