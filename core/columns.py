@@ -7,6 +7,7 @@ on PostgreSQL; instants are UTC, returned time-zone aware on both.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -39,6 +40,17 @@ class Money(TypeDecorator[Decimal]):
         if dialect.name == "sqlite":
             return to_pico(Decimal(value))
         return Decimal(value)
+
+    @staticmethod
+    def pico_processor(dialect: Dialect) -> Callable[[int], Any] | None:
+        """How to bind an amount already counted in whole pico-dollars (``None``: as it is).
+
+        For bulk inserts that priced in pico-dollars: SQLite stores them unchanged, other
+        databases get the exact ``Decimal``; no float, no rounding, no round trip.
+        """
+        if dialect.name == "sqlite":
+            return None
+        return from_pico
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:

@@ -72,7 +72,7 @@ def _json_rows(handle: IO[bytes]) -> Iterator[tuple[int, bytes, dict | None, str
         try:
             text = _decode(raw, line).strip()
             try:
-                value = json.loads(text, parse_constant=_NotANumber)
+                value = _DECODER.decode(text)
             except json.JSONDecodeError as exc:
                 raise CallError(f"broken JSON ({exc.msg} at column {exc.colno}): {_snippet(text)}") from None
             if not isinstance(value, dict):
@@ -95,6 +95,11 @@ class _NotANumber:
 
     def __repr__(self) -> str:
         return self.name
+
+
+_DECODER = json.JSONDecoder(parse_constant=_NotANumber)  # one decoder: json.loads(**kw) builds one per call
+FIELD_SET = frozenset(FIELDS)
+TEXT_FIELDS = ("provider", "model", "user", "request_id")
 
 
 def _snippet(text: str, limit: int = 60) -> str:
@@ -192,6 +197,27 @@ def import_file(
         return _import_rows(engine, rows, batch_size, now, progress)
 
 
+def _check_fields(mapping: dict) -> None:
+    """Field names and types a file row must have, before the values are checked as a call."""
+    if not FIELD_SET.issuperset(mapping):
+        raise CallError(f"unknown field(s) {', '.join(sorted(set(mapping) - FIELD_SET))}")
+    for name in REQUIRED:
+        value = mapping.get(name, _MISSING)
+        if value is _MISSING:
+            raise CallError(f"{name}: missing")
+        if value is None or value == "":
+            raise CallError(f"{name}: {value!r} is empty (a value is required)")
+    for name in TEXT_FIELDS:
+        value = mapping.get(name)
+        if value is not None and not isinstance(value, str):
+            raise CallError(f"{name}: {value!r} is not text")
+    if not isinstance(mapping["timestamp"], str):
+        raise CallError(f"timestamp: {mapping['timestamp']!r} is not an ISO 8601 text")
+
+
+_MISSING = object()
+
+
 def _import_rows(
     engine: Engine,
     rows: Iterator[tuple[int, bytes, dict | None, str | None]],
@@ -213,23 +239,7 @@ def _import_rows(
     for line, raw, mapping, error in rows:
         if error is None and mapping is not None:
             try:
-                unknown = sorted(set(mapping) - set(FIELDS))
-                if unknown:
-                    raise CallError(f"unknown field(s) {', '.join(unknown)}")
-                for name in REQUIRED:
-                    if name not in mapping:
-                        raise CallError(f"{name}: missing")
-                    if mapping[name] is None or mapping[name] == "":
-                        raise CallError(f"{name}: {mapping[name]!r} is empty (a value is required)")
-                for name in ("provider", "model", "user", "request_id"):
-                    if name in mapping and mapping[name] is not None and not isinstance(mapping[name], str):
-                        raise CallError(f"{name}: {mapping[name]!r} is not text")
-                for name in ("input_tokens", "output_tokens", "cached_input_tokens"):
-                    value = mapping.get(name)
-                    if isinstance(value, str) and not value.isascii():  # '²' passes isdigit() but not int()
-                        raise CallError(f"{name}: {value!r} is not a whole number of tokens")
-                if not isinstance(mapping["timestamp"], str):
-                    raise CallError(f"timestamp: {mapping['timestamp']!r} is not an ISO 8601 text")
+                _check_fields(mapping)
                 call = call_from_mapping(mapping, now=now)
                 if call.request_id is None:
                     call = Call(

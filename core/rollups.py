@@ -26,10 +26,13 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    column,
     delete,
     func,
     literal,
     select,
+    true,
+    values,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -92,15 +95,15 @@ def aggregate(calls: Iterable[RolledCall]) -> dict[tuple[int, int, str, str, str
             row[7] += 1
             row[8] += call.cost_total
     totals: dict[tuple[int, int, str, str, str], list[int]] = {}
-    for (bucket, provider, model, user), values in quarters.items():
-        totals[(QUARTER, bucket, provider, model, user)] = values
+    for (bucket, provider, model, user), sums in quarters.items():
+        totals[(QUARTER, bucket, provider, model, user)] = sums
         for grain in GRAINS[1:]:
             key5 = (grain, bucket - bucket % grain, provider, model, user)
             row = totals.get(key5)
             if row is None:
-                totals[key5] = list(values)
+                totals[key5] = list(sums)
             else:
-                for i, value in enumerate(values):
+                for i, value in enumerate(sums):
                     row[i] += value
     return totals
 
@@ -158,38 +161,49 @@ def add_stored_to_rollups(conn: Connection, first_id: int, last_id: int, only_id
     )
     user = func.coalesce(UsageRecord.user_id, "")
     estimated = UsageRecord.matched_by == "estimate"
+    quarter = epoch - epoch % QUARTER  # timestamps are after 2000: epoch is positive
+    # The batch summed once per quarter hour (materialised), then fanned out to every grain
+    # in one upsert: one pass over the new rows instead of one per grain.
+    batch = (
+        select(
+            quarter.label("quarter"),
+            UsageRecord.provider,
+            UsageRecord.model,
+            user.label("user_id"),
+            func.count().label("calls"),
+            func.sum(UsageRecord.input_tokens).label("input_tokens"),
+            func.sum(UsageRecord.output_tokens).label("output_tokens"),
+            func.sum(UsageRecord.cached_input_tokens).label("cached_input_tokens"),
+            func.sum(UsageRecord.cost_input).label("cost_input"),
+            func.sum(UsageRecord.cost_output).label("cost_output"),
+            func.sum(UsageRecord.cost_total).label("cost_total"),
+            func.sum(case((estimated, 1), else_=0)).label("estimated_calls"),
+            func.sum(case((estimated, UsageRecord.cost_total), else_=0)).label("estimated_cost"),
+        )
+        .where(UsageRecord.id.between(first_id, last_id), *chosen)
+        .group_by(quarter, UsageRecord.provider, UsageRecord.model, user)
+        .cte("batch")
+        .prefix_with("MATERIALIZED")
+    )
+    grains = values(column("grain", Integer), name="grains").data([(g,) for g in GRAINS]).cte("grains")
+    bucket = (batch.c.quarter - batch.c.quarter % grains.c.grain).label("bucket_start")
+    keys = [grains.c.grain, bucket, batch.c.provider, batch.c.model, batch.c.user_id]
+    query = (
+        select(*keys, *[func.sum(batch.c[name]) for name in SUM_COLUMNS])
+        .select_from(batch.join(grains, true()))
+        .where(true())  # SQLite: an INSERT ... SELECT with a join needs a WHERE before ON CONFLICT
+        .group_by(*keys)
+        .order_by(*keys)  # one lock order for concurrent PostgreSQL writers
+    )
     insert = _insert_for(conn)(UsageRollup)
     table = UsageRollup.__table__
-    for grain in GRAINS:
-        bucket = (epoch - (epoch % grain + grain) % grain).label("bucket_start")
-        query = (
-            select(
-                literal(grain, Integer).label("grain"),
-                bucket,
-                UsageRecord.provider,
-                UsageRecord.model,
-                user.label("user_id"),
-                func.count().label("calls"),
-                func.sum(UsageRecord.input_tokens),
-                func.sum(UsageRecord.output_tokens),
-                func.sum(UsageRecord.cached_input_tokens),
-                func.sum(UsageRecord.cost_input),
-                func.sum(UsageRecord.cost_output),
-                func.sum(UsageRecord.cost_total),
-                func.sum(case((estimated, 1), else_=0)),
-                func.sum(case((estimated, UsageRecord.cost_total), else_=0)),
-            )
-            .where(UsageRecord.id.between(first_id, last_id), *chosen)
-            .group_by(bucket, UsageRecord.provider, UsageRecord.model, user)
-            .order_by(bucket, UsageRecord.provider, UsageRecord.model, user)
+    from_select = insert.from_select(list(ROW_COLUMNS), query)
+    conn.execute(
+        from_select.on_conflict_do_update(
+            index_elements=list(KEY_COLUMNS),
+            set_={name: table.c[name] + from_select.excluded[name] for name in SUM_COLUMNS},
         )
-        from_select = insert.from_select(list(ROW_COLUMNS), query)
-        conn.execute(
-            from_select.on_conflict_do_update(
-                index_elements=list(KEY_COLUMNS),
-                set_={name: table.c[name] + from_select.excluded[name] for name in SUM_COLUMNS},
-            )
-        )
+    )
 
 
 def rebuild_rollups(engine: Engine, batch_size: int = 500_000) -> int:

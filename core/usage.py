@@ -11,14 +11,15 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from functools import lru_cache
 
 from sqlalchemy import Connection, Engine, func, insert, select
 from sqlalchemy.dialects import postgresql
 
+from core.columns import Money
 from core.db import run_write
 from core.models import UsageRecord
+from core.money import from_pico
 from core.pricing import (
     NAME_LIMITS,
     PriceIndex,
@@ -159,11 +160,6 @@ class _Pricer:
         return found
 
 
-def _money(pico: int) -> Decimal:
-    """An exact Decimal from pico-dollars, for binding (the column type converts it once)."""
-    return Decimal(pico).scaleb(-12)
-
-
 LOG_COLUMNS = (
     "timestamp",
     "provider",
@@ -180,13 +176,13 @@ LOG_COLUMNS = (
     "matched_by",
     "recorded_at",
 )
+PICO_COLUMNS = frozenset({"cost_input", "cost_output", "cost_total"})  # priced in whole pico-dollars
 
 
 def _price_rows(index: PriceIndex, calls: Sequence[Call], recorded_at: datetime) -> list[tuple]:
-    """Insert values for each call, in LOG_COLUMNS order; costs priced once, exact."""
+    """Insert values for each call, in LOG_COLUMNS order; costs priced once, exact, in whole pico-dollars."""
     rows: list[tuple] = []
     pricer = _Pricer(index)
-    money = _money
     for call in calls:
         moment = call.timestamp
         epoch = moment.timestamp()
@@ -204,9 +200,9 @@ def _price_rows(index: PriceIndex, calls: Sequence[Call], recorded_at: datetime)
                 call.input_tokens,
                 call.output_tokens,
                 cached,
-                money(cost_input),
-                money(cost_output),
-                money(cost_total),
+                cost_input,
+                cost_output,
+                cost_total,
                 price.pricing_id,
                 match.matched_by,
                 recorded_at,
@@ -220,7 +216,8 @@ def _insert_sqlite(conn: Connection, rows: list[tuple]) -> tuple[int, ...]:
 
     The write lock is held since BEGIN IMMEDIATE and known ids were skipped, so nothing
     can conflict, and the new rows are exactly those above the highest id before. Each
-    value still goes through its column type's bind processor (so money stays exact);
+    value still goes through its column type's processor (money, priced in pico-dollars, through
+    ``Money.pico_processor``, so it stays exact);
     only SQLAlchemy's per-row parameter assembly is skipped, which was most of the time.
     """
     dialect = conn.dialect
@@ -231,7 +228,12 @@ def _insert_sqlite(conn: Connection, rows: list[tuple]) -> tuple[int, ...]:
     sql = str(compiled)
     # dialect_impl: the processor SQLAlchemy itself uses (a TypeDecorator's own bind_processor
     # falls back to its generic impl, which would store instants in another text form).
-    processors = [columns[name].type.dialect_impl(dialect).bind_processor(dialect) for name in LOG_COLUMNS]
+    processors = [
+        Money.pico_processor(dialect)
+        if name in PICO_COLUMNS
+        else columns[name].type.dialect_impl(dialect).bind_processor(dialect)
+        for name in LOG_COLUMNS
+    ]
     constant = {LOG_COLUMNS.index("recorded_at")}  # the same for every row: processed once
     per_row = [(i, p) for i, p in enumerate(processors) if p is not None and i not in constant]
     recorded_at = processors[LOG_COLUMNS.index("recorded_at")]
@@ -278,7 +280,10 @@ def record_batch(engine: Engine, calls: Sequence[Call]) -> BatchResult:
         else:
             # PostgreSQL writers run concurrently: one may store an id after our check.
             statement = postgresql.insert(UsageRecord).on_conflict_do_nothing(index_elements=["request_id"])
-            params = [dict(zip(LOG_COLUMNS, row, strict=True)) for row in rows]
+            params = [
+                {name: from_pico(v) if name in PICO_COLUMNS else v for name, v in zip(LOG_COLUMNS, row, strict=True)}
+                for row in rows
+            ]
             returned = conn.execute(statement.returning(UsageRecord.id, UsageRecord.request_id), params).all()
             ids = tuple(sorted(r.id for r in returned))
             if ids:  # only the rows this transaction stored: ids of concurrent writers may interleave
