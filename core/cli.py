@@ -172,6 +172,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     engine = make_engine()
     created = create_tables(engine)
     changes = initialize_default_pricing(engine)
+    from core.auth import bootstrap_admin_password
+
+    password = bootstrap_admin_password(engine, announce=False)
+    if password:
+        changes.append(f"admin password for editing prices (shown once, only its hash is kept): {password}")
     if created:
         print(f"created tables: {', '.join(created)}")
     for change in changes:

@@ -51,7 +51,7 @@ cols[0].metric(
     help=f"Change against the previous period of the same length ({format_usd(before.cost_total)}).",
 )
 calls_change = change_ratio(Decimal(current.calls), Decimal(before.calls))
-cols[1].metric("Calls", values["Calls"], delta=format_change(calls_change))
+cols[1].metric("Calls", values["Calls"], delta=format_change(calls_change), delta_color="off")  # neither good nor bad
 cols[2].metric("Average cost per call", values["Average cost per call"])
 cols[3].metric(
     "Month-end projection",

@@ -48,8 +48,10 @@ def count(db_url: str, model: type) -> int:
 def test_init_then_seed_example_costs_a_quarter_cent(db_url: str) -> None:
     first = run(db_url, "init")
     assert first.returncode == 0 and "added" in first.stdout
+    assert "admin password for editing prices (shown once" in first.stdout
     second = run(db_url, "init")
     assert second.returncode == 0 and "nothing to change" in second.stdout
+    assert "password" not in second.stdout
     out = run(
         db_url,
         "cost",
