@@ -148,19 +148,10 @@ def _breakdown_json(b: Any) -> dict[str, Any]:
 
 
 def _print_breakdown(b: Any) -> None:
+    from core.pricing import formula_lines
+
     print(f"{b.provider} / {b.model}: matched by {b.matched_by} — {b.reason}")
-    uncached = b.input_tokens - b.cached_input_tokens
-    if b.cached_input_tokens:
-        print(
-            f"cost_input  = {uncached} * {to_text(b.input_token_cost)} + {b.cached_input_tokens} * "
-            f"{to_text(b.cached_input_token_cost)} = {format_usd(b.cost_input)}"
-        )
-    else:
-        print(f"cost_input  = {b.input_tokens} * {to_text(b.input_token_cost)} = {format_usd(b.cost_input)}")
-    print(f"cost_output = {b.output_tokens} * {to_text(b.output_token_cost)} = {format_usd(b.cost_output)}")
-    if b.cost_per_request:
-        print(f"per request = {format_usd(b.cost_per_request)}")
-    print(f"cost_total  = {format_usd(b.cost_total)}")
+    print("\n".join(formula_lines(b)))
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -25,8 +25,8 @@ from core.money import (
     per_token,
 )
 from core.pricing import PricingError, clean_name, normalize_provider, price_book
+from core.times import BEGINNING_OF_TIME
 
-BEGINNING_OF_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 HUGGINGFACE = "huggingface"
 
 

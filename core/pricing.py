@@ -21,7 +21,8 @@ from sqlalchemy import Connection, Engine, func, select
 
 from core import config
 from core.models import PriceVersion
-from core.money import from_pico, to_pico
+from core.money import format_usd, from_pico, to_pico, to_text
+from core.times import BEGINNING_OF_TIME
 
 ESTIMATE_PER_TOKEN = Decimal("0.000001")  # USD 1 per 1M tokens
 MATCH_STEPS = ("exact", "short", "default", "env", "estimate")
@@ -211,7 +212,10 @@ class PriceIndex:
 
 
 def _reason(step: str, provider: str, name: str, price: Price) -> str:
-    since = f"since {price.effective_from:%Y-%m-%d %H:%M} UTC" if price.effective_from else ""
+    if price.effective_from is None or price.effective_from <= BEGINNING_OF_TIME:
+        since = "in force from the beginning"
+    else:
+        since = f"since {price.effective_from:%Y-%m-%d %H:%M} UTC"
     where = {"exact": "the exact model name", "short": "the short model name", "default": "the provider's default row"}[
         step
     ]
@@ -259,6 +263,26 @@ def breakdown(
         cost_total=from_pico(cost_total),
         price_effective_from=price.effective_from,
     )
+
+
+def formula_lines(b: CostBreakdown) -> list[str]:
+    """The cost written out as in the seed: ``cost_input = 1000 * 0.000001 = $0.001``, ..., ``cost_total = $0.0025``."""
+    if b.cached_input_tokens:
+        uncached = b.input_tokens - b.cached_input_tokens
+        cost_input = (
+            f"cost_input = {uncached} * {to_text(b.input_token_cost)} + {b.cached_input_tokens} * "
+            f"{to_text(b.cached_input_token_cost)} = {format_usd(b.cost_input)}"
+        )
+    else:
+        cost_input = f"cost_input = {b.input_tokens} * {to_text(b.input_token_cost)} = {format_usd(b.cost_input)}"
+    lines = [
+        cost_input,
+        f"cost_output = {b.output_tokens} * {to_text(b.output_token_cost)} = {format_usd(b.cost_output)}",
+    ]
+    if b.cost_per_request:
+        lines.append(f"cost_per_request = {format_usd(b.cost_per_request)}")
+    lines.append(f"cost_total = {format_usd(b.cost_total)}")
+    return lines
 
 
 def validate_call(

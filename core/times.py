@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+# When a price's first version takes effect: before any call, so past calls are priced.
+BEGINNING_OF_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=1)
 
 

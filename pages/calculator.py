@@ -5,9 +5,9 @@ import streamlit as st
 from core.audit import verify_call
 from core.config import env_priced_providers
 from core.money import format_usd
-from core.pricing import PricingError, calculate_cost, current_index
+from core.pricing import PricingError, calculate_cost, current_index, formula_lines
 from ui import common, test_call_panel
-from ui.views import formula_lines, parse_lookup, prices_used, verification_table, verification_verdict
+from ui.views import parse_lookup, prices_used, verification_table, verification_verdict
 
 DEFAULT_PROVIDER = "huggingface"
 DEFAULT_MODEL = "openai/gpt-oss-120b:groq"

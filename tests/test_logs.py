@@ -12,10 +12,11 @@ import pytest
 
 from core import forecast
 from core.logs import LogFilter, LogFilterError, fetch_page, get_row, iter_rows, write_csv
+from core.pricing import formula_lines
 from core.reports import Row, Totals
 from core.usage import make_call, record_batch
 from ui.charts import OTHER, spend_figure, spend_series
-from ui.views import breakdown_table, estimate_notice, formula_lines, period_dates
+from ui.views import breakdown_table, estimate_notice, period_dates
 
 T0 = datetime(2025, 3, 1, 12, tzinfo=UTC)
 

@@ -10,8 +10,8 @@ import streamlit as st
 from sqlalchemy import Engine
 from streamlit.errors import StreamlitAPIException
 
-from core.money import format_per_million, format_usd, to_text
-from core.pricing import CostBreakdown, current_index
+from core.money import format_per_million, format_usd
+from core.pricing import current_index, formula_lines
 from core.testcall import (
     DEFAULT_MODEL,
     DEFAULT_PROMPT,
@@ -27,28 +27,6 @@ from core.usage import CallError
 
 LOGS_PAGE = "pages/logs.py"
 RESULT_KEY = "test_call_result"
-
-
-def formula_lines(b: CostBreakdown) -> list[str]:
-    """The cost written out, e.g. ``cost_input = 1000 * 0.000001 = $0.001``."""
-    uncached = b.input_tokens - b.cached_input_tokens
-    if b.cached_input_tokens:
-        cost_input = (
-            f"cost_input = {uncached} * {to_text(b.input_token_cost)} + {b.cached_input_tokens} * "
-            f"{to_text(b.cached_input_token_cost)} = {format_usd(b.cost_input)}"
-        )
-    else:
-        cost_input = f"cost_input = {b.input_tokens} * {to_text(b.input_token_cost)} = {format_usd(b.cost_input)}"
-    lines = [
-        cost_input,
-        f"cost_output = {b.output_tokens} * {to_text(b.output_token_cost)} = {format_usd(b.cost_output)}",
-    ]
-    total = f"cost_total = {format_usd(b.cost_input)} + {format_usd(b.cost_output)}"
-    if b.cost_per_request:
-        lines.append(f"per request = {format_usd(b.cost_per_request)}")
-        total += f" + {format_usd(b.cost_per_request)}"
-    lines.append(f"{total} = {format_usd(b.cost_total)}")
-    return lines
 
 
 def _providers(engine: Engine) -> list[str]:

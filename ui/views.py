@@ -14,7 +14,7 @@ import pandas as pd
 
 from core.audit import Verification
 from core.logs import LogRow
-from core.money import format_per_million, format_usd, to_text
+from core.money import format_per_million, format_usd
 from core.prices import PriceChange, PriceRow
 from core.pricing import CostBreakdown
 from core.reports import Row, Totals
@@ -101,13 +101,13 @@ def logs_table(rows: list[LogRow], tz: ZoneInfo) -> pd.DataFrame:
             "Provider": [r.provider for r in rows],
             "Model": [r.model for r in rows],
             "User": [r.user or "" for r in rows],
-            "Request id": [r.request_id or "" for r in rows],
+            "Cost": [format_usd(r.cost_total) for r in rows],
+            "Matched by": [r.matched_by for r in rows],
             "Input tokens": [r.input_tokens for r in rows],
             "Output tokens": [r.output_tokens for r in rows],
             "Cached input tokens": [r.cached_input_tokens for r in rows],
-            "Cost": [format_usd(r.cost_total) for r in rows],
             "Price used": [_price_pair(r) for r in rows],
-            "Matched by": [r.matched_by for r in rows],
+            "Request id": [r.request_id or "" for r in rows],
             "Price id": [r.pricing_id if r.pricing_id is not None else "" for r in rows],
         }
     )
@@ -165,26 +165,6 @@ def history_table(changes: list[PriceChange], tz: ZoneInfo) -> pd.DataFrame:
             "Note": [c.version.note or "" for c in changes],
         }
     )
-
-
-def formula_lines(b: CostBreakdown) -> list[str]:
-    """The cost written out as in the seed: ``cost_input = 1000 * 0.000001 = $0.001``."""
-    uncached = b.input_tokens - b.cached_input_tokens
-    if b.cached_input_tokens:
-        cost_input = (
-            f"cost_input = {uncached} * {to_text(b.input_token_cost)} + {b.cached_input_tokens} * "
-            f"{to_text(b.cached_input_token_cost)} = {format_usd(b.cost_input)}"
-        )
-    else:
-        cost_input = f"cost_input = {b.input_tokens} * {to_text(b.input_token_cost)} = {format_usd(b.cost_input)}"
-    lines = [
-        cost_input,
-        f"cost_output = {b.output_tokens} * {to_text(b.output_token_cost)} = {format_usd(b.cost_output)}",
-    ]
-    if b.cost_per_request:
-        lines.append(f"cost_per_request = {format_usd(b.cost_per_request)}")
-    lines.append(f"cost_total = {format_usd(b.cost_total)}")
-    return lines
 
 
 def prices_used(b: CostBreakdown) -> pd.DataFrame:
