@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import ARRAY, Connection, Engine, String, any_, bindparam, cast, func, insert, select
 from sqlalchemy.dialects import postgresql
 
 from core.columns import Money
@@ -127,10 +127,18 @@ class BatchResult:
 
 
 def _known_request_ids(conn: Connection, request_ids: list[str]) -> set[str]:
+    """Which of these request ids are stored already: one query per chunk, never one per call."""
     known: set[str] = set()
+    postgres = conn.dialect.name == "postgresql"
     for start in range(0, len(request_ids), ID_CHUNK):
         chunk = request_ids[start : start + ID_CHUNK]
-        found = conn.execute(select(UsageRecord.request_id).where(UsageRecord.request_id.in_(chunk))).scalars()
+        if postgres:
+            # one array parameter: psycopg prepares repeated statements, and PostgreSQL's generic
+            # plan for a long IN list of parameters scans the table instead of the unique index
+            matches = UsageRecord.request_id == any_(cast(bindparam("ids", chunk), ARRAY(String)))
+        else:
+            matches = UsageRecord.request_id.in_(chunk)
+        found = conn.execute(select(UsageRecord.request_id).where(matches)).scalars()
         known.update(rid for rid in found if rid is not None)
     return known
 
