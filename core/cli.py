@@ -147,6 +147,13 @@ def _breakdown_json(b: Any) -> dict[str, Any]:
     }
 
 
+def _stored_json(b: Any, cost_total: Decimal, matched_by: str, **extra: Any) -> dict[str, Any]:
+    """A stored call: its price breakdown, with the cost and match as stored, plus ids."""
+    out = _breakdown_json(b)
+    out.update(cost_total=to_text(cost_total), matched_by=matched_by, **extra)
+    return out
+
+
 def _print_breakdown(b: Any) -> None:
     from core.pricing import formula_lines
 
@@ -215,10 +222,10 @@ def cmd_record(args: argparse.Namespace) -> int:
     stored = verify_call(engine, log_id=result.id)
     assert stored is not None
     if args.json:
-        out = _breakdown_json(stored.at_its_time)
-        out.update(
-            cost_total=to_text(stored.stored_cost_total),
-            matched_by=stored.stored_matched_by,
+        out = _stored_json(
+            stored.at_its_time,
+            stored.stored_cost_total,
+            stored.stored_matched_by,
             pricing_id=stored.stored_pricing_id,
             id=result.id,
             request_id=result.request_id,
@@ -445,10 +452,10 @@ def cmd_test_call(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        out = _breakdown_json(result.breakdown)
-        out.update(
-            cost_total=to_text(result.stored_cost_total),
-            matched_by=result.stored_matched_by,
+        out = _stored_json(
+            result.breakdown,
+            result.stored_cost_total,
+            result.stored_matched_by,
             id=result.log_id,
             request_id=result.request_id,
             duplicate=result.duplicate,

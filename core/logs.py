@@ -18,10 +18,9 @@ from urllib.parse import urlencode
 
 from sqlalchemy import Engine, Select, and_, or_, select
 
-from core.models import PriceVersion, UsageRecord, UsageRollup
+from core.models import PriceVersion, UsageRecord
 from core.money import to_text
 from core.pricing import MATCH_STEPS
-from core.rollups import DAY
 from core.times import TimeError, parse_timestamp
 
 PAGE_SIZES = (25, 50, 100, 200)
@@ -147,9 +146,7 @@ def fetch_page(engine: Engine, flt: LogFilter, limit: int = 50, after: Cursor | 
 def get_row(engine: Engine, log_id: int) -> LogRow | None:
     """One logged call by id, with its price, or ``None``."""
     with engine.connect() as conn:
-        found = conn.execute(
-            _query(LogFilter()).where(UsageRecord.id == log_id)
-        ).first()
+        found = conn.execute(_query(LogFilter()).where(UsageRecord.id == log_id)).first()
     return _row(found) if found else None
 
 
@@ -229,15 +226,3 @@ def filter_from_query(params: Mapping[str, str]) -> LogFilter:
         if params.get(name):
             found[name] = params[name]
     return LogFilter(**found)  # type: ignore[arg-type]
-
-
-def distinct_values(engine: Engine, column: str, limit: int = 500) -> list[str]:
-    """Known providers / models / users for filter choices, from the daily roll-ups (far fewer rows than logs)."""
-    r = UsageRollup
-    col = {"provider": r.provider, "model": r.model, "user": r.user_id}.get(column)
-    if col is None:
-        raise LogFilterError(f"column: {column!r} is not provider, model or user")
-    query = select(col).where(r.grain == DAY).distinct().order_by(col).limit(limit)
-    with engine.connect() as conn:
-        values = conn.execute(query).scalars()
-        return [v for v in values if v]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -306,7 +305,3 @@ def check_rollups(engine: Engine) -> RollupCheck:
             entry[1] += r.cost_total
     matches = matches and rolled_days == {k: (v[0], v[1]) for k, v in raw_days.items()}
     return RollupCheck(matches, raw, rolled)
-
-
-def epoch_of(moment: datetime) -> int:
-    return int(moment.astimezone(UTC).timestamp())

@@ -8,12 +8,14 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
 from streamlit.testing.v1 import AppTest
+from streamlit_server import CHROMIUM, CHROMIUM_ARGS, needs_chromium, streamlit_server
 from stub_openai import StubOpenAI
 
 import core.config
@@ -286,61 +288,23 @@ def test_in_an_app_with_a_logs_page_the_panel_links_to_the_stored_log(
 
 # The panel in a real browser, served by `streamlit run` (Debian's Chromium through Playwright).
 
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture
-def served_panel(db_url: str, stub: StubOpenAI, tmp_path: Path):
-    import time
-    import urllib.request
-
+def served_panel(db_url: str, stub: StubOpenAI, tmp_path: Path) -> Iterator[str]:
     script = tmp_path / "panel_app.py"
     script.write_text("from core.db import make_engine\nfrom ui.test_call_panel import render\nrender(make_engine())\n")
-    port = free_port()
-    env = dict(os.environ, DATABASE_URL=db_url, PYTHONPATH=str(REPO))
-    command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless=true"]
-    command += [f"--server.port={port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false"]
-    log = tmp_path / "streamlit.log"
-    server = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"streamlit did not start: {log.read_text()[-2000:]}") from None
-                time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with streamlit_server(script, {"DATABASE_URL": db_url}, tmp_path / "streamlit.log") as base:
+        yield base + "/"
 
 
 @pytest.mark.browser
 @pytest.mark.slow
+@needs_chromium
 def test_the_panel_in_a_browser_records_one_call(engine: Engine, served_panel: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             page.goto(served_panel)
