@@ -161,5 +161,8 @@ class _Updated:
         )
         self.input_tokens, self.output_tokens = record.input_tokens, record.output_tokens
         self.cached_input_tokens = record.cached_input_tokens
+        self.project = record.project
+        self.cache_write_tokens, self.cache_write_1h_tokens = record.cache_write_tokens, record.cache_write_1h_tokens
+        self.reasoning_tokens, self.web_search_calls = record.reasoning_tokens, record.web_search_calls
         self.cost_input, self.cost_output, self.cost_total = new.cost_input, new.cost_output, new.cost_total
         self.matched_by = new.matched_by

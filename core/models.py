@@ -36,10 +36,18 @@ class PriceVersion(Base):
     output_token_cost: Mapped[Decimal]
     cached_input_token_cost: Mapped[Decimal | None]
     cost_per_request: Mapped[Decimal | None]
+    # release 2: the whole bill (empty rates fall back as DESIGN.md "A price version" says)
+    cache_write_token_cost: Mapped[Decimal | None]
+    cache_write_1h_token_cost: Mapped[Decimal | None]
+    reasoning_token_cost: Mapped[Decimal | None]
+    cost_per_web_search: Mapped[Decimal | None]
+    service_tier: Mapped[str] = mapped_column(String(20), server_default=text("'standard'"))
+    tiers: Mapped[str | None] = mapped_column(Text)  # JSON list of {"above_input_tokens": N, rate: "decimal"}
+    match_rule: Mapped[str | None] = mapped_column(Text)  # JSON match clause for the `alias` step
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     effective_from: Mapped[datetime]
     retired: Mapped[bool] = mapped_column(default=False)
-    source: Mapped[str] = mapped_column(String(20))  # catalog | env | form | import
+    source: Mapped[str] = mapped_column(String(20))  # catalog | package | env | form | import
     changed_by: Mapped[str | None] = mapped_column(String(100))
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
@@ -65,8 +73,21 @@ class UsageRecord(Base):
     cost_output: Mapped[Decimal]
     cost_total: Mapped[Decimal]
     pricing_id: Mapped[int | None] = mapped_column(ForeignKey("api_provider_pricing.id"))
-    matched_by: Mapped[str] = mapped_column(String(10))  # exact | short | default | env | estimate
+    matched_by: Mapped[str] = mapped_column(String(10))  # exact | short | alias | default | env | estimate
     recorded_at: Mapped[datetime]
+    # release 2 (server defaults: rows of release 1 read as a plain standard call)
+    cache_write_tokens: Mapped[int] = mapped_column(server_default=text("0"))
+    cache_write_1h_tokens: Mapped[int] = mapped_column(server_default=text("0"))
+    reasoning_tokens: Mapped[int] = mapped_column(server_default=text("0"))
+    web_search_calls: Mapped[int] = mapped_column(server_default=text("0"))
+    service_tier: Mapped[str] = mapped_column(String(20), server_default=text("'standard'"))  # as requested
+    price_service_tier: Mapped[str | None] = mapped_column(String(20))  # the tier whose rates were used
+    tier: Mapped[int | None]  # above_input_tokens of the long-context tier used, or NULL
+    project: Mapped[str | None] = mapped_column(String(200))
+    latency_ms: Mapped[int | None]
+    status: Mapped[str] = mapped_column(String(10), server_default=text("'ok'"))
+    cost_web_search: Mapped[Decimal] = mapped_column(server_default=text("0"))
+    cost_request: Mapped[Decimal] = mapped_column(server_default=text("0"))
 
     __table_args__ = (
         Index("ix_usage_time", "timestamp", "id"),
@@ -74,11 +95,12 @@ class UsageRecord(Base):
         Index("ix_usage_model_time", "model", "timestamp", "id"),
         Index("ix_usage_user_time", "user_id", "timestamp", "id"),
         Index("ix_usage_matched_time", "matched_by", "timestamp", "id"),
+        Index("ix_usage_project_time", "project", "timestamp", "id"),
     )
 
 
 class UsageRollup(Base):
-    """Totals per (grain, bucket, provider, model, user).
+    """Totals per (grain, bucket, provider, model, user, project).
 
     Grains are 900 s, 3600 s and 86400 s (UTC). Every local day boundary in
     every time zone falls on a quarter hour, so any period is an exact sum of
@@ -92,10 +114,15 @@ class UsageRollup(Base):
     provider: Mapped[str] = mapped_column(String(100), primary_key=True)
     model: Mapped[str] = mapped_column(String(300), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(200), primary_key=True)  # '' when none
+    project: Mapped[str] = mapped_column(String(200), primary_key=True, server_default=text("''"))  # '' when none
     calls: Mapped[int]
     input_tokens: Mapped[int]
     output_tokens: Mapped[int]
     cached_input_tokens: Mapped[int]
+    cache_write_tokens: Mapped[int] = mapped_column(server_default=text("0"))
+    cache_write_1h_tokens: Mapped[int] = mapped_column(server_default=text("0"))
+    reasoning_tokens: Mapped[int] = mapped_column(server_default=text("0"))
+    web_search_calls: Mapped[int] = mapped_column(server_default=text("0"))
     cost_input: Mapped[Decimal]
     cost_output: Mapped[Decimal]
     cost_total: Mapped[Decimal]

@@ -50,6 +50,10 @@ SUM_COLUMNS = (
     "cost_total",
     "estimated_calls",
     "estimated_cost",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+    "web_search_calls",
 )
 MONEY_COLUMNS = frozenset({"cost_input", "cost_output", "cost_total", "estimated_cost"})
 
@@ -69,20 +73,29 @@ class RolledCall:
     cost_output: int
     cost_total: int
     estimated: bool
+    project: str | None = None
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    reasoning_tokens: int = 0
+    web_search_calls: int = 0
 
 
-def aggregate(calls: Iterable[RolledCall]) -> dict[tuple[int, int, str, str, str], list[int]]:
-    """Sum calls into roll-up keys (grain, bucket, provider, model, user); values in SUM_COLUMNS order.
+RollupKey = tuple[int, int, str, str, str, str]  # grain, bucket, provider, model, user, project
+
+
+def aggregate(calls: Iterable[RolledCall]) -> dict[RollupKey, list[int]]:
+    """Sum calls into roll-up keys (grain, bucket, provider, model, user, project); values in SUM_COLUMNS order.
 
     Each call is added to its quarter only; hours and days are then summed from the
     quarters, which are far fewer than the calls in a busy batch.
     """
-    quarters: dict[tuple[int, str, str, str], list[int]] = {}
+    quarters: dict[tuple[int, str, str, str, str], list[int]] = {}
+    width = len(SUM_COLUMNS)
     for call in calls:
-        key = (call.epoch - call.epoch % QUARTER, call.provider, call.model, call.user_id or "")
+        key = (call.epoch - call.epoch % QUARTER, call.provider, call.model, call.user_id or "", call.project or "")
         row = quarters.get(key)
         if row is None:
-            row = quarters[key] = [0] * 9
+            row = quarters[key] = [0] * width
         row[0] += 1
         row[1] += call.input_tokens
         row[2] += call.output_tokens
@@ -93,11 +106,15 @@ def aggregate(calls: Iterable[RolledCall]) -> dict[tuple[int, int, str, str, str
         if call.estimated:
             row[7] += 1
             row[8] += call.cost_total
-    totals: dict[tuple[int, int, str, str, str], list[int]] = {}
-    for (bucket, provider, model, user), sums in quarters.items():
-        totals[(QUARTER, bucket, provider, model, user)] = sums
+        row[9] += call.cache_write_tokens
+        row[10] += call.cache_write_1h_tokens
+        row[11] += call.reasoning_tokens
+        row[12] += call.web_search_calls
+    totals: dict[RollupKey, list[int]] = {}
+    for (bucket, provider, model, user, project), sums in quarters.items():
+        totals[(QUARTER, bucket, provider, model, user, project)] = sums
         for grain in GRAINS[1:]:
-            key5 = (grain, bucket - bucket % grain, provider, model, user)
+            key5 = (grain, bucket - bucket % grain, provider, model, user, project)
             row = totals.get(key5)
             if row is None:
                 totals[key5] = list(sums)
@@ -116,12 +133,12 @@ def _money(pico: int) -> Decimal:
     return Decimal(pico).scaleb(-12)
 
 
-KEY_COLUMNS = ("grain", "bucket_start", "provider", "model", "user_id")
+KEY_COLUMNS = ("grain", "bucket_start", "provider", "model", "user_id", "project")
 ROW_COLUMNS = KEY_COLUMNS + SUM_COLUMNS
 MONEY_POSITIONS = tuple(i for i, name in enumerate(SUM_COLUMNS) if name in MONEY_COLUMNS)
 
 
-def add_to_rollups(conn: Connection, totals: dict[tuple[int, int, str, str, str], list[int]]) -> None:
+def add_to_rollups(conn: Connection, totals: dict[RollupKey, list[int]]) -> None:
     """Upsert summed deltas in one executemany, in key order (concurrent PostgreSQL writers lock rows in one order)."""
     if not totals:
         return
@@ -159,6 +176,7 @@ def add_stored_to_rollups(conn: Connection, first_id: int, last_id: int, only_id
         [] if only_ids is None else [UsageRecord.id == any_(cast(bindparam("ids", list(only_ids)), ARRAY(BigInteger)))]
     )
     user = func.coalesce(UsageRecord.user_id, "")
+    project = func.coalesce(UsageRecord.project, "")
     estimated = UsageRecord.matched_by == "estimate"
     quarter = epoch - epoch % QUARTER  # timestamps are after 2000: epoch is positive
     # The batch summed once per quarter hour (materialised), then fanned out to every grain
@@ -169,6 +187,7 @@ def add_stored_to_rollups(conn: Connection, first_id: int, last_id: int, only_id
             UsageRecord.provider,
             UsageRecord.model,
             user.label("user_id"),
+            project.label("project"),
             func.count().label("calls"),
             func.sum(UsageRecord.input_tokens).label("input_tokens"),
             func.sum(UsageRecord.output_tokens).label("output_tokens"),
@@ -178,15 +197,19 @@ def add_stored_to_rollups(conn: Connection, first_id: int, last_id: int, only_id
             func.sum(UsageRecord.cost_total).label("cost_total"),
             func.sum(case((estimated, 1), else_=0)).label("estimated_calls"),
             func.sum(case((estimated, UsageRecord.cost_total), else_=0)).label("estimated_cost"),
+            func.sum(UsageRecord.cache_write_tokens).label("cache_write_tokens"),
+            func.sum(UsageRecord.cache_write_1h_tokens).label("cache_write_1h_tokens"),
+            func.sum(UsageRecord.reasoning_tokens).label("reasoning_tokens"),
+            func.sum(UsageRecord.web_search_calls).label("web_search_calls"),
         )
         .where(UsageRecord.id.between(first_id, last_id), *chosen)
-        .group_by(quarter, UsageRecord.provider, UsageRecord.model, user)
+        .group_by(quarter, UsageRecord.provider, UsageRecord.model, user, project)
         .cte("batch")
         .prefix_with("MATERIALIZED")
     )
     grains = values(column("grain", Integer), name="grains").data([(g,) for g in GRAINS]).cte("grains")
     bucket = (batch.c.quarter - batch.c.quarter % grains.c.grain).label("bucket_start")
-    keys = [grains.c.grain, bucket, batch.c.provider, batch.c.model, batch.c.user_id]
+    keys = [grains.c.grain, bucket, batch.c.provider, batch.c.model, batch.c.user_id, batch.c.project]
     query = (
         select(*keys, *[func.sum(batch.c[name]) for name in SUM_COLUMNS])
         .select_from(batch.join(grains, true()))
@@ -235,6 +258,11 @@ def rolled_from_row(row) -> RolledCall:  # type: ignore[no-untyped-def]
         to_pico(row.cost_output),
         to_pico(row.cost_total),
         row.matched_by == "estimate",
+        getattr(row, "project", None),
+        getattr(row, "cache_write_tokens", 0) or 0,
+        getattr(row, "cache_write_1h_tokens", 0) or 0,
+        getattr(row, "reasoning_tokens", 0) or 0,
+        getattr(row, "web_search_calls", 0) or 0,
     )
 
 
@@ -286,7 +314,11 @@ def check_rollups(engine: Engine) -> RollupCheck:
                 UsageRollup.cost_total,
             ).where(UsageRollup.grain == DAY)
         ).all()
-        rolled_days = {(r.bucket_start, r.provider, r.model, r.user_id): (r.calls, r.cost_total) for r in day_rows}
+        rolled_days: dict[tuple[int, str, str, str], tuple[int, Decimal]] = {}
+        for r in day_rows:  # summed over projects: the raw side below is keyed the same way
+            key4 = (r.bucket_start, r.provider, r.model, r.user_id)
+            calls0, cost0 = rolled_days.get(key4, (0, Decimal(0)))
+            rolled_days[key4] = (calls0 + r.calls, cost0 + r.cost_total)
     raw_days: dict[tuple[int, str, str, str], list] = {}
     with engine.connect() as conn:
         for r in conn.execution_options(yield_per=50_000).execute(
