@@ -4,14 +4,17 @@ Accepted: OpenAI Chat Completions and Responses usage, Anthropic Messages usage,
 (camelCase or snake_case); as a dict (decoded JSON) or an SDK object (``openai`` / ``anthropic`` pydantic
 models, through ``.model_dump()``); the usage block alone or the whole response that holds it.
 
-From the ``genai-prices`` package (its per-provider usage extractors, run through
-``genai_prices.extract_usage``): which provider field adds up to which count. Anthropic input as
-``input_tokens + cache_creation_input_tokens + cache_read_input_tokens``, cache reads and writes
-(with the ``cache_creation`` 5-minute / 1-hour breakdown), ``server_tool_use.web_search_requests``,
+From the ``genai-prices`` package: its per-provider usage extractors (the package's data, read once
+per shape by :func:`library_mappings`) say which provider field adds up to which count. Anthropic input
+as ``input_tokens + cache_creation_input_tokens + cache_read_input_tokens``, cache reads and writes with
+the ``cache_creation`` 5-minute / 1-hour breakdown, ``server_tool_use.web_search_requests``,
 ``output_tokens_details.thinking_tokens``; OpenAI ``prompt_tokens_details`` / ``input_tokens_details``
-cached and written tokens and ``*_details.reasoning_tokens``; Gemini ``thoughtsTokenCount`` added to
-the output (it is reported outside ``candidatesTokenCount``) and ``toolUsePromptTokenCount`` added to
-the input. That mapping is provider knowledge kept up to date by the package's maintainers.
+cached and written tokens and ``*_details.reasoning_tokens``; Gemini ``thoughtsTokenCount`` added to the
+output (it is reported outside ``candidatesTokenCount``) and ``toolUsePromptTokenCount`` added to the
+input. That is provider knowledge its maintainers keep up to date; the tests check that our results
+equal ``genai_prices.extract_usage`` on every real payload, and that every path the extractors read
+for these counts is one we validate. (Their sums are applied here rather than by calling
+``extract_usage`` per call: that re-validates each value on every read, ~60 us a call.)
 
 Here, because the package does not do it (or not the way a bill must):
 - shape detection: the extractors must be told the provider and API flavour, a pasted block says neither;
@@ -19,18 +22,18 @@ Here, because the package does not do it (or not the way a bill must):
 - validation naming the field path and the value: the extractors accept fractional floats and silently
   skip an optional count of the wrong type (``"cached_tokens": "8000"`` would be billed as uncached),
   and their messages carry no value; reads + writes above input and reasoning above output are refused;
-- Gemini snake_case (the extractor reads camelCase only): keys are renamed before extraction;
+- Gemini snake_case (the extractor reads camelCase only): each key is read under its camelCase name;
 - the 5-minute share of cache writes: the package reports every write as ``cache_write_tokens`` and
   the parts as ``cache_write_5m_tokens``/``cache_write_1h_tokens``; a call's ``cache_write_tokens`` is
   the 5-minute part only (all of it when no breakdown is given);
 - the service tier (Anthropic ``usage.service_tier``; OpenAI's response-level ``service_tier``), which
   the package keeps out of usage.
-Only the validated counts are handed to the extractor, so its arithmetic always sees whole numbers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -65,7 +68,7 @@ class UsageFields:
 
 
 @dataclass(frozen=True)
-class _Shape:
+class UsageShape:
     name: str
     provider_id: str  # genai-prices provider and API flavour whose extractor reads this shape
     api_flavor: str
@@ -76,7 +79,7 @@ class _Shape:
     output: tuple[tuple[str, ...], ...]  # ... and to all output tokens
 
 
-CHAT = _Shape(
+CHAT = UsageShape(
     "OpenAI Chat Completions",
     "openai",
     "chat",
@@ -90,7 +93,7 @@ CHAT = _Shape(
     (("prompt_tokens",),),
     (("completion_tokens",),),
 )
-RESPONSES = _Shape(
+RESPONSES = UsageShape(
     "OpenAI Responses",
     "openai",
     "responses",
@@ -104,7 +107,7 @@ RESPONSES = _Shape(
     (("input_tokens",),),
     (("output_tokens",),),
 )
-ANTHROPIC = _Shape(
+ANTHROPIC = UsageShape(
     "Anthropic Messages",
     "anthropic",
     "default",
@@ -121,7 +124,7 @@ ANTHROPIC = _Shape(
     (("input_tokens",), ("cache_creation_input_tokens",), ("cache_read_input_tokens",)),
     (("output_tokens",),),
 )
-GEMINI = _Shape(
+GEMINI = UsageShape(
     "Gemini usageMetadata",
     "google",
     "default",
@@ -227,7 +230,7 @@ def _snake_case(block: Mapping[str, Any]) -> bool:
     return any(_present(block, key) for key in GEMINI_SNAKE)
 
 
-def _detect(block: Mapping[str, Any], label: str) -> tuple[_Shape, str]:
+def _detect(block: Mapping[str, Any], label: str) -> tuple[UsageShape, str]:
     if any(_present(block, key) for key in GEMINI_SNAKE):
         return GEMINI, "usageMetadata" if label == "usageMetadata" else "usage_metadata"
     if any(_present(block, key) for key in GEMINI_CAMEL):
@@ -283,7 +286,7 @@ def _path(label: str, steps: tuple[str, ...], keys: Mapping[str, str] | None) ->
 
 
 def _read_counts(
-    block: Mapping[str, Any], shape: _Shape, label: str, keys: Mapping[str, str] | None
+    block: Mapping[str, Any], shape: UsageShape, label: str, keys: Mapping[str, str] | None
 ) -> dict[tuple[str, ...], int]:
     """Every count the shape knows, validated; keyed by the shape's (camelCase) path. Absent or null: left out."""
     counts: dict[tuple[str, ...], int] = {}
@@ -306,33 +309,59 @@ def _read_counts(
 
 # the library's extractor, then what it leaves to us
 
+# the genai-prices usage keys a call's fields are made of
+USED_KEYS = frozenset(
+    {
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "cache_write_5m_tokens",
+        "cache_write_1h_tokens",
+        "output_reasoning_tokens",
+        "web_searches",
+    }
+)
 
-def _extract(shape: _Shape, counts: Mapping[tuple[str, ...], int]) -> Any:
-    import genai_prices  # imported on first use: it loads the whole price catalogue
 
-    block: dict[str, Any] = {}
-    for steps, value in counts.items():
-        node = block
-        for step in steps[:-1]:
-            node = node.setdefault(step, {})
-        node[steps[-1]] = value
-    try:
-        return genai_prices.extract_usage(
-            {shape.root: block}, provider_id=shape.provider_id, api_flavor=shape.api_flavor
-        ).usage
-    except (ValueError, LookupError) as exc:  # not expected: the block holds only validated counts
-        raise UsageShapeError(f"usage: the {shape.name} block could not be read: {exc}") from None
+@functools.cache
+def library_mappings(shape: UsageShape) -> tuple[tuple[tuple[str, ...], str], ...]:
+    """(path in the usage block, genai-prices usage key) of the package's extractor for ``shape``.
+
+    Read once from the package's data; running ``extract_usage`` itself per call cost ~60 us (it
+    re-validates every value on each read), too slow for an import of millions of lines.
+    """
+    from genai_prices import data_snapshot  # imported on first use: it loads the whole price catalogue
+
+    provider = data_snapshot.get_snapshot().find_provider(None, shape.provider_id, None)
+    [extractor] = [e for e in provider.extractors or () if e.api_flavor == shape.api_flavor]
+    mappings: list[tuple[tuple[str, ...], str]] = []
+    for mapping in extractor.mappings:
+        path = (mapping.path,) if isinstance(mapping.path, str) else tuple(mapping.path)
+        if mapping.dest in USED_KEYS and all(isinstance(step, str) for step in path):
+            mappings.append((tuple(str(step) for step in path), mapping.dest))
+    return tuple(mappings)
+
+
+def _extract(shape: UsageShape, counts: Mapping[tuple[str, ...], int]) -> dict[str, int]:
+    """The package's usage keys, each the sum of the validated counts its extractor maps to it."""
+    totals = dict.fromkeys(USED_KEYS, 0)
+    for path, key in library_mappings(shape):
+        value = counts.get(path)
+        if value is not None:
+            totals[key] += value
+    return totals
 
 
 def _fields(
-    shape: _Shape,
+    shape: UsageShape,
     counts: Mapping[tuple[str, ...], int],
-    extracted: Any,
+    extracted: Mapping[str, int],
     label: str,
     keys: Mapping[str, str] | None,
 ) -> UsageFields:
     def reported(name: str) -> int:
-        return int(extracted.reported_value(name))
+        return extracted[name]
 
     input_tokens, output_tokens = reported("input_tokens"), reported("output_tokens")
     cached, writes = reported("cache_read_tokens"), reported("cache_write_tokens")

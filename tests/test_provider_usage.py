@@ -11,7 +11,17 @@ import openai.types.chat as openai_chat
 import openai.types.responses as openai_responses
 import pytest
 
-from core.provider_usage import UsageFields, UsageShapeError, normalise_usage
+from core.provider_usage import (
+    ANTHROPIC,
+    CHAT,
+    GEMINI,
+    RESPONSES,
+    UsageFields,
+    UsageShape,
+    UsageShapeError,
+    library_mappings,
+    normalise_usage,
+)
 
 # Anthropic Messages: input_tokens excludes the cache; reads and writes are added to it.
 ANTHROPIC_CACHED = json.loads(
@@ -383,3 +393,41 @@ def test_a_bad_usage_object_is_refused_naming_the_field_and_value(usage: object,
         normalise_usage(usage)
     assert str(caught.value).startswith(message)
     assert isinstance(caught.value, ValueError)
+
+
+# The provider knowledge comes from genai-prices: same answers, and no count it reads left unvalidated.
+
+LIBRARY_CASES = [
+    (ANTHROPIC_CACHED, "anthropic", "default"),
+    ({"usage": ANTHROPIC_SPLIT}, "anthropic", "default"),
+    ({"usage": ANTHROPIC_WEB_SEARCH}, "anthropic", "default"),
+    ({"usage": ANTHROPIC_BATCH_THINKING}, "anthropic", "default"),
+    (GEMINI_THOUGHTS, "google", "default"),
+    ({"usageMetadata": GEMINI_CACHED_TOOLS}, "google", "default"),
+    ({"usage": OPENAI_CHAT}, "openai", "chat"),
+    (OPENAI_RESPONSE, "openai", "responses"),
+]
+
+
+@pytest.mark.parametrize(("response", "provider_id", "flavor"), LIBRARY_CASES)
+def test_the_counts_agree_with_genai_prices_extract_usage(response: dict, provider_id: str, flavor: str) -> None:
+    import genai_prices
+
+    response = {key: value for key, value in response.items() if key not in ("model", "modelVersion")}
+    theirs = genai_prices.extract_usage(response, provider_id=provider_id, api_flavor=flavor).usage
+    ours = normalise_usage(response)
+    assert ours.input_tokens == theirs.reported_value("input_tokens")
+    assert ours.output_tokens == theirs.reported_value("output_tokens")
+    assert ours.cached_input_tokens == theirs.reported_value("cache_read_tokens")
+    assert ours.cache_write_tokens + ours.cache_write_1h_tokens == theirs.reported_value("cache_write_tokens")
+    assert ours.cache_write_1h_tokens == theirs.reported_value("cache_write_1h_tokens")
+    assert ours.reasoning_tokens == theirs.reported_value("output_reasoning_tokens")
+    assert ours.web_search_calls == theirs.reported_value("web_searches")
+
+
+@pytest.mark.parametrize("shape", [CHAT, RESPONSES, ANTHROPIC, GEMINI], ids=lambda shape: shape.name)
+def test_every_path_the_library_reads_for_our_fields_is_one_we_validate(shape: UsageShape) -> None:
+    mappings = library_mappings(shape)
+    assert {key for _path, key in mappings} >= {"input_tokens", "output_tokens"}
+    for path, _key in mappings:
+        assert path in shape.required + shape.optional
