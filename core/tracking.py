@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
-from core.pricing import PricingError, clean_name
 from core.provider_usage import UsageShapeError, normalise_usage
 from core.usage import Call, CallError, RecordedCall, make_call, record_usage
 
@@ -233,13 +232,9 @@ def track(
     and a call the store cannot record is logged, never raised. A copy made by
     ``client.with_options(...)`` is a new client: track it too.
     """
-    try:
-        clean_name(provider, "provider")
-        if user is not None:
-            clean_name(user, "user")
-        if project is not None:
-            clean_name(project, "project")
-    except PricingError as exc:
+    try:  # the names are checked now, by the rules every recorded call follows
+        make_call(provider, "model", 0, 0, user=user, project=project)
+    except CallError as exc:
         raise TrackingError(str(exc)) from None
     endpoints = _endpoints(client)
     if not endpoints:
