@@ -10,10 +10,12 @@ billed once.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -185,12 +187,22 @@ def _wrap(method: Callable[..., Any], target: _Target, what: str) -> Callable[..
         if kwargs.get("stream"):
             logger.info("spendboard: streaming %ss are not recorded (no usage block until the end)", what)
             return response
+        if inspect.isawaitable(response):  # an async client (AsyncOpenAI, AsyncAnthropic): record once awaited
+            return _record_when_done(response, target, kwargs.get("model"), what, started)
         latency_ms = round((time.perf_counter() - started) * 1000)
         _record_quietly(target, response, kwargs.get("model"), what, latency_ms)
         return response
 
     setattr(tracked, _WRAPPED_MARK, True)
     return tracked
+
+
+async def _record_when_done(pending: Awaitable[Any], target: _Target, model: object, what: str, started: float) -> Any:
+    response = await pending
+    latency_ms = round((time.perf_counter() - started) * 1000)
+    # the store is synchronous: write from a worker thread so the caller's event loop is not held
+    await asyncio.to_thread(_record_quietly, target, response, model, what, latency_ms)
+    return response
 
 
 # (path to the object, method name, what it makes) for every API we record; ``parse`` (structured
@@ -228,7 +240,9 @@ def track(
     Duck-typed: an ``openai.OpenAI``-style client (``client.chat.completions.create`` and
     ``client.responses.create``), an ``anthropic.Anthropic`` client (``client.messages.create``),
     or a ``huggingface_hub.InferenceClient`` (``client.chat_completion``, which its
-    ``chat.completions.create`` alias also goes through). What the caller gets back is unchanged,
+    ``chat.completions.create`` alias also goes through); their async variants are recorded when
+    the caller awaits the answer. Streams are passed through and not recorded (logged). What the
+    caller gets back is unchanged,
     and a call the store cannot record is logged, never raised. A copy made by
     ``client.with_options(...)`` is a new client: track it too.
     """

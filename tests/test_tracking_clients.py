@@ -297,6 +297,31 @@ def test_an_openai_error_on_responses_reaches_the_caller_and_records_nothing(pri
     assert count(priced) == 0
 
 
+# Async clients: the answer is awaited by the caller, then recorded
+
+
+def test_async_anthropic_and_openai_clients_are_recorded_once_awaited(priced: Engine) -> None:
+    import asyncio
+
+    async def both(stub: StubProviders) -> tuple[anthropic.types.Message, openai.types.responses.Response]:
+        claude = anthropic.AsyncAnthropic(base_url=stub.anthropic_url, api_key="k", max_retries=0, timeout=5)
+        gpt = openai.AsyncOpenAI(base_url=stub.openai_url, api_key="k", max_retries=0, timeout=5)
+        track(claude, priced, "anthropic", project="async-app")
+        track(gpt, priced, "openai", project="async-app")
+        message = await claude.messages.create(model=CLAUDE, max_tokens=8, messages=[{"role": "user", "content": "hi"}])
+        response = await gpt.responses.create(model=GPT, input="hi")
+        return message, response
+
+    with StubProviders() as stub:
+        message, response = asyncio.run(both(stub))
+    assert isinstance(message, anthropic.types.Message) and isinstance(response, openai.types.responses.Response)
+    rows = logged(priced)
+    assert [(r.provider, r.request_id, r.input_tokens, r.project) for r in rows] == [
+        ("anthropic", "msg_01HCDu5LRGeP2o7s2xGmxyx8", 1532, "async-app"),
+        ("openai", "resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b", 10000, "async-app"),
+    ]
+
+
 # track_completion reads every shape
 
 
