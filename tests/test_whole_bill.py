@@ -293,3 +293,27 @@ def test_call_from_mapping_takes_the_project_of_the_key_unless_the_call_names_on
     base = dict(timestamp=NOW.isoformat(), provider="openai", model="gpt-4o", input_tokens=1, output_tokens=1)
     assert call_from_mapping(base, default_project="from-key").project == "from-key"
     assert call_from_mapping({**base, "project": "own"}, default_project="from-key").project == "own"
+
+
+def test_usage_log_filters_by_project_and_exports_every_field(engine: Engine) -> None:
+    from core.logs import LogFilter, csv_chunks, fetch_page
+
+    moment = NOW - timedelta(minutes=5)
+    record_batch(
+        engine,
+        [
+            make_call("openai", "gpt-4o", 100, 10, request_id="p-1", timestamp=moment, project="alpha",
+                      cache_write_tokens=20, reasoning_tokens=3),
+            make_call("openai", "gpt-4o", 100, 10, request_id="p-2", timestamp=moment, project="beta"),
+        ],
+    )
+    page = fetch_page(engine, LogFilter(project="alpha"))
+    assert [(r.request_id, r.project, r.cache_write_tokens, r.reasoning_tokens) for r in page.rows] == [
+        ("p-1", "alpha", 20, 3)
+    ]
+    text = "".join(csv_chunks(engine, LogFilter(project="alpha")))
+    header = text.splitlines()[0].split(",")
+    for name in ("project", "cache_write_tokens", "cache_write_1h_tokens", "reasoning_tokens", "web_search_calls",
+                 "service_tier", "tier", "cost_web_search", "cost_request"):
+        assert name in header
+    assert len(text.splitlines()) == 2
