@@ -366,5 +366,8 @@ def test_track_completion_reads_an_anthropic_sdk_message(priced: Engine) -> None
 
 
 def test_a_bad_project_is_refused_when_wrapping(engine: Engine) -> None:
-    with pytest.raises(TrackingError, match="project"):
-        track(anthropic.Anthropic(api_key="x", base_url="http://127.0.0.1:9"), engine, "anthropic", project="  ")
+    client = anthropic.Anthropic(api_key="x", base_url="http://127.0.0.1:9")
+    with pytest.raises(TrackingError, match="^project: "):
+        track(client, engine, "anthropic", project="p" * 201)
+    with pytest.raises(TrackingError, match="^provider: "):
+        track(client, engine, " ")
