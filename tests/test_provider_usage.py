@@ -124,6 +124,16 @@ OPENAI_RESPONSE = json.loads(
             UsageFields(2095, 503, reasoning_tokens=411, service_tier="batch"),
             id="anthropic-batch-thinking-zero-split",
         ),
+        pytest.param(
+            {
+                "input_tokens": 3,
+                "cache_creation_input_tokens": 418,
+                "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+                "output_tokens": 2,
+            },
+            UsageFields(421, 2, cache_write_tokens=418),
+            id="anthropic-all-zero-breakdown-means-5-minute",
+        ),
         pytest.param({"input_tokens": 7, "output_tokens": 2}, UsageFields(7, 2), id="input-output-only"),
         pytest.param(
             GEMINI_THOUGHTS, UsageFields(11, 1104 + 1290, reasoning_tokens=1290), id="gemini-2.5-pro-thoughts-camel"
