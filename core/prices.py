@@ -39,6 +39,7 @@ from core.times import BEGINNING_OF_TIME
 HUGGINGFACE = "huggingface"
 SERVICE_TIERS = ("standard", "batch", "flex", "priority")
 DEFAULT_TIER = "standard"
+LOOKS_PER_TOKEN = Decimal("0.001")  # per 1M tokens: below this, a typed value is likely a per-token price
 BIG_CHANGE = Decimal(100)  # a value that moves a price by more than this factor, either way, asks for confirmation
 
 PriceKey = tuple[str, str, str]  # (provider, model name lower-cased, service tier)
@@ -923,4 +924,7 @@ def unit_preview(value: object, per_token_field: bool = True) -> str:
         return "not a price"
     if not per_token_field:
         return format_usd(amount)
-    return f"{format_usd(per_million(per_token(amount)))} per 1M tokens = ${to_text(per_token(amount))} per token"
+    both = f"{format_usd(per_million(per_token(amount)))} per 1M tokens = ${to_text(per_token(amount))} per token"
+    if 0 < amount < LOOKS_PER_TOKEN:
+        both += " (a per-token price? this field is per 1M tokens)"
+    return both

@@ -140,8 +140,9 @@ else:
         "the 5-minute one, reasoning the output rate; per web search and per request are 0."
     )
     typed: dict[str, str] = {}
-    columns = st.columns(4)
     for position, spec in enumerate(RATE_FIELDS):
+        if position % 4 == 0:
+            columns = st.columns(4)  # one row of four, so each caption sits under its own field
         column = columns[position % 4]
         typed[spec.edit] = column.text_input(
             spec.label,
@@ -150,9 +151,10 @@ else:
         )
         preview = unit_preview(typed[spec.edit], spec.per_token)
         column.caption(preview or " ")
-    st.markdown(
-        "Long-context tiers: above a number of input tokens, these rates replace the base ones for the "
-        "whole call (per 1M tokens; thresholds increasing, empty cells keep the base rate)."
+    st.markdown("**Long-context tiers**")
+    st.caption(
+        "Above a number of input tokens, a tier's rates replace the base ones for the whole call "
+        "(per 1M tokens; thresholds increasing, each once; an empty cell keeps the base rate)."
     )
     tier_frame = st.data_editor(
         _tier_frame(current),
