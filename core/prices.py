@@ -453,7 +453,7 @@ def _threshold(value: object, where: str, field_id: str) -> int:
     if isinstance(value, bool) or value is None:
         raise PriceEditError(field_id, f"{where}: above_input_tokens {value!r} is not a whole number of tokens")
     if isinstance(value, Decimal | float):
-        if value != value or value != int(value):
+        if not Decimal(str(value)).is_finite() or value != int(value):
             raise PriceEditError(field_id, f"{where}: above_input_tokens {value!r} is not a whole number of tokens")
         value = int(value)
     if isinstance(value, str):

@@ -187,6 +187,8 @@ TIER_CASES = [
     ([{"input_per_1m": "3"}], "above_input_tokens is missing"),
     ([{"above_input_tokens": "lots", "input_per_1m": "3"}], "not a whole number"),
     ('[{"above_input_tokens": 5,', "not JSON"),
+    ('[{"above_input_tokens": Infinity, "input_per_1m": "3"}]', "not a whole number"),
+    ('[{"above_input_tokens": 2.5, "input_per_1m": "3"}]', "not a whole number"),
     ('{"above_input_tokens": 5}', "expected a list"),
 ]
 
@@ -370,7 +372,7 @@ def test_prices_import_csv_with_a_tiers_cell(cli_db: Engine, tmp_path: Path, cap
     path = tmp_path / "prices.csv"
     path.write_text(
         "provider,model,input_token_cost,output_token_cost,service_tier,tiers,effective_from\n"
-        'acme,csv-model,0.000001,0.000002,flex,'
+        "acme,csv-model,0.000001,0.000002,flex,"
         '"[{""above_input_tokens"": 128000, ""output_token_cost"": ""0.000004""}]",\n'
         "acme,csv-model,abc,0.000002,,,\n"
         "acme,csv-model,0.000002,0.000002,flex,,2025-02-01\n"

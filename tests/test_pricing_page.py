@@ -153,3 +153,17 @@ def test_a_new_models_first_price_reprices_its_past_estimated_call(app_db: str, 
     capsys.readouterr()
     assert main(["reprice", "--only-estimated"]) == 0
     assert "1 of 1 estimated calls re-priced: $1.00 -> $2.00" in capsys.readouterr().out
+
+
+def test_the_overview_advice_names_a_command_that_works(app_db: str, capsys) -> None:
+    import shlex
+
+    from core.reports import Totals
+    from ui.views import estimate_notice
+
+    notice = estimate_notice(Totals(calls=1, estimated_calls=1, estimated_cost=Decimal(1)))
+    assert notice is not None
+    command = notice.split("`")[1]
+    assert command == "python -m core reprice --only-estimated"
+    signed_in()  # creates the tables and prices
+    assert main(shlex.split(command)[3:]) == 0
