@@ -167,3 +167,26 @@ def test_the_overview_advice_names_a_command_that_works(app_db: str, capsys) -> 
     assert command == "python -m core reprice --only-estimated"
     signed_in()  # creates the tables and prices
     assert main(shlex.split(command)[3:]) == 0
+
+
+def test_editing_a_tiered_price_keeps_its_tiers(app_db: str) -> None:
+    from core.prices import PriceEdit, PriceTier, current_prices, save_price
+
+    at = signed_in()
+    engine = make_engine(app_db)
+    tiers = [{"above_input_tokens": 200_000, "input_per_1m": "2.5", "cost_per_web_search": "0.02"}]
+    save_price(engine, PriceEdit("acme", "long", "1.25", "10", service_tier="batch", tiers=tiers))
+    at.run()
+    label = "acme / long (batch)"
+    at.selectbox(key="edit_choice").set_value(label).run()
+    k = f"{label}|0"
+    assert at.text_input(key=f"input_per_1m_{k}").value == "1.25"
+    at.text_input(key=f"output_per_1m_{k}").set_value("12").run()
+    at.button(key=f"save_{k}").click().run()
+    assert "Saved as price version" in texts(at.success), texts(at.error)
+    (row,) = [p for p in current_prices(engine, provider="acme")]
+    assert (row.service_tier, row.output_token_cost) == ("batch", Decimal("0.000012"))
+    assert row.tiers == (
+        PriceTier(200_000, (("input_token_cost", Decimal("0.0000025")), ("cost_per_web_search", Decimal("0.02")))),
+    )
+    engine.dispose()
