@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     test_call.add_argument("--prompt", default=None, help="a short question (default: a one-line sum)")
     test_call.add_argument("--timeout", type=_positive_int("--timeout", 600), default=60, help="seconds")
     test_call.add_argument("--json", action="store_true")
+
+    from core.prices_cli import add_prices_commands  # parsers only; the handlers import lazily
+
+    add_prices_commands(sub)
     return parser
 
 
@@ -536,6 +540,12 @@ def cmd_test_call(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prices(args: argparse.Namespace) -> int:
+    from core.prices_cli import run
+
+    return run(args)
+
+
 COMMANDS = {
     "init": cmd_init,
     "cost": cmd_cost,
@@ -548,6 +558,7 @@ COMMANDS = {
     "reprice": cmd_reprice,
     "test-call": cmd_test_call,
     "reset-admin-password": cmd_reset_admin_password,
+    "prices": cmd_prices,
 }
 
 
