@@ -79,9 +79,24 @@ def upgrade_database(engine: Engine) -> list[str]:
     with the baseline, then upgraded, every row kept. Newer than the code: refused with
     ``DatabaseTooNewError``. Cheap when already current (one read, no lock).
     """
+    from core.migrations import newest_revision
+
+    head = newest_revision()
+    if head is not None and _stamped_revision(engine) == head:
+        return []  # the common case: one small read, without importing Alembic
     from core.migrate import upgrade_database as upgrade
 
     return upgrade(engine)
+
+
+def _stamped_revision(engine: Engine) -> str | None:
+    from sqlalchemy import inspect, text
+
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        revisions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    return revisions[0] if len(revisions) == 1 else None
 
 
 def _table_names(engine: Engine) -> list[str]:

@@ -29,7 +29,7 @@ from sqlalchemy import Engine, MetaData, create_engine, func, insert, select, te
 from core import reports
 from core.db import DatabaseTooNewError, create_tables, make_engine, upgrade_database
 from core.migrate import current_revision, head_revision
-from core.migrations import RELEASE1, alembic_config
+from core.migrations import RELEASE1, alembic_config, newest_revision
 from core.models import Base, PriceVersion, Setting, UsageRecord, UsageRollup
 
 REPO = Path(__file__).resolve().parents[1]
@@ -316,3 +316,8 @@ def test_two_processes_starting_at_once_migrate_once(release1: Engine, blank_url
     assert sorted(len(done) for done in results) == [0, 0, 2]  # one upgraded; the others found it done
     assert _release1_snapshot(release1) == before
     assert _revision(release1) == head_revision()
+
+
+def test_the_quick_head_check_agrees_with_alembic() -> None:
+    """Every command compares the database with ``newest_revision`` (read without Alembic)."""
+    assert newest_revision() == head_revision()
