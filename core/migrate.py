@@ -1,6 +1,6 @@
 """Bring any database to the schema of this code, in place, once, whoever starts first.
 
-Three kinds of database meet this code: an empty one (made at head in one step), one
+Three kinds of database meet this code: an empty one (made by every revision), one
 made by ``create_all`` without Alembic (every release-1 database: stamped with the
 baseline, then upgraded), and one Alembic already manages (upgraded). A database at a
 revision this code does not know was made by a newer Spendboard and is refused.
@@ -21,8 +21,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
 from core.db import DatabaseSchemaError, DatabaseTooNewError, run_write
-from core.migrations import RELEASE1, alembic_config, script_directory
-from core.models import Base
+from core.migrations import RELEASE1, alembic_config, all_tables, script_directory
 
 # pg_advisory_xact_lock key: any constant shared by every Spendboard process
 PG_LOCK_KEY = 0x5B0A_2D09
@@ -80,10 +79,12 @@ def _upgrade(conn: Connection) -> list[str]:
     done: list[str] = []
     if current is None:
         existing = set(inspect(conn).get_table_names())
-        if not existing & set(Base.metadata.tables):
-            Base.metadata.create_all(conn)
-            command.stamp(config, head)
-            return [f"created tables: {', '.join(Base.metadata.tables)}", f"schema at revision {head}"]
+        if not existing & set(all_tables().tables):
+            # every revision from nothing: the tables are what the migrations say, whichever
+            # model modules this process happened to import (a test holds them equal)
+            command.upgrade(config, "head")
+            made = [name for name in inspect(conn).get_table_names() if name != "alembic_version"]
+            return [f"created tables: {', '.join(made)}", f"schema at revision {head}"]
         if "project" not in {c["name"] for c in inspect(conn).get_columns("api_usage_logs")}:
             current = RELEASE1  # made by release 1's create_all
             command.stamp(config, current)
@@ -102,7 +103,8 @@ def _adopt_current(conn: Connection, config: Config, existing: set[str], head: s
     rather than stamped wrongly.
     """
     inspector = inspect(conn)
-    for name, table in Base.metadata.tables.items():
+    metadata = all_tables()
+    for name, table in metadata.tables.items():
         if name in existing:
             have = {c["name"] for c in inspector.get_columns(name)}
             missing = [c.name for c in table.columns if c.name not in have]
@@ -111,8 +113,8 @@ def _adopt_current(conn: Connection, config: Config, existing: set[str], head: s
                     f"table {name} lacks columns {', '.join(missing)} and the database has no migration "
                     "history: its schema matches no Spendboard release"
                 )
-    created = [name for name in Base.metadata.tables if name not in existing]
-    Base.metadata.create_all(conn)
+    created = [name for name in metadata.tables if name not in existing]
+    metadata.create_all(conn)
     command.stamp(config, head)
     done = [f"created tables: {', '.join(created)}"] if created else []
     return [*done, f"recorded schema revision {head} (tables made without migrations)"]

@@ -14,6 +14,8 @@ Alembic is imported only when needed: it costs ~0.1 s, and every command checks 
 from __future__ import annotations
 
 import ast
+import importlib
+import pkgutil
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
+    from sqlalchemy import MetaData
 
 HERE = Path(__file__).resolve().parent
 RELEASE1 = "0001_release1"  # the schema every release-1 database has (made by create_all)
@@ -34,6 +37,22 @@ def alembic_config() -> Config:
     config.set_main_option("script_location", str(HERE))
     config.set_main_option("file_template", "%%(rev)s")
     return config
+
+
+def all_tables() -> MetaData:
+    """``Base.metadata`` with every table of the code: each ``models`` module under ``core`` imported.
+
+    Sub-packages declare their tables in their own ``models`` module on ``core.models.Base``;
+    a table whose module nobody imported yet would be missed by ``create_all`` and by
+    autogenerate, so both go through here.
+    """
+    import core
+    from core.models import Base
+
+    for module in pkgutil.walk_packages(core.__path__, "core."):
+        if module.name.rsplit(".", 1)[-1] == "models":
+            importlib.import_module(module.name)
+    return Base.metadata
 
 
 def script_directory() -> ScriptDirectory:
