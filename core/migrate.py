@@ -83,7 +83,7 @@ def _upgrade(conn: Connection) -> list[str]:
             # every revision from nothing: the tables are what the migrations say, whichever
             # model modules this process happened to import (a test holds them equal)
             command.upgrade(config, "head")
-            made = [name for name in inspect(conn).get_table_names() if name != "alembic_version"]
+            made = sorted(set(inspect(conn).get_table_names()) - {"alembic_version"})
             return [f"created tables: {', '.join(made)}", f"schema at revision {head}"]
         if "project" not in {c["name"] for c in inspect(conn).get_columns("api_usage_logs")}:
             current = RELEASE1  # made by release 1's create_all
