@@ -117,10 +117,9 @@ def _engine() -> Engine:
 
     check_environment()  # a bad setting is refused before the database is touched
     engine = make_engine()
-    # a user who pulled new code and runs any command gets the schema upgraded first
-    # (one small read when it is current); stderr, so --json output stays one object
-    for change in upgrade_database(engine):
-        print(change, file=sys.stderr)
+    # a user who pulled new code and runs any command gets the schema upgraded first (one
+    # small read when current); quietly, so output and the one-line errors stay as they are
+    upgrade_database(engine)
     return engine
 
 
