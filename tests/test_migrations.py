@@ -27,7 +27,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, create_engine, func, insert, select, text
 
 from core import reports
-from core.db import DatabaseTooNewError, create_tables, make_engine, upgrade_database
+from core.db import DatabaseSchemaError, DatabaseTooNewError, create_tables, make_engine, upgrade_database
 from core.migrate import current_revision, head_revision
 from core.migrations import RELEASE1, alembic_config, newest_revision
 from core.models import Base, PriceVersion, Setting, UsageRecord, UsageRollup
@@ -321,3 +321,13 @@ def test_two_processes_starting_at_once_migrate_once(release1: Engine, blank_url
 def test_the_quick_head_check_agrees_with_alembic() -> None:
     """Every command compares the database with ``newest_revision`` (read without Alembic)."""
     assert newest_revision() == head_revision()
+
+
+def test_tables_without_history_that_match_no_release_are_refused(blank: Engine) -> None:
+    """Half a migration done by hand: neither release 1 nor today; stamping it would hide the gap."""
+    r1.Base.metadata.create_all(blank)
+    with blank.begin() as conn:
+        conn.execute(text("ALTER TABLE api_usage_logs ADD COLUMN project VARCHAR(200)"))
+    with pytest.raises(DatabaseSchemaError, match="table api_provider_pricing lacks columns cache_write_token_cost"):
+        upgrade_database(blank)
+    assert _revision(blank) is None
