@@ -24,7 +24,7 @@ import release1_schema as r1
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, MetaData, create_engine, func, insert, select, text
+from sqlalchemy import Engine, MetaData, create_engine, func, insert, inspect, select, text
 
 from core import reports
 from core.db import DatabaseSchemaError, DatabaseTooNewError, create_tables, make_engine, upgrade_database
@@ -331,3 +331,20 @@ def test_tables_without_history_that_match_no_release_are_refused(blank: Engine)
     with pytest.raises(DatabaseSchemaError, match="table api_provider_pricing lacks columns cache_write_token_cost"):
         upgrade_database(blank)
     assert _revision(blank) is None
+
+
+def test_a_failed_upgrade_leaves_the_database_as_it_was(release1: Engine) -> None:
+    """The stamp and every step run in one transaction: half an upgrade is never left behind."""
+    before = _release1_snapshot(release1)
+    with release1.begin() as conn:  # the name 0002 gives its new index, taken: 0002 fails half-way
+        conn.execute(text("CREATE INDEX ix_usage_project_time ON spendboard_settings (value)"))
+    with pytest.raises(Exception, match="ix_usage_project_time"):
+        upgrade_database(release1)
+    with release1.connect() as conn:
+        assert "project" not in {c["name"] for c in inspect(conn).get_columns("api_usage_logs")}
+    assert _revision(release1) is None
+    assert _release1_snapshot(release1) == before
+    with release1.begin() as conn:
+        conn.execute(text("DROP INDEX ix_usage_project_time"))
+    assert upgrade_database(release1)[-1].startswith(f"upgraded the database schema from {RELEASE1}")
+    assert _release1_snapshot(release1) == before
