@@ -25,6 +25,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, create_engine, func, insert, inspect, select, text
+from streamlit.testing.v1 import AppTest
 
 from core import reports
 from core.db import DatabaseSchemaError, DatabaseTooNewError, create_tables, make_engine, upgrade_database
@@ -348,3 +349,42 @@ def test_a_failed_upgrade_leaves_the_database_as_it_was(release1: Engine) -> Non
         conn.execute(text("DROP INDEX ix_usage_project_time"))
     assert upgrade_database(release1)[-1].startswith(f"upgraded the database schema from {RELEASE1}")
     assert _release1_snapshot(release1) == before
+
+
+@pytest.fixture
+def app_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("SPENDBOARD_ADMIN_PASSWORD", "correct horse battery staple")
+    return url
+
+
+def _dashboard() -> AppTest:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+    at.run()
+    return at
+
+
+def test_the_dashboard_start_upgrades_a_release1_database(app_url: str) -> None:
+    engine = make_engine(app_url)
+    r1.Base.metadata.create_all(engine)
+    _fill_release1(engine)
+    before = _release1_snapshot(engine)
+    at = _dashboard()
+    assert not at.exception, at.exception
+    assert _revision(engine) == head_revision()
+    assert _release1_snapshot(engine)["api_usage_logs"] == before["api_usage_logs"]
+    engine.dispose()
+
+
+def test_the_dashboard_refuses_a_database_newer_than_the_code(app_url: str) -> None:
+    engine = make_engine(app_url)
+    create_tables(engine)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
+        conn.execute(text("INSERT INTO alembic_version VALUES (:revision)"), {"revision": FUTURE})
+    engine.dispose()
+    at = _dashboard()
+    assert not at.exception, at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert FUTURE in errors and "upgrade Spendboard" in errors
