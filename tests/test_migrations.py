@@ -134,7 +134,7 @@ def _fill_release1(engine: Engine) -> None:
     correction = dict(id=1, usage_id=3, old_cost_total=Decimal("0.5"), new_cost_total=Decimal("0.000168"))
     correction.update(old_pricing_id=None, new_pricing_id=None, old_matched_by="estimate", new_matched_by="estimate")
     correction.update(corrected_at=T0, reason="repriced")
-    settings = [dict(key="admin_password_hash", value="pbkdf2_sha256$600000$c2FsdA$aGFzaA"), dict(key="note", value="")]
+    settings = [dict(key="admin_password_hash", value="scrypt$16384$8$1$c2FsdA$aGFzaA"), dict(key="note", value="")]
     tables = r1.Base.metadata.tables
     with engine.begin() as conn:
         conn.execute(insert(tables["api_provider_pricing"]), prices)
@@ -197,7 +197,7 @@ def test_release1_database_is_upgraded_in_place_keeping_every_row(release1: Engi
         assert set(conn.execute(sums)) == {("", 0, 0)}
         assert conn.execute(select(func.count()).select_from(UsageRollup)).scalar_one() == 9
         password_hash = select(Setting.value).where(Setting.key == "admin_password_hash")
-        assert conn.execute(password_hash).scalar_one().startswith("pbkdf2")
+        assert conn.execute(password_hash).scalar_one().startswith("scrypt$")
     # reports read the upgraded roll-ups: the same totals release 1 showed
     total = reports.totals(release1, datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 3, tzinfo=UTC))
     assert (total.calls, total.input_tokens, total.cached_input_tokens) == (3, 11_123, 8000)
@@ -243,6 +243,11 @@ def test_baseline_revision_is_exactly_the_release1_schema(blank: Engine, tmp_pat
         r1.Base.metadata.create_all(made)
         assert _sqlite_ddl(blank) == _sqlite_ddl(made)
         made.dispose()
+    # a database Alembic already manages at an older revision is upgraded from there
+    assert upgrade_database(blank) == [
+        f"upgraded the database schema from {RELEASE1} to {head_revision()}, every row kept"
+    ]
+    assert _schema_diff(blank, all_tables()) == []
 
 
 def _sqlite_ddl(engine: Engine) -> dict[str, str]:
