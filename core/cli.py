@@ -487,7 +487,7 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from core.db import DatabaseBusyError
+    from core.db import CONNECTION_ERRORS, DatabaseBusyError, database_error, is_lock_error
     from core.importer import ImportFileError
     from core.pricing import PricingError
     from core.times import TimeError
@@ -502,3 +502,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DatabaseBusyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except CONNECTION_ERRORS as exc:  # a bad URL, an unreachable server, a refused login, a missing database
+        if is_lock_error(exc):
+            print(f"error: the database is locked by another writer ({exc.__class__.__name__})", file=sys.stderr)
+            return 1
+        print(f"error: {database_error(exc)}", file=sys.stderr)  # type: ignore[arg-type]
+        return EXIT_BAD_INPUT

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from core import reports
 from core.auth import bootstrap_admin_password
 from core.config import ConfigError, check_environment, database_url
-from core.db import create_tables, make_engine
+from core.db import CONNECTION_ERRORS, create_tables, database_error, make_engine
 from core.forecast import MonthProjection, month_end_projection
 from core.prices import initialize_default_pricing
 from core.times import TimeError, zone
@@ -45,8 +45,10 @@ def start_app() -> Engine:
     try:
         check_environment()
         return get_engine()
-    except ConfigError as exc:
-        st.error(f"Configuration error: {exc}. Fix it in the environment or `.env` and restart.")
+    except (ConfigError, *CONNECTION_ERRORS) as exc:
+        problem = exc if isinstance(exc, ConfigError) else database_error(exc)  # type: ignore[arg-type]
+        shown = str(problem).replace("\\", "\\\\").replace("*", "\\*")  # a hidden password's *** is not markdown
+        st.error(f"Configuration error: {shown}. Fix it in the environment or `.env` and restart.")
         st.stop()
         raise  # unreachable: st.stop() ends the run
 
