@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -25,6 +26,8 @@ class BadInput(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
+        # argparse prefixes "argument --x: " to a type error that already starts with "--x: "
+        message = re.sub(r"^argument (\S+): \1: ", r"\1: ", message)
         raise BadInput(f"{self.prog}: {message}")
 
 
@@ -80,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=_positive_int("--days", 3650), default=90)
     demo.add_argument("--rows", type=_positive_int("--rows", 100_000_000), default=20_000)
 
-    verify = sub.add_parser("verify", help="recompute a logged call's cost")
-    verify.add_argument("log_id", type=_positive_int("LOG_ID", 2**62))
+    verify = sub.add_parser("verify", help="recompute a logged call's cost (by log id or request id)")
+    verify.add_argument("target", metavar="LOG_ID|REQUEST_ID", help="all digits: a log id first, else a request id")
     verify.add_argument("--json", action="store_true")
 
     report = sub.add_parser("report", help="spend totals, as the dashboard shows them")
@@ -95,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--json", action="store_true")
 
     reprice = sub.add_parser("reprice", help="re-price calls stored at the estimate once a real price exists")
-    reprice.add_argument("--only-estimated", action="store_true", required=True)
+    # re-pricing only ever touches calls stored at the estimate; the flag is kept for scripts that pass it
+    reprice.add_argument("--only-estimated", action="store_true", help="the default (and only) mode")
     reprice.add_argument("--since")
     reprice.add_argument("--json", action="store_true")
 
@@ -283,9 +287,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from core.audit import verify_call
 
-    v = verify_call(_engine(), log_id=args.log_id)
+    target = args.target.strip()
+    if not target:
+        raise BadInput("LOG_ID|REQUEST_ID: empty (give a log id or a request id)")
+    engine = _engine()
+    v = None
+    if target.isascii() and target.isdigit() and 1 <= int(target) <= 2**62:  # a log id, else an all-digit request id
+        v = verify_call(engine, log_id=int(target))
     if v is None:
-        raise BadInput(f"LOG_ID: no logged call with id {args.log_id}")
+        v = verify_call(engine, request_id=target)
+    if v is None:
+        raise BadInput(f"LOG_ID|REQUEST_ID: no logged call has the log id or request id {target!r}")
     if args.json:
         print(
             json.dumps(

@@ -1,0 +1,50 @@
+"""Command-line wording and lookups a new user trips on (issue 14, points 8 and 10)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.cli import main
+from core.db import make_engine
+from core.usage import make_call, record_usage
+
+
+@pytest.fixture
+def cli_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert main(["init"]) == 0
+    return url
+
+
+def test_an_argument_error_names_the_option_once(cli_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    argv = ["cost", "--provider", "p", "--model", "m", "--input-tokens", "-5", "--output-tokens", "1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("--input-tokens") == 1, err
+    assert err == "error: python -m core cost: --input-tokens: -5 is negative"
+    assert main(["demo", "--days", "x"]) == 2
+    assert capsys.readouterr().err.count("--days") == 1
+
+
+def test_verify_takes_a_request_id_as_well_as_a_log_id(cli_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    engine = make_engine(cli_db)
+    first = record_usage(
+        engine, make_call("huggingface", "openai/gpt-oss-120b:groq", 1000, 500, request_id="chatcmpl-7")
+    )
+    digits = record_usage(engine, make_call("huggingface", "openai/gpt-oss-120b:groq", 10, 5, request_id="424242"))
+    engine.dispose()
+    capsys.readouterr()
+    assert main(["verify", "chatcmpl-7"]) == 0
+    out = capsys.readouterr().out
+    assert f"log #{first.id} " in out and "the stored cost is right" in out
+    assert main(["verify", str(first.id), "--json"]) == 0  # a log id still works
+    assert f'"id": {first.id}' in capsys.readouterr().out
+    assert main(["verify", "424242", "--json"]) == 0  # all digits, no such log id: the request id
+    assert f'"id": {digits.id}' in capsys.readouterr().out
+    assert main(["verify", "no-such-request"]) == 2
+    err = capsys.readouterr().err
+    assert "LOG_ID|REQUEST_ID" in err and "'no-such-request'" in err
