@@ -77,7 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     imp = sub.add_parser("import", help="import calls from CSV or JSON Lines")
     imp.add_argument("file")
-    imp.add_argument("--strict", action="store_true", help="exit 1 if any row was refused")
+    imp.add_argument(
+        "--strict",
+        action="store_true",
+        help="all or nothing: check the whole file first, write nothing (exit 1) if any row is refused",
+    )
 
     demo = sub.add_parser("demo", help="write synthetic usage ending now")
     demo.add_argument("--days", type=_positive_int("--days", 3650), default=90)
@@ -244,6 +248,16 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    """``1 row``, ``2 rows``: a number with its noun, singular or plural."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def _line_list(lines: list[int], total: int, shown: int = 20) -> str:
+    text = ", ".join(str(n) for n in lines[:shown])
+    return text + (f" and {total - shown:,} more" if total > shown else "")
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from core.importer import ImportResult, import_file
 
@@ -253,12 +267,22 @@ def cmd_import(args: argparse.Namespace) -> int:
         if interactive:
             print(f"\r{result.lines_read:,} rows read, {result.taken:,} taken", end="", file=sys.stderr, flush=True)
 
-    result = import_file(_engine(), args.file, progress=progress)
+    result = import_file(_engine(), args.file, progress=progress, strict=args.strict)
     if interactive:
         print(file=sys.stderr)
-    print(f"{result.taken} rows taken, {result.duplicates} already recorded, {len(result.refused)} refused")
+    refused = len(result.refused)
+    if not result.written:
+        print(f"nothing written (--strict): {_count(refused, 'row')} refused, {_count(result.taken, 'row')} good")
+    else:
+        print(f"{_count(result.taken, 'row')} taken, {result.duplicates} already recorded, {refused} refused")
     for line, reason in result.refused:
         print(f"line {line}: {reason}", file=sys.stderr)
+    if result.duplicates:
+        print(
+            f"already recorded, skipped: {'line' if result.duplicates == 1 else 'lines'} "
+            f"{_line_list(result.duplicate_lines, result.duplicates)}",
+            file=sys.stderr,
+        )
     return 1 if args.strict and result.refused else 0
 
 
