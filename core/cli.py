@@ -178,7 +178,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     engine = make_engine()
     created = create_tables(engine)
     changes = initialize_default_pricing(engine)
-    from core.auth import bootstrap_admin_password
+    from core.auth import bootstrap_admin_password, env_password_notice
 
     password = bootstrap_admin_password(engine, announce=False)
     if password:
@@ -189,6 +189,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(change)
     if not created and not changes:
         print("nothing to change: tables and prices are up to date")
+    notice = env_password_notice(engine)
+    if notice:
+        print(notice)
     return 0
 
 

@@ -48,3 +48,31 @@ def test_verify_takes_a_request_id_as_well_as_a_log_id(cli_db: str, capsys: pyte
     assert main(["verify", "no-such-request"]) == 2
     err = capsys.readouterr().err
     assert "LOG_ID|REQUEST_ID" in err and "'no-such-request'" in err
+
+
+def test_init_says_when_the_environment_password_is_in_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'pw.db'}")
+    assert main(["init"]) == 0
+    assert "admin password for editing prices (shown once" in capsys.readouterr().out
+    monkeypatch.setenv("SPENDBOARD_ADMIN_PASSWORD", "from-dotenv")
+    assert main(["init"]) == 0
+    out = capsys.readouterr().out
+    assert "SPENDBOARD_ADMIN_PASSWORD is set (in the environment or .env) and is the one in use" in out
+    assert "the one generated earlier does not work while it is set" in out
+    assert "from-dotenv" not in out
+
+
+def test_the_app_start_says_when_the_environment_password_is_in_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.auth import bootstrap_admin_password
+    from core.db import create_tables
+
+    monkeypatch.setenv("SPENDBOARD_ADMIN_PASSWORD", "from-dotenv")
+    engine = make_engine(f"sqlite:///{tmp_path / 'app.db'}")
+    create_tables(engine)
+    assert bootstrap_admin_password(engine) is None  # what the dashboard runs at start
+    assert "SPENDBOARD_ADMIN_PASSWORD is set" in capsys.readouterr().out
+    engine.dispose()
