@@ -31,7 +31,7 @@ def sign_in_form(engine: Engine, key: str = "sign_in") -> bool:
     which = (
         "the value of SPENDBOARD_ADMIN_PASSWORD, set in the environment or `.env`"
         if config.admin_password()
-        else "the one printed once in the terminal at first start; `python -m core reset-admin-password` makes a new one"
+        else "the one printed once in the terminal at first start (`python -m core reset-admin-password`: a new one)"
     )
     st.caption(f"Editing needs the admin password: {which}. A sign-in lasts {SESSION_SECONDS // 60} minutes.")
     with st.form(key, clear_on_submit=True):
