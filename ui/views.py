@@ -6,6 +6,7 @@ from data are left as plain strings for ``st.dataframe`` / ``st.text``, never ma
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -221,6 +222,23 @@ def verification_verdict(v: Verification) -> tuple[bool, str]:
     if v.today.cost_total != v.at_its_time.cost_total:
         text += f" Under today's prices it would cost {format_usd(v.today.cost_total)}."
     return v.matches, text
+
+
+# Field names the core's messages use, as the pages label them.
+FIELD_LABELS = {
+    "cached_input_tokens": "Cached input tokens",
+    "input_tokens": "Input tokens",
+    "output_tokens": "Output tokens",
+    "provider": "Provider",
+    "model": "Model",
+}
+
+
+def user_words(message: str) -> str:
+    """A core message with internal field names replaced by the labels the user sees."""
+    for name, label in FIELD_LABELS.items():
+        message = re.sub(rf"(?<![\w-]){name}(?![\w-])", label, message)
+    return message
 
 
 def parse_lookup(value: str) -> tuple[int | None, str | None]:
