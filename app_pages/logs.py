@@ -6,7 +6,9 @@ from core.config import database_url
 from core.logs import EXPORT_PATH, PAGE_SIZES, LogFilter, export_query, fetch_page, get_row
 from core.pricing import MATCH_STEPS
 from ui import common
-from ui.views import logs_table
+from ui.views import EXACT_COST, logs_table
+
+COST_HELP = "Whole cents from a cent up; below a cent, two significant digits. Exact: the last column."
 
 ALL = "All"
 CURSORS_KEY = "logs_cursors"
@@ -63,7 +65,15 @@ page = fetch_page(engine, log_filter, size, cursors[-1])
 matching = common.count_calls(url, log_filter)
 st.caption(f"{flt.label}, times in {flt.tz.key}: {matching.text()}. Page {len(cursors)}, newest first.")
 if page.rows:
-    st.dataframe(logs_table(page.rows, flt.tz), hide_index=True, key="logs_table")
+    st.dataframe(
+        logs_table(page.rows, flt.tz),
+        hide_index=True,
+        key="logs_table",
+        column_config={
+            "Cost": st.column_config.TextColumn("Cost", help=COST_HELP),
+            EXACT_COST: st.column_config.TextColumn(EXACT_COST, help="The exact stored cost, in USD."),
+        },
+    )
 else:
     st.info("No calls match these filters.")
 

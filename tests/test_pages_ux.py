@@ -126,3 +126,56 @@ def test_count_calls_and_models_of_on_every_backend(engine) -> None:  # type: ig
     assert count_calls(engine, LogFilter(start=start, end=end, matched_by="exact", provider="nobody")).calls == 0
     assert models_of(engine, start, end) == ["b", "llama-3.1-8b-instant"]
     assert models_of(engine, start, end, "groq") == ["llama-3.1-8b-instant"]
+
+
+# --- display ------------------------------------------------------------------------------------------------
+
+
+def test_a_money_column_uses_one_rule_and_keeps_the_exact_value(app_db: str) -> None:
+    _app()
+    engine = make_engine(app_db)
+    now = datetime.now(UTC) - timedelta(hours=1)
+    # gpt-4o at $2.50 / $10 per 1M: 6,000,000 in + 200,000 out = $17.00; and a small odd one
+    record_batch(
+        engine,
+        [
+            make_call("openai", "gpt-4o", 6_000_000, 200_000, timestamp=now),
+            make_call("openai", "gpt-4o", 171_731, 0, timestamp=now),  # $0.4293275
+        ],
+    )
+    engine.dispose()
+    st.cache_data.clear()
+    at = _app("app_pages/logs.py")
+    table = at.dataframe[0].value
+    assert list(table["Cost"]) == ["$17.00", "$0.43"] or sorted(table["Cost"]) == ["$0.43", "$17.00"]
+    assert "0.4293275" in list(table["Exact cost (USD)"])
+
+
+def test_all_time_shows_no_comparison_with_a_previous_period(app_db: str) -> None:
+    _app()
+    _fill(app_db)
+    at = _app(period="All time")
+    labels = [m.label for m in at.metric]
+    assert "Previous period spend" not in labels
+    spend = at.metric[0]
+    assert not spend.delta and "previous period" not in (spend.help or "")
+    at = _app(period="Last 30 days")
+    assert "Previous period spend" in [m.label for m in at.metric]
+
+
+def test_month_bars_are_labelled_as_months_and_the_provider_table_is_full_width(app_db: str) -> None:
+    import json
+
+    _app()
+    _fill(app_db)
+    at = _app(period="This month")
+    at.segmented_control(key="granularity").set_value("month").run()
+    assert not at.exception
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    today = datetime.now(UTC)
+    assert figure["layout"]["xaxis"]["type"] == "category"
+    xs = {x for trace in figure["data"] for x in trace["x"]}
+    assert xs <= {f"{today:%b %Y}", f"{(today - timedelta(days=3)):%b %Y}"}, xs
+    in_columns = [df for column in at.columns for df in column.dataframe]
+    providers = [df for df in at.dataframe if "Provider" in df.value.columns]
+    assert providers and not [df for df in in_columns if "Provider" in df.value.columns]
