@@ -160,8 +160,9 @@ def test_a_first_visit_to_a_deep_link_renders_the_whole_app(browser, tmp_path: P
             assert {"Overview", "Usage logs", "Pricing", "Calculator"} <= labels
             # the shared sidebar filters and the wide layout
             sidebar = page.get_by_test_id("stSidebar")
-            assert sidebar.get_by_text("Filters").count() == 1
-            assert sidebar.get_by_text("Time zone").count() == 1
+            sidebar.get_by_text("Time zone", exact=True).first.wait_for(timeout=20_000)
+            assert sidebar.get_by_text("Filters", exact=True).count() == 1
+            assert sidebar.get_by_text("Period", exact=True).count() == 1
             width = page.get_by_test_id("stMainBlockContainer").bounding_box()["width"]
             assert width > 900, width  # "centered" is 736 px wide
             assert "Spendboard" in page.title()
