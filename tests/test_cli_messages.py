@@ -76,3 +76,23 @@ def test_the_app_start_says_when_the_environment_password_is_in_use(
     assert bootstrap_admin_password(engine) is None  # what the dashboard runs at start
     assert "SPENDBOARD_ADMIN_PASSWORD is set" in capsys.readouterr().out
     engine.dispose()
+
+
+def test_the_overviews_advice_names_a_command_that_works_as_written(
+    cli_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+    import shlex
+    from decimal import Decimal
+
+    from core.reports import Totals
+    from ui.views import estimate_notice
+
+    notice = estimate_notice(Totals(calls=1, estimated_calls=1, estimated_cost=Decimal("0.0001")))
+    assert notice
+    command = re.search(r"`(python -m core [^`]+)`", notice)
+    assert command, notice
+    argv = shlex.split(command.group(1))[3:]
+    capsys.readouterr()
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "estimated calls re-priced" in capsys.readouterr().out
