@@ -1,11 +1,22 @@
 """Calculator: price any (provider, model, tokens) through the lookup chain, and verify a logged call."""
 
+import json
+
 import streamlit as st
 
 from core.audit import verify_call
 from core.config import env_priced_providers
 from core.money import format_usd
-from core.pricing import PricingError, calculate_cost, current_index, formula_lines, validate_tokens
+from core.pricing import (
+    SERVICE_TIERS,
+    STANDARD,
+    PricingError,
+    calculate_cost,
+    current_index,
+    formula_lines,
+    validate_tokens,
+)
+from core.provider_usage import UsageShapeError, normalise_usage
 from ui import common, test_call_panel
 from ui.views import parse_lookup, prices_used, user_words, verification_table, verification_verdict
 
@@ -35,7 +46,7 @@ def _use_suggestion() -> None:
 model = right.text_input(
     "Model",
     key="calc_model",
-    help="Any name: the lookup chain (exact, short, default, env, estimate) decides which price applies.",
+    help="Any name: the lookup chain (exact, short, alias, default, env, estimate) decides which price applies.",
 )
 st.selectbox(
     f"Known models for {provider} ({len(known)})",
@@ -47,17 +58,66 @@ st.selectbox(
 )
 # Text fields parsed strictly: a number field would turn "1e3" into 1 and silently keep the last
 # valid value after a bad entry, so the cost shown would not be the cost of what is typed.
-a, b, c = st.columns(3)
-typed = {
-    "Input tokens": a.text_input("Input tokens", value="1000", key="calc_in"),
-    "Output tokens": b.text_input("Output tokens", value="500", key="calc_out"),
-    "Cached input tokens": c.text_input("Cached input tokens", value="0", key="calc_cached"),
+COUNT_FIELDS = {  # session key -> (label, core field)
+    "calc_in": ("Input tokens", "input_tokens"),
+    "calc_out": ("Output tokens", "output_tokens"),
+    "calc_cached": ("Cached input tokens", "cached_input_tokens"),
+    "calc_write": ("Cache write tokens (5 min)", "cache_write_tokens"),
+    "calc_write_1h": ("Cache write tokens (1 h)", "cache_write_1h_tokens"),
+    "calc_reasoning": ("Reasoning tokens", "reasoning_tokens"),
+    "calc_searches": ("Web searches", "web_search_calls"),
 }
+DEFAULTS = {"calc_in": "1000", "calc_out": "500"}
+for key in COUNT_FIELDS:
+    st.session_state.setdefault(key, DEFAULTS.get(key, "0"))
+st.session_state.setdefault("calc_tier", STANDARD)
+
+
+def _use_pasted_usage() -> None:
+    """Fill the fields from a usage block as an API returned it (OpenAI, Anthropic, Gemini)."""
+    text = st.session_state.get("calc_usage_text") or ""
+    try:
+        fields = normalise_usage(json.loads(text))
+    except json.JSONDecodeError as exc:
+        st.session_state["calc_usage_problem"] = f"Usage block: not JSON ({exc.msg} at column {exc.colno})."
+        return
+    except UsageShapeError as exc:
+        st.session_state["calc_usage_problem"] = f"Usage block: {exc}"
+        return
+    st.session_state.pop("calc_usage_problem", None)
+    for key, (_label, name) in COUNT_FIELDS.items():
+        st.session_state[key] = str(getattr(fields, name))
+    if fields.service_tier:
+        st.session_state["calc_tier"] = fields.service_tier
+
+
+with st.expander("Paste a usage block (the `usage` of an API response, as it came back)"):
+    st.text_area(
+        "Usage block (JSON)",
+        key="calc_usage_text",
+        placeholder='{"prompt_tokens": 10000, "completion_tokens": 2000, '
+        '"prompt_tokens_details": {"cached_tokens": 8000}}',
+        help="OpenAI Chat Completions or Responses, Anthropic Messages, Gemini usageMetadata: "
+        "the fields below are filled in from it.",
+    )
+    st.button("Fill in the fields", key="calc_use_usage", on_click=_use_pasted_usage)
+    if st.session_state.get("calc_usage_problem"):
+        st.error(st.session_state["calc_usage_problem"])
+
+rows = [("calc_in", "calc_out", "calc_cached", "calc_write"), ("calc_write_1h", "calc_reasoning", "calc_searches")]
+typed: dict[str, str] = {}
+for row in rows:
+    columns = st.columns(4)
+    for column, key in zip(columns, row, strict=False):
+        typed[key] = column.text_input(COUNT_FIELDS[key][0], key=key)
+tier = st.columns(4)[0].selectbox("Service tier", SERVICE_TIERS, key="calc_tier")
+
 counts: dict[str, int] = {}
 problems: list[str] = []
-for label, text in typed.items():
+for key, text in typed.items():
+    label, name = COUNT_FIELDS[key]
     try:
-        counts[label] = validate_tokens(text, label)
+        counts[name] = validate_tokens(text, label)
     except PricingError as exc:
         problems.append(str(exc))
 
@@ -69,16 +129,23 @@ elif model:
             engine,
             provider,
             model,
-            counts["Input tokens"],
-            counts["Output tokens"],
-            counts["Cached input tokens"],
+            counts.pop("input_tokens"),
+            counts.pop("output_tokens"),
+            counts.pop("cached_input_tokens"),
+            service_tier=tier,
+            **counts,
         )
     except PricingError as exc:
         st.error(f"Invalid input, no cost shown: {user_words(str(exc))}", icon=":material/error:")
     else:
-        total, step = st.columns(2)
+        total, step, used = st.columns(3)
         total.metric("Cost", format_usd(result.cost_total))
         step.metric("Matched by", result.matched_by)
+        used.metric(
+            "Rates used",
+            result.service_tier + (f", tier above {result.tier:,}" if result.tier is not None else ""),
+            help="The service tier whose prices were used, and the long-context tier when the call is above one.",
+        )
         st.text(result.reason)
         st.dataframe(prices_used(result), hide_index=True)
         st.code("\n".join(formula_lines(result)), language=None)

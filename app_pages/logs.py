@@ -5,6 +5,7 @@ import streamlit as st
 from core.config import database_url
 from core.logs import EXPORT_PATH, PAGE_SIZES, LogFilter, export_query, fetch_page, get_row
 from core.pricing import MATCH_STEPS
+from core.reports import NO_PROJECT, NO_USER
 from ui import common
 from ui.views import EXACT_COST, logs_table
 
@@ -35,7 +36,8 @@ if span is None:
 
 providers = common.breakdown(url, span[0], span[1], "provider")
 users = common.breakdown(url, span[0], span[1], "user")
-cols = st.columns(5)
+projects = common.breakdown(url, span[0], span[1], "project")
+cols = st.columns(6)
 provider = cols[0].selectbox("Provider", [ALL] + sorted(r.key or "" for r in providers), key="logs_provider")
 # only the chosen provider's models; a model picked for another provider falls back to All
 model_options = [ALL] + common.models_of(url, span[0], span[1], None if provider == ALL else provider)
@@ -43,16 +45,18 @@ if st.session_state.get("logs_model") not in model_options:
     st.session_state["logs_model"] = ALL
 model = cols[1].selectbox("Model", model_options, key="logs_model")
 user = cols[2].selectbox("User", [ALL] + sorted(r.key or "" for r in users), key="logs_user")
-matched_by = cols[3].selectbox("Matched by", [ALL, *MATCH_STEPS], key="logs_matched_by")
-size = cols[4].selectbox("Rows per page", PAGE_SIZES, index=1, key="logs_page_size")
+project = cols[3].selectbox("Project", [ALL] + sorted(r.key or "" for r in projects), key="logs_project")
+matched_by = cols[4].selectbox("Matched by", [ALL, *MATCH_STEPS], key="logs_matched_by")
+size = cols[5].selectbox("Rows per page", PAGE_SIZES, index=1, key="logs_page_size")
 
 log_filter = LogFilter(
     start=span[0],
     end=span[1],
     provider=None if provider == ALL else provider,
     model=None if model == ALL else model,
-    user=None if user in (ALL, "(no user)") else user,
+    user=None if user in (ALL, NO_USER) else user,
     matched_by=None if matched_by == ALL else matched_by,
+    project=None if project in (ALL, NO_PROJECT) else project,
 )
 # The cursor stack belongs to one filter; any change starts again at the newest call.
 state = st.session_state.get(CURSORS_KEY)

@@ -14,6 +14,7 @@ from ui.charts import spend_figure
 from ui.views import EXACT_SPEND, SPEND_HELP, breakdown_table, estimate_notice, kpi_values
 
 DEMO_DAYS, DEMO_ROWS = 90, 20_000
+FILTER_OPTIONS = 500  # the biggest spenders first; a filter list of every user would not help anyone
 
 st.title("Overview")
 engine = common.get_engine()
@@ -35,10 +36,27 @@ if span is None:
     st.info("No usage in this period.")
     st.stop()
 start, end = span
-current = common.totals(url, start, end)
+
+# Narrow everything below to one provider, model, user or project (served from the roll-ups).
+ALL = "All"
+pick = st.columns(4)
+chosen: dict[str, str] = {}
+for column, (by, label) in zip(
+    pick, (("provider", "Provider"), ("model", "Model"), ("user", "User"), ("project", "Project")), strict=True
+):
+    narrowed = tuple((k, v) for k, v in chosen.items())
+    options = [r.key or "" for r in common.breakdown(url, start, end, by, narrowed)][:FILTER_OPTIONS]
+    if st.session_state.get(f"overview_{by}") not in (None, ALL, *options):
+        st.session_state[f"overview_{by}"] = ALL
+    value = column.selectbox(label, [ALL, *options], key=f"overview_{by}")
+    if value != ALL:
+        chosen[by] = value
+where = tuple(chosen.items())
+
+current = common.totals(url, start, end, where)
 # "All time" has no previous period of the same length to compare with: no comparison is shown
 compare = flt.first is not None
-before = common.totals(url, *previous_period(start, end)) if compare else None
+before = common.totals(url, *previous_period(start, end), where) if compare else None
 now = datetime.now(UTC).replace(second=0, microsecond=0)
 projection = common.projection(url, now, flt.tz.key)
 
@@ -71,6 +89,11 @@ if before is not None:
     cols[3].metric(
         "Previous period spend", format_total(before.cost_total), help=f"Exact: ${to_text(before.cost_total)}."
     )
+cols = st.columns(4)
+cols[0].metric("Cache write tokens (5 min)", f"{current.cache_write_tokens:,}")
+cols[1].metric("Cache write tokens (1 h)", f"{current.cache_write_1h_tokens:,}")
+cols[2].metric("Reasoning tokens", f"{current.reasoning_tokens:,}", help="Part of the output tokens.")
+cols[3].metric("Web searches", f"{current.web_search_calls:,}")
 
 notice = estimate_notice(current)
 if notice:
@@ -80,7 +103,7 @@ st.subheader("Spend over time")
 left, right = st.columns(2)
 stack = left.segmented_control("Stack by", ["provider", "model"], default="provider", key="stack_by")
 granularity = right.segmented_control("Granularity", ["day", "week", "month"], default="day", key="granularity")
-rows = common.over_time(url, start, end, flt.tz.key, granularity or "day", stack or "provider")
+rows = common.over_time(url, start, end, flt.tz.key, granularity or "day", stack or "provider", where)
 if rows:
     st.plotly_chart(spend_figure(rows, (stack or "provider").title(), granularity or "day"), width="stretch")
 else:
@@ -95,7 +118,7 @@ MONEY_COLUMNS = {
 }
 st.markdown("**Spend per provider**")
 st.dataframe(
-    breakdown_table(common.breakdown(url, start, end, "provider"), "Provider", None),
+    breakdown_table(common.breakdown(url, start, end, "provider", where), "Provider", None),
     hide_index=True,
     column_config=MONEY_COLUMNS,
     key="providers_table",
@@ -103,9 +126,12 @@ st.dataframe(
 models, users = st.columns([1.4, 1])
 with models:
     st.markdown("**Top models**")
-    table = breakdown_table(common.breakdown(url, start, end, "model"), "Model")
+    table = breakdown_table(common.breakdown(url, start, end, "model", where), "Model")
     st.dataframe(table, hide_index=True, column_config=MONEY_COLUMNS)
 with users:
     st.markdown("**Top users**")
-    table = breakdown_table(common.breakdown(url, start, end, "user"), "User")
+    table = breakdown_table(common.breakdown(url, start, end, "user", where), "User")
     st.dataframe(table, hide_index=True, column_config=MONEY_COLUMNS)
+st.markdown("**Top projects**")
+table = breakdown_table(common.breakdown(url, start, end, "project", where), "Project")
+st.dataframe(table, hide_index=True, column_config=MONEY_COLUMNS, key="projects_table")

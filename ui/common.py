@@ -25,6 +25,7 @@ from core.times import TimeError, zone
 from ui.views import DEFAULT_PERIOD, PERIODS, period_dates, utc_range
 
 CACHE_TTL = 30
+Where = tuple[tuple[str, str], ...]  # hashable exact-match filters for cached reads: (("project", "x"),)
 FILTERS_KEY = "filters"
 
 
@@ -124,18 +125,20 @@ def filters() -> Filters:
 
 
 @st.cache_data(ttl=CACHE_TTL, show_spinner=False)
-def totals(url: str, start: datetime, end: datetime) -> reports.Totals:
-    return reports.totals(_engine_for(url), start, end)
+def totals(url: str, start: datetime, end: datetime, where: Where = ()) -> reports.Totals:
+    return reports.totals(_engine_for(url), start, end, dict(where) or None)
 
 
 @st.cache_data(ttl=CACHE_TTL, show_spinner=False)
-def breakdown(url: str, start: datetime, end: datetime, by: str) -> list[reports.Row]:
-    return reports.breakdown(_engine_for(url), start, end, by)
+def breakdown(url: str, start: datetime, end: datetime, by: str, where: Where = ()) -> list[reports.Row]:
+    return reports.breakdown(_engine_for(url), start, end, by, dict(where) or None)
 
 
 @st.cache_data(ttl=CACHE_TTL, show_spinner=False)
-def over_time(url: str, start: datetime, end: datetime, tz: str, granularity: str, by: str) -> list[reports.Row]:
-    return reports.over_time(_engine_for(url), start, end, ZoneInfo(tz), granularity, by)
+def over_time(
+    url: str, start: datetime, end: datetime, tz: str, granularity: str, by: str, where: Where = ()
+) -> list[reports.Row]:
+    return reports.over_time(_engine_for(url), start, end, ZoneInfo(tz), granularity, by, dict(where) or None)
 
 
 @st.cache_data(ttl=CACHE_TTL, show_spinner=False)

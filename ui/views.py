@@ -110,17 +110,32 @@ def logs_table(rows: list[LogRow], tz: ZoneInfo) -> pd.DataFrame:
             "Provider": [r.provider for r in rows],
             "Model": [r.model for r in rows],
             "User": [r.user or "" for r in rows],
+            "Project": [r.project or "" for r in rows],
             "Cost": [format_total(r.cost_total) for r in rows],
             "Matched by": [r.matched_by for r in rows],
             "Input tokens": [r.input_tokens for r in rows],
             "Output tokens": [r.output_tokens for r in rows],
-            "Cached input tokens": [r.cached_input_tokens for r in rows],
+            "Cache read": [r.cached_input_tokens for r in rows],
+            "Cache write 5m": [r.cache_write_tokens for r in rows],
+            "Cache write 1h": [r.cache_write_1h_tokens for r in rows],
+            "Reasoning": [r.reasoning_tokens for r in rows],
+            "Web searches": [r.web_search_calls for r in rows],
+            "Service tier": [_tier_text(r.service_tier, r.price_service_tier) for r in rows],
+            "Long-context tier": [f"above {r.tier:,}" if r.tier is not None else "" for r in rows],
+            "Status": [r.status for r in rows],
             "Price used": [_price_pair(r) for r in rows],
             "Request id": [r.request_id or "" for r in rows],
             "Price id": [r.pricing_id if r.pricing_id is not None else "" for r in rows],
             EXACT_COST: [to_text(r.cost_total) for r in rows],
         }
     )
+
+
+def _tier_text(asked: str, used: str | None) -> str:
+    """``flex``; ``flex (standard rates)`` when no flex price existed."""
+    if used is None or used == asked:
+        return asked
+    return f"{asked} ({used} rates)"
 
 
 def _optional_per_million(value: Decimal | None) -> str:
@@ -178,13 +193,22 @@ def history_table(changes: list[PriceChange], tz: ZoneInfo) -> pd.DataFrame:
 
 
 def prices_used(b: CostBreakdown) -> pd.DataFrame:
-    """The unit prices a calculation used, per 1M tokens."""
+    """The unit prices a calculation used (per 1M tokens; per search and per call where said), as in force for
+    the call: inside a long-context tier, the tier's."""
     items = [("Input", format_per_million(b.input_token_cost)), ("Output", format_per_million(b.output_token_cost))]
     if b.cached_input_tokens:
-        items.append(("Cached input", format_per_million(b.cached_input_token_cost)))
+        items.append(("Cache read", format_per_million(b.cached_input_token_cost)))
+    if b.cache_write_tokens:
+        items.append(("Cache write (5 min)", format_per_million(b.cache_write_token_cost)))
+    if b.cache_write_1h_tokens:
+        items.append(("Cache write (1 h)", format_per_million(b.cache_write_1h_token_cost)))
+    if b.reasoning_tokens:
+        items.append(("Reasoning", format_per_million(b.reasoning_token_cost)))
+    if b.web_search_calls or b.cost_web_search:
+        items.append(("Per web search", format_usd(b.cost_per_web_search)))
     if b.cost_per_request:
         items.append(("Per request", format_usd(b.cost_per_request)))
-    return pd.DataFrame({"Price": [k for k, _ in items], "Per 1M tokens": [v for _, v in items]})
+    return pd.DataFrame({"Price": [k for k, _ in items], "Rate": [v for _, v in items]})
 
 
 def verification_table(v: Verification) -> pd.DataFrame:
@@ -236,6 +260,11 @@ def verification_verdict(v: Verification) -> tuple[bool, str]:
 # Field names the core's messages use, as the pages label them.
 FIELD_LABELS = {
     "cached_input_tokens": "Cached input tokens",
+    "cache_write_tokens": "Cache write tokens (5 min)",
+    "cache_write_1h_tokens": "Cache write tokens (1 h)",
+    "reasoning_tokens": "Reasoning tokens",
+    "web_search_calls": "Web searches",
+    "service_tier": "Service tier",
     "input_tokens": "Input tokens",
     "output_tokens": "Output tokens",
     "provider": "Provider",
