@@ -1,0 +1,49 @@
+"""What every ingestion route does once its payload is parsed: record the calls, keep the refusals."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from core.ingest.rejections import Refusal, keep_refusals
+from core.usage import Call, call_from_mapping, record_batch
+
+_TAKES_DEFAULT_PROJECT = "default_project" in inspect.signature(call_from_mapping).parameters
+
+
+def to_call(mapping: Mapping[str, object], default_project: str | None) -> Call:
+    """A call from an import-style mapping; the key's project applies where the call names none."""
+    if _TAKES_DEFAULT_PROJECT:
+        return call_from_mapping(mapping, default_project=default_project)  # type: ignore[call-arg]
+    return call_from_mapping(mapping)
+
+
+@dataclass
+class Parsed:
+    """A payload's items: calls to record (with their index in the payload) and refused items."""
+
+    calls: list[tuple[int, Call]] = field(default_factory=list)
+    refused: list[tuple[int, Refusal]] = field(default_factory=list)
+    ignored: int = 0  # items that are not calls (non-GenAI spans, agent spans summing their children)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+    refused: list[tuple[int, str]]
+
+
+def record_parsed(engine: Engine, route: str, key_name: str | None, parsed: Parsed) -> IngestResult:
+    """Record the calls in one transaction (acknowledged only once committed), then keep the refusals."""
+    outcome = record_batch(engine, [call for _, call in parsed.calls]) if parsed.calls else None
+    if parsed.refused:
+        keep_refusals(engine, route, key_name, (refusal for _, refusal in parsed.refused))
+    return IngestResult(
+        outcome.recorded if outcome else 0,
+        outcome.duplicates if outcome else 0,
+        [(index, refusal.reason) for index, refusal in parsed.refused],
+    )
