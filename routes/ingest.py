@@ -72,13 +72,26 @@ async def _authenticate(request: Request) -> tuple[Engine, KeyInfo]:
     return engine, key
 
 
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
 async def _body(request: Request) -> bytes:
+    """The decoded body; on a refusal the rest is read and dropped (up to a bound) so the client gets the answer."""
     reader = BodyReader(request.headers.get("content-encoding"))
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > reader.limit:
+    if length and length.isdigit() and int(length) > DRAIN_LIMIT:
         raise BodyError(413, f"the body is over the limit of {reader.limit:,} bytes")
-    async for chunk in request.stream():
-        reader.feed(chunk)
+    stream = request.stream()
+    try:
+        async for chunk in stream:
+            reader.feed(chunk)
+    except BodyError:
+        drained = 0
+        async for chunk in stream:
+            drained += len(chunk)
+            if drained > DRAIN_LIMIT:
+                break
+        raise
     return reader.finish()
 
 

@@ -153,20 +153,24 @@ def _hex_ids_to_base64(obj: dict[str, Any]) -> None:
                 pass  # not hex: leave it for the parser to judge
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []  # anything else is left for the parser to refuse
+
+
 def _fix_json_ids(payload: Any) -> None:
     if not isinstance(payload, dict):
         raise PayloadError(f"expected an ExportTraceServiceRequest object, found {type(payload).__name__}")
-    for resource_spans in payload.get("resourceSpans") or payload.get("resource_spans") or []:
+    for resource_spans in _list(payload.get("resourceSpans") or payload.get("resource_spans")):
         if not isinstance(resource_spans, dict):
             continue
-        for scope_spans in resource_spans.get("scopeSpans") or resource_spans.get("scope_spans") or []:
+        for scope_spans in _list(resource_spans.get("scopeSpans") or resource_spans.get("scope_spans")):
             if not isinstance(scope_spans, dict):
                 continue
-            for span in scope_spans.get("spans") or []:
+            for span in _list(scope_spans.get("spans")):
                 if not isinstance(span, dict):
                     continue
                 _hex_ids_to_base64(span)
-                for link in span.get("links") or []:
+                for link in _list(span.get("links")):
                     if isinstance(link, dict):
                         _hex_ids_to_base64(link)
 
