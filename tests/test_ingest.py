@@ -26,6 +26,7 @@ import httpx
 import pytest
 import uvicorn
 from sqlalchemy import Engine, func, select
+from streamlit_server import free_port
 
 from core.cli import main
 from core.db import make_engine
@@ -33,7 +34,6 @@ from core.ingest.keys import authenticate, create_key, revoke_key
 from core.ingest.models import ApiKey, RejectedIngestion
 from core.models import UsageRecord, UsageRollup
 from core.pricing import calculate_cost
-from streamlit_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLS = "/api/v1/calls"
@@ -170,7 +170,10 @@ def test_calls_object_array_and_wrapped(api: Api) -> None:
     assert answer.json() == {
         "accepted": 2,
         "duplicates": 1,
-        "refused": [{"index": 1, "error": "timestamp: missing"}, {"index": 2, "error": "expected a call object, found int"}],
+        "refused": [
+            {"index": 1, "error": "timestamp: missing"},
+            {"index": 2, "error": "expected a call object, found int"},
+        ],
     }
     answer = api.post(CALLS, {"calls": [a_call("three", input_tokens=-1), a_call("four", colour="red")]})
     refused = answer.json()["refused"]
@@ -360,7 +363,11 @@ def test_otel_sdk_exporter_protobuf_and_json(api: Api) -> None:
     started = datetime.fromtimestamp(spans["chat gpt-4o"].start_time / 1e9, UTC)
     assert abs((chat.timestamp - started).total_seconds()) < 0.001
     assert (rows[old_id].model, rows[old_id].input_tokens, rows[old_id].output_tokens) == ("gpt-4o-mini", 100, 50)
-    assert (rows[oi_id].provider, rows[oi_id].input_tokens, rows[oi_id].cached_input_tokens) == ("anthropic", 3000, 2000)
+    assert (rows[oi_id].provider, rows[oi_id].input_tokens, rows[oi_id].cached_input_tokens) == (
+        "anthropic",
+        3000,
+        2000,
+    )
     expected = calculate_cost(api.engine, "openai", "gpt-4o", 1200, 300, 200)
     assert chat.cost_total == expected.cost_total
     with api.engine.connect() as conn:
@@ -533,7 +540,9 @@ def _payload(call_id: str, **overrides: Any) -> dict[str, Any]:
 
 
 def test_litellm_payload_shapes_and_kept_refusals(api: Api) -> None:
-    answer = api.post(LITELLM, [_payload("a"), _payload("b", end_user="customer-9"), "junk", _payload("c", startTime=None)])
+    answer = api.post(
+        LITELLM, [_payload("a"), _payload("b", end_user="customer-9"), "junk", _payload("c", startTime=None)]
+    )
     assert answer.status_code == 200
     result = answer.json()
     assert result["accepted"] == 2 and [r["index"] for r in result["refused"]] == [2, 3]
@@ -648,4 +657,6 @@ def test_senders_through_a_kill_store_each_call_once(db_url: str, engine: Engine
         rolled = conn.execute(select(func.sum(UsageRollup.calls)).where(UsageRollup.grain == 900)).scalar_one()
     assert len(stored) == len(set(stored)) == 5_000 and set(stored) == expected
     assert rolled == 5_000  # roll-ups were written in the same transactions
-    assert sum(accepted_total) <= 5_000  # a batch cut by the kill may have committed unanswered: its retry is a duplicate
+    assert (
+        sum(accepted_total) <= 5_000
+    )  # a batch cut by the kill may have committed unanswered: its retry is a duplicate
