@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import importlib.util
 import json
 import os
 import signal
@@ -199,6 +200,67 @@ def test_calls_gzip_and_key_project(api: Api) -> None:
     answer = api.post(CALLS, content=body, Content_Encoding="gzip", Authorization=f"Bearer {tagged.key}")
     assert answer.status_code == 200 and answer.json()["accepted"] == 50
     assert api.count() == 50
+    whole = [
+        a_call("own-project", project="search"),
+        a_call(
+            "whole-bill",
+            input_tokens=5000,
+            output_tokens=900,
+            cached_input_tokens=1000,
+            cache_write_tokens=2000,
+            cache_write_1h_tokens=500,
+            reasoning_tokens=400,
+            web_search_calls=2,
+            service_tier="flex",
+            latency_ms=1234,
+            status="error",
+            user="u7",
+        ),
+        a_call("bad-cache", cached_input_tokens=900, cache_write_tokens=200),
+    ]
+    answer = api.post(CALLS, whole, Authorization=f"Bearer {tagged.key}")
+    assert answer.json()["accepted"] == 2 and [r["index"] for r in answer.json()["refused"]] == [2]
+    rows = {r.request_id: r for r in api.rows()}
+    assert rows["g0"].project == "checkout" and rows["own-project"].project == "search"
+    w = rows["whole-bill"]
+    assert (w.cached_input_tokens, w.cache_write_tokens, w.cache_write_1h_tokens, w.reasoning_tokens) == (
+        1000,
+        2000,
+        500,
+        400,
+    )
+    assert (w.web_search_calls, w.service_tier, w.latency_ms, w.status, w.project) == (
+        2,
+        "flex",
+        1234,
+        "error",
+        "checkout",
+    )
+    expected = calculate_cost(
+        api.engine,
+        "openai",
+        "gpt-4o",
+        5000,
+        900,
+        1000,
+        cache_write_tokens=2000,
+        cache_write_1h_tokens=500,
+        reasoning_tokens=400,
+        web_search_calls=2,
+        service_tier="flex",
+    )
+    assert w.cost_total == expected.cost_total
+    if importlib.util.find_spec("core.provider_usage") is not None:  # the usage-shapes helper's module
+        with_usage = {
+            "timestamp": ago(minutes=1).isoformat(),
+            "provider": "openai",
+            "model": "gpt-4o",
+            "request_id": "with-usage",
+            "usage": {"prompt_tokens": 300, "completion_tokens": 20, "prompt_tokens_details": {"cached_tokens": 100}},
+        }
+        assert api.post(CALLS, with_usage).json()["accepted"] == 1
+        row = {r.request_id: r for r in api.rows()}["with-usage"]
+        assert (row.input_tokens, row.cached_input_tokens, row.output_tokens) == (300, 100, 20)
     with api.engine.connect() as conn:
         used = conn.execute(select(ApiKey.last_used_at).where(ApiKey.name == "tagged")).scalar_one()
     assert used is not None
@@ -273,6 +335,8 @@ def _tracer(api: Api, service: str = "checkout"):  # type: ignore[no-untyped-def
 
 
 def _genai_spans(provider) -> None:  # type: ignore[no-untyped-def]
+    from opentelemetry.trace import Status, StatusCode
+
     tracer = provider.get_tracer("test.genai")
     with tracer.start_as_current_span("invoke_agent planner") as agent:
         agent.set_attributes(
@@ -295,9 +359,12 @@ def _genai_spans(provider) -> None:  # type: ignore[no-untyped-def]
                     "gen_ai.usage.input_tokens": 1200,
                     "gen_ai.usage.output_tokens": 300,
                     "gen_ai.usage.cache_read.input_tokens": 200,
+                    "gen_ai.usage.cache_creation.input_tokens": 300,
+                    "gen_ai.usage.reasoning.output_tokens": 120,
                     "user.id": "alice",
                 }
             )
+            chat.set_status(Status(StatusCode.ERROR))
         with tracer.start_as_current_span("chat old names") as old:
             old.set_attributes(
                 {
@@ -368,7 +435,12 @@ def test_otel_sdk_exporter_protobuf_and_json(api: Api) -> None:
         3000,
         2000,
     )
-    expected = calculate_cost(api.engine, "openai", "gpt-4o", 1200, 300, 200)
+    assert (chat.cache_write_tokens, chat.reasoning_tokens, chat.status) == (300, 120, "error")
+    assert chat.latency_ms == (spans["chat gpt-4o"].end_time - spans["chat gpt-4o"].start_time) // 1_000_000
+    assert {r.project for r in rows.values()} == {"checkout"}  # service.name: the key names no project
+    expected = calculate_cost(
+        api.engine, "openai", "gpt-4o", 1200, 300, 200, cache_write_tokens=300, reasoning_tokens=120
+    )
     assert chat.cost_total == expected.cost_total
     with api.engine.connect() as conn:
         reasons = conn.execute(select(RejectedIngestion.reason, RejectedIngestion.route)).all()
@@ -436,6 +508,28 @@ def test_otlp_json_by_hand(api: Api) -> None:
     assert row.request_id == f"{trace_id}:{span_id}" and row.user_id == "bob"
     assert (row.model, row.input_tokens, row.output_tokens) == ("gpt-4o-mini", 1500, 40)
     assert row.timestamp == datetime.fromtimestamp(start / 1e9, UTC)
+    assert (row.project, row.status, row.latency_ms) == ("billing", "error", 1500)
+    # a key with a project wins over service.name; cache counts reported apart from input_tokens are added
+    tagged = create_key(api.engine, "tagged-otel", project="platform")
+    span = body["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    span["spanId"] = "eee19b7ec3c1b175"
+    span["attributes"] = [
+        {"key": "gen_ai.system", "value": {"stringValue": "anthropic"}},
+        {"key": "gen_ai.request.model", "value": {"stringValue": "claude-sonnet-4-5"}},
+        {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "50"}},
+        {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "10"}},
+        {"key": "gen_ai.usage.cache_read.input_tokens", "value": {"intValue": "4000"}},
+        {"key": "gen_ai.usage.cache_creation.input_tokens", "value": {"intValue": "1000"}},
+    ]
+    answer = api.post(TRACES, body, Authorization=f"Bearer {tagged.key}")
+    assert answer.status_code == 200 and answer.json() == {}
+    added = api.rows()[1]
+    assert (added.project, added.input_tokens, added.cached_input_tokens, added.cache_write_tokens) == (
+        "platform",
+        5050,
+        4000,
+        1000,
+    )
 
 
 def test_openai_instrumentation_spans_land_priced(api: Api) -> None:
@@ -457,7 +551,8 @@ def test_openai_instrumentation_spans_land_priced(api: Api) -> None:
         provider.shutdown()
     (row,) = api.rows()
     assert (row.request_id, row.provider, row.model) == ("chatcmpl-instrumented", "openai", "gpt-4o-mini")
-    assert (row.input_tokens, row.output_tokens) == (1234, 567)
+    assert (row.input_tokens, row.output_tokens, row.project) == (1234, 567, "assistant")
+    assert row.latency_ms is not None and row.status == "ok"
     assert row.cost_total == calculate_cost(api.engine, "openai", "gpt-4o-mini", 1234, 567).cost_total
     assert row.matched_by == "exact"
 
@@ -557,15 +652,28 @@ def test_litellm_payload_shapes_and_kept_refusals(api: Api) -> None:
         3000,
     )
     assert a.user_id == "key-user" and rows["b"].user_id == "customer-9"
+    assert (a.cache_write_tokens, a.reasoning_tokens, a.latency_ms, a.status) == (1000, 300, 1250, "ok")
+    expected = calculate_cost(
+        api.engine, "anthropic", "claude-sonnet-4-5", 5000, 700, 3000, cache_write_tokens=1000, reasoning_tokens=300
+    )
+    assert a.cost_total == expected.cost_total
     assert a.timestamp == datetime.fromtimestamp(_payload("a")["startTime"], UTC)
     # one object, and NDJSON with a broken line: 200 with per-item results, refusals kept
     single = api.post(LITELLM, _payload("d", litellm_call_id=None, id="fallback-id"))
     assert single.json() == {"accepted": 1, "duplicates": 0, "refused": []}
     assert "fallback-id" in {r.request_id for r in api.rows()}
+    failed = _payload("f", status="failure", metadata={"usage_object": None}, prompt_tokens=0, completion_tokens=0)
+    hour = {"cache_creation_token_details": {"ephemeral_1h_input_tokens": 600}, "cached_tokens": 0}
+    one_hour = _payload("h")
+    one_hour["metadata"]["usage_object"]["prompt_tokens_details"] = hour
+    assert api.post(LITELLM, [failed, one_hour]).json()["accepted"] == 2
+    rows = {r.request_id: r for r in api.rows()}
+    assert (rows["f"].status, rows["f"].input_tokens) == ("error", 0)
+    assert (rows["h"].cache_write_tokens, rows["h"].cache_write_1h_tokens) == (400, 600)
     ndjson = json.dumps(_payload("e")).encode() + b"\n{broken\n" + json.dumps(_payload("a")).encode() + b"\n"
     result = api.post(LITELLM, content=ndjson, Content_Type="application/x-ndjson").json()
     assert (result["accepted"], result["duplicates"], [r["index"] for r in result["refused"]]) == (1, 1, [1])
-    assert api.count() == 4
+    assert api.count() == 6
     from core.ingest.rejections import rejection_summary
 
     summary = rejection_summary(api.engine)

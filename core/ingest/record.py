@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -11,14 +10,10 @@ from sqlalchemy import Engine
 from core.ingest.rejections import Refusal, keep_refusals
 from core.usage import Call, call_from_mapping, record_batch
 
-_TAKES_DEFAULT_PROJECT = "default_project" in inspect.signature(call_from_mapping).parameters
-
 
 def to_call(mapping: Mapping[str, object], default_project: str | None) -> Call:
     """A call from an import-style mapping; the key's project applies where the call names none."""
-    if _TAKES_DEFAULT_PROJECT:
-        return call_from_mapping(mapping, default_project=default_project)  # type: ignore[call-arg]
-    return call_from_mapping(mapping)
+    return call_from_mapping(mapping, default_project=default_project)
 
 
 @dataclass
