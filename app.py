@@ -15,6 +15,7 @@ page = st.navigation(
         st.Page("pages/logs.py", title="Usage logs", icon=":material/receipt_long:", url_path="logs"),
         st.Page("pages/pricing.py", title="Pricing", icon=":material/sell:", url_path="pricing"),
         st.Page("pages/calculator.py", title="Calculator", icon=":material/calculate:", url_path="calculator"),
+        st.Page("pages/keys.py", title="API keys", icon=":material/key:", url_path="keys"),
     ],
     position="top",
 )
