@@ -768,3 +768,29 @@ def test_senders_through_a_kill_store_each_call_once(db_url: str, engine: Engine
     assert (
         sum(accepted_total) <= 5_000
     )  # a batch cut by the kill may have committed unanswered: its retry is a duplicate
+
+
+@pytest.mark.slow
+def test_dashboard_process_serves_the_routes(tmp_path: Path) -> None:
+    """`make run` (streamlit run server.py): the ingestion routes on the dashboard's port."""
+    from streamlit_server import streamlit_server
+
+    url = f"sqlite:///{tmp_path / 'dash.db'}"
+    engine = make_engine(url)
+    try:
+        from core.db import create_tables
+        from core.prices import initialize_default_pricing
+
+        create_tables(engine)
+        initialize_default_pricing(engine)
+        key = create_key(engine, "dashboard").key
+        env = {"DATABASE_URL": url, "SPENDBOARD_ADMIN_PASSWORD": "x" * 16}
+        with streamlit_server(ROOT / "server.py", env, tmp_path / "streamlit.log") as base:
+            api = Api(base, key, engine)
+            answer = api.post(CALLS, [a_call("dash-1"), a_call("dash-2")])
+            assert answer.status_code == 200 and answer.json()["accepted"] == 2
+            assert api.post(CALLS, a_call("dash-3"), Authorization="Bearer wrong").status_code == 401
+            api.client.close()
+        assert [r.request_id for r in api.rows()] == ["dash-1", "dash-2"]
+    finally:
+        engine.dispose()
