@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -32,11 +34,29 @@ class IngestResult:
     refused: list[tuple[int, str]]
 
 
+_writer_locks: dict[str, threading.Lock] = {}
+_writer_locks_guard = threading.Lock()
+
+
+@contextmanager
+def _one_writer(engine: Engine) -> Iterator[None]:
+    """SQLite has one writer: requests of this process queue on a lock instead of in SQLite's busy handler,
+    whose sleeps grow with each retry (a long tail of latency under concurrent senders)."""
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    with _writer_locks_guard:
+        lock = _writer_locks.setdefault(str(engine.url), threading.Lock())
+    with lock:
+        yield
+
+
 def record_parsed(engine: Engine, route: str, key_name: str | None, parsed: Parsed) -> IngestResult:
     """Record the calls in one transaction (acknowledged only once committed), then keep the refusals."""
-    outcome = record_batch(engine, [call for _, call in parsed.calls]) if parsed.calls else None
-    if parsed.refused:
-        keep_refusals(engine, route, key_name, (refusal for _, refusal in parsed.refused))
+    with _one_writer(engine):
+        outcome = record_batch(engine, [call for _, call in parsed.calls]) if parsed.calls else None
+        if parsed.refused:
+            keep_refusals(engine, route, key_name, (refusal for _, refusal in parsed.refused))
     return IngestResult(
         outcome.recorded if outcome else 0,
         outcome.duplicates if outcome else 0,
