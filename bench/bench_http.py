@@ -91,7 +91,14 @@ def _start(kind: str, url: str, workers: int, port: int, log: Path) -> subproces
         health = "/api/v1/health"
     else:
         command = [sys.executable, "-m", "streamlit", "run", "server.py", "--server.port", str(port)]
-        command += ["--server.headless", "true", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+        command += [
+            "--server.headless",
+            "true",
+            "--server.fileWatcherType",
+            "none",
+            "--browser.gatherUsageStats",
+            "false",
+        ]
         health = "/_stcore/health"
     with log.open("w") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)

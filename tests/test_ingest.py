@@ -509,6 +509,10 @@ def test_otlp_json_by_hand(api: Api) -> None:
     assert (row.model, row.input_tokens, row.output_tokens) == ("gpt-4o-mini", 1500, 40)
     assert row.timestamp == datetime.fromtimestamp(start / 1e9, UTC)
     assert (row.project, row.status, row.latency_ms) == ("billing", "error", 1500)
+    body["resourceSpans"][0]["resource"]["attributes"][0]["value"]["stringValue"] = "unknown_service:python"
+    body["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["spanId"] = "eee19b7ec3c1b176"
+    assert api.post(TRACES, body).status_code == 200
+    assert api.rows()[-1].project is None  # the SDKs' default service name is no project
     # a key with a project wins over service.name; cache counts reported apart from input_tokens are added
     tagged = create_key(api.engine, "tagged-otel", project="platform")
     span = body["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
@@ -523,7 +527,7 @@ def test_otlp_json_by_hand(api: Api) -> None:
     ]
     answer = api.post(TRACES, body, Authorization=f"Bearer {tagged.key}")
     assert answer.status_code == 200 and answer.json() == {}
-    added = api.rows()[1]
+    added = api.rows()[-1]
     assert (added.project, added.input_tokens, added.cached_input_tokens, added.cache_write_tokens) == (
         "platform",
         5050,

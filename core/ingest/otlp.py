@@ -199,7 +199,9 @@ def parse_traces(request: ExportTraceServiceRequest, key_project: str | None) ->
     for resource_spans in request.resource_spans:
         resource = _attributes(resource_spans.resource.attributes)
         service = resource.get("service.name")
-        project = key_project or (service if isinstance(service, str) and service.strip() else None)
+        if not isinstance(service, str) or not service.strip() or service.startswith("unknown_service"):
+            service = None  # the SDKs' default name when none is set is no project
+        project = key_project or service
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 index += 1
