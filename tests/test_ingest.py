@@ -398,6 +398,7 @@ def _genai_spans(provider) -> None:  # type: ignore[no-untyped-def]
                     "gen_ai.request.model": "gpt-4o",
                     "gen_ai.usage.input_tokens": -5,
                     "gen_ai.usage.output_tokens": 1,
+                    "gen_ai.input.messages": "secret prompt",
                 }
             )
 
@@ -445,6 +446,9 @@ def test_otel_sdk_exporter_protobuf_and_json(api: Api) -> None:
     with api.engine.connect() as conn:
         reasons = conn.execute(select(RejectedIngestion.reason, RejectedIngestion.route)).all()
     assert len(reasons) == 1 and "input_tokens" in reasons[0][0] and reasons[0][1] == TRACES
+    with api.engine.connect() as conn:
+        kept = conn.execute(select(RejectedIngestion.sample)).scalar_one()
+    assert "secret prompt" not in kept and '"gen_ai.usage.input_tokens": -5' in kept
 
     # the same spans again, as the SDK encodes them: partial_success names the refused span; nothing twice
     request = encode_spans(list(memory.get_finished_spans()))
@@ -640,7 +644,13 @@ def _payload(call_id: str, **overrides: Any) -> dict[str, Any]:
 
 def test_litellm_payload_shapes_and_kept_refusals(api: Api) -> None:
     answer = api.post(
-        LITELLM, [_payload("a"), _payload("b", end_user="customer-9"), "junk", _payload("c", startTime=None)]
+        LITELLM,
+        [
+            _payload("a"),
+            _payload("b", end_user="customer-9"),
+            "junk",
+            _payload("c", startTime=None, messages=[{"role": "user", "content": "secret prompt"}]),
+        ],
     )
     assert answer.status_code == 200
     result = answer.json()
@@ -682,6 +692,8 @@ def test_litellm_payload_shapes_and_kept_refusals(api: Api) -> None:
 
     summary = rejection_summary(api.engine)
     assert sum(s.count for s in summary) == 3 and all(s.route == LITELLM for s in summary)
+    samples = " ".join(s.sample or "" for s in summary)
+    assert "secret prompt" not in samples and '"startTime":null' in samples  # kept: the fields read, not prompts
 
 
 # --- load and faults: 4 senders, overlapping ids, SIGKILL and restart of `python -m core serve` ---

@@ -116,6 +116,31 @@ def payload_mapping(item: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+SAMPLE_FIELDS = (
+    "id",
+    "litellm_call_id",
+    "status",
+    "custom_llm_provider",
+    "model",
+    "startTime",
+    "endTime",
+    "prompt_tokens",
+    "completion_tokens",
+    "end_user",
+)
+
+
+def _sample(item: object) -> str:
+    """What a refused payload is kept as: the fields read, never its messages or response (prompts, PII)."""
+    if not isinstance(item, dict):
+        return sample(item)
+    kept: dict[str, Any] = {name: item[name] for name in SAMPLE_FIELDS if name in item}
+    usage = _get(item, "metadata", "usage_object")
+    if usage is not None:
+        kept["metadata"] = {"usage_object": usage}
+    return sample(kept)
+
+
 def parse_litellm(body: bytes, default_project: str | None) -> Parsed:
     """Calls and per-item refusals; :class:`PayloadError` only when the body is not JSON at all."""
     parsed = Parsed()
@@ -127,7 +152,7 @@ def parse_litellm(body: bytes, default_project: str | None) -> Parsed:
                 raise CallError(f"expected a StandardLoggingPayload object, found {type(item).__name__}")
             call = to_call(payload_mapping(item), default_project)
         except CallError as exc:
-            text = item.text if isinstance(item, _Broken) else sample(item)
+            text = item.text if isinstance(item, _Broken) else _sample(item)
             parsed.refused.append((index, Refusal(str(exc), text)))
         else:
             parsed.calls.append((index, call))

@@ -14,6 +14,7 @@ counts larger than ``input_tokens``, gets them added.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -192,6 +193,24 @@ def decode_request(body: bytes, json_body: bool) -> ExportTraceServiceRequest:
     return request
 
 
+READ_ATTRIBUTES = frozenset(
+    PROVIDER + MODEL + INPUT + OUTPUT + CACHE_READ + CACHE_WRITE + REASONING + USER + SERVICE_TIER
+) | {"gen_ai.response.id", "gen_ai.operation.name", "openinference.span.kind"}
+
+
+def _sample(span: Span, attrs: dict[str, Any]) -> str:
+    """What a refused span is kept as: its ids, name, times and the attributes read (never prompts or replies)."""
+    kept = {
+        "traceId": span.trace_id.hex(),
+        "spanId": span.span_id.hex(),
+        "name": span.name,
+        "startTimeUnixNano": str(span.start_time_unix_nano),
+        "endTimeUnixNano": str(span.end_time_unix_nano),
+        "attributes": {k: v for k, v in attrs.items() if k in READ_ATTRIBUTES},
+    }
+    return json.dumps(kept, default=str)
+
+
 def parse_traces(request: ExportTraceServiceRequest, key_project: str | None) -> Parsed:
     """GenAI spans as calls (index: the span's position in the request); other spans counted as ignored."""
     parsed = Parsed()
@@ -213,7 +232,7 @@ def parse_traces(request: ExportTraceServiceRequest, key_project: str | None) ->
                     call = to_call(span_mapping(span, attrs, resource), project)
                 except CallError as exc:
                     reason = f"span {span.span_id.hex()} ({span.name}): {exc}"
-                    sample = json_format.MessageToJson(span, indent=None)
+                    sample = _sample(span, attrs)
                     parsed.refused.append((index, Refusal(reason, sample)))
                 else:
                     parsed.calls.append((index, call))
