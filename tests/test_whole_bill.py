@@ -419,3 +419,81 @@ def test_usage_log_filters_by_project_and_exports_every_field(engine: Engine) ->
     ):
         assert name in header
     assert len(text.splitlines()) == 2
+
+
+GPT5_USAGE = {
+    "prompt_tokens": 10000,
+    "completion_tokens": 2000,
+    "prompt_tokens_details": {"cached_tokens": 8000},
+    "completion_tokens_details": {"reasoning_tokens": 1500},
+}
+
+
+def test_cli_cost_usage_object_is_the_issues_example(
+    engine: Engine, capsys: pytest.CaptureFixture[str], db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    add_price(
+        engine,
+        "openai",
+        "gpt-5-test",
+        input_token_cost="0.00000125",
+        output_token_cost="0.00001",
+        cached_input_token_cost="0.000000125",
+    )
+    args = ["cost", "--provider", "openai", "--model", "gpt-5-test", "--usage", json.dumps(GPT5_USAGE), "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["cost_total"], out["reasoning_tokens"], out["cached_input_tokens"]) == ("0.0235", 1500, 8000)
+    assert main([*args[:-1], "--input-tokens", "5"]) == 2
+    assert "--usage: given together with --input-tokens" in capsys.readouterr().err
+    assert main(["cost", "--provider", "openai", "--model", "gpt-5-test", "--usage", '{"tokens": 5}']) == 2
+    assert "usage" in capsys.readouterr().err
+
+
+def test_import_json_lines_takes_a_usage_object_and_names_bad_ones(engine: Engine, tmp_path) -> None:
+    from core.importer import import_file
+
+    add_price(engine, "anthropic", "claude-sonnet-4-5", **CLAUDE)
+    moment = (NOW - timedelta(hours=1)).isoformat()
+    anthropic_usage = {
+        "input_tokens": 3,
+        "cache_read_input_tokens": 1111,
+        "cache_creation_input_tokens": 418,
+        "output_tokens": 100,
+    }
+    lines = [
+        {
+            "timestamp": moment,
+            "provider": "anthropic",
+            "model": "claude-sonnet-4-5",
+            "request_id": "u-1",
+            "usage": anthropic_usage,
+            "project": "app",
+        },
+        {
+            "timestamp": moment,
+            "provider": "anthropic",
+            "model": "claude-sonnet-4-5",
+            "request_id": "u-2",
+            "usage": {**anthropic_usage, "cache_read_input_tokens": -1},
+        },
+        {
+            "timestamp": moment,
+            "provider": "anthropic",
+            "model": "claude-sonnet-4-5",
+            "request_id": "u-3",
+            "usage": anthropic_usage,
+            "input_tokens": 5,
+        },
+    ]
+    path = tmp_path / "calls.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    result = import_file(engine, path)
+    assert result.taken == 1
+    reasons = dict(result.refused)
+    assert "cache_read_input_tokens: -1 is negative" in reasons[2]
+    assert "usage: given together with input_tokens" in reasons[3]
+    stored = verify_call(engine, request_id="u-1")
+    assert stored is not None and stored.matches
+    assert stored.stored_cost_total == Decimal("0.0034098")
