@@ -616,14 +616,15 @@ def test_litellm_generic_api_callback(api: Api, monkeypatch: pytest.MonkeyPatch)
 
 
 def _payload(call_id: str, **overrides: Any) -> dict[str, Any]:
+    started = ago(minutes=3).timestamp()
     payload: dict[str, Any] = {
         "id": f"chatcmpl-{call_id}",
         "litellm_call_id": call_id,
         "status": "success",
         "custom_llm_provider": "anthropic",
         "model": "claude-sonnet-4-5",
-        "startTime": ago(minutes=3).timestamp() + 0.25,
-        "endTime": ago(minutes=3).timestamp() + 1.5,
+        "startTime": started + 0.25,
+        "endTime": started + 1.5,
         "prompt_tokens": 9999,
         "completion_tokens": 9999,
         "end_user": None,
@@ -643,10 +644,11 @@ def _payload(call_id: str, **overrides: Any) -> dict[str, Any]:
 
 
 def test_litellm_payload_shapes_and_kept_refusals(api: Api) -> None:
+    first = _payload("a")
     answer = api.post(
         LITELLM,
         [
-            _payload("a"),
+            first,
             _payload("b", end_user="customer-9"),
             "junk",
             _payload("c", startTime=None, messages=[{"role": "user", "content": "secret prompt"}]),
@@ -671,7 +673,7 @@ def test_litellm_payload_shapes_and_kept_refusals(api: Api) -> None:
         api.engine, "anthropic", "claude-sonnet-4-5", 5000, 700, 3000, cache_write_tokens=1000, reasoning_tokens=300
     )
     assert a.cost_total == expected.cost_total
-    assert a.timestamp == datetime.fromtimestamp(_payload("a")["startTime"], UTC)
+    assert a.timestamp == datetime.fromtimestamp(first["startTime"], UTC)
     # one object, and NDJSON with a broken line: 200 with per-item results, refusals kept
     single = api.post(LITELLM, _payload("d", litellm_call_id=None, id="fallback-id"))
     assert single.json() == {"accepted": 1, "duplicates": 0, "refused": []}
