@@ -812,3 +812,34 @@ def test_dashboard_process_serves_the_routes(tmp_path: Path) -> None:
         assert [r.request_id for r in api.rows()] == ["dash-1", "dash-2"]
     finally:
         engine.dispose()
+
+
+def test_group_commit_counts_each_id_once(engine: Engine) -> None:
+    """Concurrent requests committed together: every id accepted by exactly one request, the rest duplicates."""
+    from core.ingest.calls import parse_calls
+    from core.ingest.record import record_parsed
+
+    senders = 8
+    bodies = [
+        json.dumps([a_call(f"grp-{(s * 150 + i) % 1000}") for i in range(300)] + [a_call(f"grp-{s}")]).encode()
+        for s in range(senders)
+    ]
+    barrier = threading.Barrier(senders)
+    results: list[tuple[int, int]] = [(0, 0)] * senders
+
+    def send(s: int) -> None:
+        parsed = parse_calls(bodies[s], None)
+        barrier.wait()
+        result = record_parsed(engine, CALLS, "group", parsed)
+        results[s] = (result.accepted, result.duplicates)
+
+    threads = [threading.Thread(target=send, args=(s,)) for s in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    distinct = {call["request_id"] for body in bodies for call in json.loads(body)}
+    assert all(a + d == 301 for a, d in results)
+    assert sum(a for a, _ in results) == len(distinct)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(UsageRecord)).scalar_one() == len(distinct)

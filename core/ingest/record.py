@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from core.ingest.rejections import Refusal, keep_refusals
+from core.models import UsageRecord
 from core.usage import Call, call_from_mapping, record_batch
 
 
@@ -34,31 +34,139 @@ class IngestResult:
     refused: list[tuple[int, str]]
 
 
-_writer_locks: dict[str, threading.Lock] = {}
-_writer_locks_guard = threading.Lock()
+MAX_GROUP_CALLS = 20_000
 
 
-@contextmanager
-def _one_writer(engine: Engine) -> Iterator[None]:
-    """SQLite has one writer: requests of this process queue on a lock instead of in SQLite's busy handler,
-    whose sleeps grow with each retry (a long tail of latency under concurrent senders)."""
-    if engine.dialect.name != "sqlite":
-        yield
-        return
-    with _writer_locks_guard:
-        lock = _writer_locks.setdefault(str(engine.url), threading.Lock())
-    with lock:
-        yield
+@dataclass
+class _Pending:
+    """One request's calls waiting for the group they are committed with."""
+
+    route: str
+    key_name: str | None
+    parsed: Parsed
+    done: threading.Event = field(default_factory=threading.Event)
+    result: tuple[int, int] | None = None
+    error: BaseException | None = None
+
+
+class _GroupWriter:
+    """Group commit: requests that arrive while a transaction is being written are committed together in the next.
+
+    Every request still waits for the commit of its own calls before it is answered. One
+    writer at a time per process and database: on SQLite requests queue here instead of in
+    SQLite's busy handler (whose sleeps grow with each retry), on PostgreSQL concurrent
+    batches stop contending for the same roll-up rows; and fewer, larger transactions
+    cost less per call. A group that fails is retried request by request, so one request's
+    trouble is its own.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._writing = threading.Lock()
+        self._queue: list[_Pending] = []
+
+    def submit(self, engine: Engine, pending: _Pending) -> tuple[int, int]:
+        with self._mutex:
+            self._queue.append(pending)
+        while not pending.done.is_set():
+            with self._writing:
+                if pending.done.is_set():
+                    break
+                with self._mutex:
+                    group: list[_Pending] = []
+                    size = 0
+                    while self._queue and (not group or size + len(self._queue[0].parsed.calls) <= MAX_GROUP_CALLS):
+                        item = self._queue.pop(0)
+                        group.append(item)
+                        size += len(item.parsed.calls)
+                self._write(engine, group)
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
+
+    @staticmethod
+    def _results(engine: Engine, group: list[_Pending]) -> list[tuple[int, int]]:
+        try:
+            return _record_group(engine, group)
+        except Exception as exc:
+            if len(group) == 1:
+                group[0].error = exc
+                return [(0, 0)]
+        results: list[tuple[int, int]] = []
+        for item in group:  # each request on its own: an error is then only its own
+            try:
+                results.extend(_record_group(engine, [item]))
+            except Exception as exc:
+                item.error = exc
+                results.append((0, 0))
+        return results
+
+    def _write(self, engine: Engine, group: list[_Pending]) -> None:
+        """Write one group; every request in it gets its result or its error, and is released."""
+        try:
+            for item, result in zip(group, self._results(engine, group), strict=True):
+                if item.error is not None:
+                    continue
+                if item.parsed.refused:
+                    try:
+                        keep_refusals(engine, item.route, item.key_name, (r for _, r in item.parsed.refused))
+                    except Exception as exc:
+                        item.error = exc  # its calls are committed; the sender retries and gets duplicates
+                        continue
+                item.result = result
+        except BaseException as exc:
+            for item in group:
+                if item.result is None and item.error is None:
+                    item.error = exc
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            for item in group:
+                item.done.set()
+
+
+def _record_group(engine: Engine, group: list[_Pending]) -> list[tuple[int, int]]:
+    """(accepted, duplicates) per request of one committed transaction; an id is accepted once, first come."""
+    calls = [call for item in group for _, call in item.parsed.calls]
+    if not calls:
+        return [(0, 0) for _ in group]
+    outcome = record_batch(engine, calls)
+    if len(group) == 1:
+        return [(outcome.recorded, outcome.duplicates)]
+    stored = _stored_request_ids(engine, outcome.ids)
+    results = []
+    for item in group:
+        accepted = duplicates = 0
+        for _, call in item.parsed.calls:
+            if call.request_id is None:
+                accepted += 1
+            elif call.request_id in stored:
+                stored.discard(call.request_id)  # a second mention of the same id is a duplicate
+                accepted += 1
+            else:
+                duplicates += 1
+        results.append((accepted, duplicates))
+    return results
+
+
+def _stored_request_ids(engine: Engine, ids: tuple[int, ...]) -> set[str]:
+    found: set[str] = set()
+    with engine.connect() as conn:
+        for start in range(0, len(ids), 1_000):
+            chunk = list(ids[start : start + 1_000])
+            rows = conn.execute(select(UsageRecord.request_id).where(UsageRecord.id.in_(chunk))).scalars()
+            found.update(rid for rid in rows if rid is not None)
+    return found
+
+
+_writers: dict[str, _GroupWriter] = {}
+_writers_guard = threading.Lock()
 
 
 def record_parsed(engine: Engine, route: str, key_name: str | None, parsed: Parsed) -> IngestResult:
-    """Record the calls in one transaction (acknowledged only once committed), then keep the refusals."""
-    with _one_writer(engine):
-        outcome = record_batch(engine, [call for _, call in parsed.calls]) if parsed.calls else None
-        if parsed.refused:
-            keep_refusals(engine, route, key_name, (refusal for _, refusal in parsed.refused))
-    return IngestResult(
-        outcome.recorded if outcome else 0,
-        outcome.duplicates if outcome else 0,
-        [(index, refusal.reason) for index, refusal in parsed.refused],
-    )
+    """Record the calls (acknowledged only once committed, possibly with other requests'), keep the refusals."""
+    with _writers_guard:
+        writer = _writers.setdefault(str(engine.url), _GroupWriter())
+    accepted, duplicates = writer.submit(engine, _Pending(route, key_name, parsed))
+    return IngestResult(accepted, duplicates, [(index, refusal.reason) for index, refusal in parsed.refused])
