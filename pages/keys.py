@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from core.auth import SESSION_SECONDS, SignInRefused, sign_in, signed_in
-from core.ingest.keys import KeyError_, create_key, list_keys, revoke_key
+from core.ingest.keys import ApiKeyError, create_key, list_keys, revoke_key
 from core.ingest.rejections import rejection_summary
 from ui import common
 
@@ -61,7 +61,7 @@ with st.form("create_key", clear_on_submit=True):
         else:
             try:
                 new = create_key(engine, name, project or None)
-            except KeyError_ as exc:
+            except ApiKeyError as exc:
                 st.error(f"Not created: {exc}")
             else:
                 st.session_state[NEW_KEY] = (new.info.name, new.key)
@@ -99,7 +99,7 @@ else:
                 else:
                     try:
                         revoke_key(engine, target)
-                    except KeyError_ as exc:
+                    except ApiKeyError as exc:
                         st.error(str(exc))
                     else:
                         st.rerun()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from core.ingest.keys import KeyError_, KeyInfo, create_key, list_keys, revoke_key
+from core.ingest.keys import ApiKeyError, KeyInfo, create_key, list_keys, revoke_key
 
 EXIT_BAD_INPUT = 2
 
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace, engine: Callable[[], Engine]) -> int:
         if args.keys_command == "list":
             return keys_list(engine(), args.json)
         return keys_revoke(engine(), args.name)
-    except KeyError_ as exc:
+    except ApiKeyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

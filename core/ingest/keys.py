@@ -32,7 +32,7 @@ _KEY_SHAPE = re.compile(r"^sb_([a-z0-9]{10})_[A-Za-z0-9_-]{20,100}$")
 _DUMMY_HASH = hashlib.sha256(b"spendboard-no-such-key").hexdigest()
 
 
-class KeyError_(ValueError):
+class ApiKeyError(ValueError):
     """A key command that cannot be done (bad name, name taken, no such key); the message says which."""
 
 
@@ -68,14 +68,14 @@ def hash_key(key: str) -> str:
 def _clean(value: object, field: str, limit: int) -> str:
     """Printable text, trimmed, within ``limit`` characters (the rules of provider and model names)."""
     if not isinstance(value, str):
-        raise KeyError_(f"{field}: {value!r} is not text")
+        raise ApiKeyError(f"{field}: {value!r} is not text")
     text = value.strip()
     if not text:
-        raise KeyError_(f"{field}: empty value")
+        raise ApiKeyError(f"{field}: empty value")
     if len(text) > limit:
-        raise KeyError_(f"{field}: {text[:40]!r}... is {len(text)} characters, over the limit of {limit}")
+        raise ApiKeyError(f"{field}: {text[:40]!r}... is {len(text)} characters, over the limit of {limit}")
     if any(ord(ch) < 32 or ord(ch) == 127 or 0xD800 <= ord(ch) <= 0xDFFF for ch in text):
-        raise KeyError_(f"{field}: {text[:60]!r} contains control characters or invalid bytes")
+        raise ApiKeyError(f"{field}: {text[:60]!r} contains control characters or invalid bytes")
     return text
 
 
@@ -93,7 +93,7 @@ def create_key(engine: Engine, name: str, project: str | None = None) -> NewKey:
 
     def work(conn: Connection) -> KeyInfo:
         if conn.execute(select(ApiKey.id).where(ApiKey.name == clean)).first() is not None:
-            raise KeyError_(f"name: a key named {clean!r} exists already (names stay taken after a revoke)")
+            raise ApiKeyError(f"name: a key named {clean!r} exists already (names stay taken after a revoke)")
         row_id = conn.execute(
             insert(ApiKey)
             .values(
@@ -110,7 +110,7 @@ def create_key(engine: Engine, name: str, project: str | None = None) -> NewKey:
     try:
         info = run_write(engine, work)
     except IntegrityError:  # a concurrent create of the same name
-        raise KeyError_(f"name: a key named {clean!r} exists already") from None
+        raise ApiKeyError(f"name: a key named {clean!r} exists already") from None
     return NewKey(info, key)
 
 
@@ -128,7 +128,7 @@ def revoke_key(engine: Engine, name: str) -> KeyInfo:
     def work(conn: Connection) -> KeyInfo:
         row = conn.execute(select(ApiKey.__table__).where(ApiKey.name == clean)).first()
         if row is None:
-            raise KeyError_(f"name: no key named {clean!r}")
+            raise ApiKeyError(f"name: no key named {clean!r}")
         revoked = row.revoked_at
         if revoked is None:
             revoked = datetime.now(UTC)
