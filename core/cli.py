@@ -137,16 +137,22 @@ def build_parser() -> argparse.ArgumentParser:
     keys_list.add_argument("--json", action="store_true")
     keys_revoke = keys_sub.add_parser("revoke", help="revoke a key by name: it gets 401 from now on")
     keys_revoke.add_argument("name")
+
+    from core.prices_cli import add_prices_commands  # parsers only; the handlers import lazily
+
+    add_prices_commands(sub)
     return parser
 
 
 def _engine() -> Engine:
     from core.config import check_environment
-    from core.db import create_tables, make_engine
+    from core.db import make_engine, upgrade_database
 
     check_environment()  # a bad setting is refused before the database is touched
     engine = make_engine()
-    create_tables(engine)
+    # a user who pulled new code and runs any command gets the schema upgraded first (one
+    # small read when current); quietly, so output and the one-line errors stay as they are
+    upgrade_database(engine)
     return engine
 
 
@@ -205,23 +211,21 @@ def _print_breakdown(b: Any) -> None:
 
 def cmd_init(args: argparse.Namespace) -> int:
     from core.config import check_environment
-    from core.db import create_tables, make_engine
+    from core.db import make_engine, upgrade_database
     from core.prices import initialize_default_pricing
 
     check_environment()  # a bad setting is refused before the database is touched
     engine = make_engine()
-    created = create_tables(engine)
-    changes = initialize_default_pricing(engine)
+    changes = upgrade_database(engine)  # empty: made at head; older: upgraded in place
+    changes += initialize_default_pricing(engine)
     from core.auth import bootstrap_admin_password
 
     password = bootstrap_admin_password(engine, announce=False)
     if password:
         changes.append(f"admin password for editing prices (shown once, only its hash is kept): {password}")
-    if created:
-        print(f"created tables: {', '.join(created)}")
     for change in changes:
         print(change)
-    if not created and not changes:
+    if not changes:
         print("nothing to change: tables and prices are up to date")
     return 0
 
@@ -552,6 +556,12 @@ def cmd_test_call(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prices(args: argparse.Namespace) -> int:
+    from core.prices_cli import run
+
+    return run(args)
+
+
 COMMANDS = {
     "init": cmd_init,
     "cost": cmd_cost,
@@ -564,6 +574,7 @@ COMMANDS = {
     "reprice": cmd_reprice,
     "test-call": cmd_test_call,
     "reset-admin-password": cmd_reset_admin_password,
+    "prices": cmd_prices,
     "serve": lambda args: _ingest_command(args),
     "keys": lambda args: _ingest_command(args),
 }
@@ -577,7 +588,7 @@ def _ingest_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from core.db import DatabaseBusyError
+    from core.db import DatabaseBusyError, DatabaseSchemaError
     from core.importer import ImportFileError
     from core.pricing import PricingError
     from core.times import TimeError
@@ -586,7 +597,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
-    except (BadInput, ConfigError, MoneyError, PricingError, TimeError, CallError, ImportFileError) as exc:
+    except (
+        BadInput,
+        ConfigError,
+        MoneyError,
+        PricingError,
+        TimeError,
+        CallError,
+        ImportFileError,
+        DatabaseSchemaError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except DatabaseBusyError as exc:

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from core.config import ConfigError, database_url
-from core.db import DatabaseBusyError, create_tables, make_engine
+from core.db import DatabaseBusyError, DatabaseSchemaError, make_engine, upgrade_database
 from core.ingest import otlp
 from core.ingest.body import BodyError, BodyReader
 from core.ingest.calls import PayloadError, parse_calls
@@ -36,13 +36,13 @@ _engines_lock = threading.Lock()
 
 
 def get_engine() -> Engine:
-    """One engine per database URL for the process, tables created once."""
+    """One engine per database URL for the process, its schema upgraded once."""
     url = database_url()
     with _engines_lock:
         engine = _engines.get(url)
         if engine is None:
             engine = make_engine(url)
-            create_tables(engine)
+            upgrade_database(engine)  # as every command and the dashboard do: the schema of this code
             _engines[url] = engine
         return engine
 
@@ -61,7 +61,7 @@ def _json(payload: object, status: int = 200, headers: dict[str, str] | None = N
 async def _authenticate(request: Request) -> tuple[Engine, KeyInfo]:
     try:
         engine = await run_in_threadpool(get_engine)
-    except ConfigError as exc:
+    except (ConfigError, DatabaseSchemaError) as exc:
         raise _Refused(500, f"server configuration: {exc}") from None
     token = parse_bearer(request.headers.get("authorization"))
     if token is None:
