@@ -48,16 +48,20 @@ class _Pending:
     result: tuple[int, int] | None = None
     error: BaseException | None = None
 
+    def outcome(self) -> tuple[int, int]:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
 
 class _GroupWriter:
-    """Group commit: requests that arrive while a transaction is being written are committed together in the next.
+    """Group commit (SQLite): requests that arrive while a transaction is written are committed together in the next.
 
-    Every request still waits for the commit of its own calls before it is answered. One
-    writer at a time per process and database: on SQLite requests queue here instead of in
-    SQLite's busy handler (whose sleeps grow with each retry), on PostgreSQL concurrent
-    batches stop contending for the same roll-up rows; and fewer, larger transactions
-    cost less per call. A group that fails is retried request by request, so one request's
-    trouble is its own.
+    Every request still waits for the commit of its own calls before it is answered. SQLite
+    has one writer: requests of this process queue here instead of in SQLite's busy handler
+    (whose sleeps grow with each retry), and fewer, larger transactions cost less per call.
+    A group that fails is retried request by request, so one request's trouble is its own.
     """
 
     def __init__(self) -> None:
@@ -80,10 +84,7 @@ class _GroupWriter:
                         group.append(item)
                         size += len(item.parsed.calls)
                 self._write(engine, group)
-        if pending.error is not None:
-            raise pending.error
-        assert pending.result is not None
-        return pending.result
+        return pending.outcome()
 
     @staticmethod
     def _results(engine: Engine, group: list[_Pending]) -> list[tuple[int, int]]:
@@ -102,10 +103,11 @@ class _GroupWriter:
                 results.append((0, 0))
         return results
 
-    def _write(self, engine: Engine, group: list[_Pending]) -> None:
+    @classmethod
+    def _write(cls, engine: Engine, group: list[_Pending]) -> None:
         """Write one group; every request in it gets its result or its error, and is released."""
         try:
-            for item, result in zip(group, self._results(engine, group), strict=True):
+            for item, result in zip(group, cls._results(engine, group), strict=True):
                 if item.error is not None:
                     continue
                 if item.parsed.refused:
@@ -131,6 +133,10 @@ def _record_group(engine: Engine, group: list[_Pending]) -> list[tuple[int, int]
     calls = [call for item in group for _, call in item.parsed.calls]
     if not calls:
         return [(0, 0) for _ in group]
+    if engine.dialect.name != "sqlite":
+        # concurrent transactions take the unique index's entries in one order (by request id),
+        # so two senders with the same ids in different orders wait for each other, never deadlock
+        calls.sort(key=lambda call: (call.request_id is None, call.request_id or ""))
     outcome = record_batch(engine, calls)
     if len(group) == 1:
         return [(outcome.recorded, outcome.duplicates)]
@@ -166,7 +172,15 @@ _writers_guard = threading.Lock()
 
 def record_parsed(engine: Engine, route: str, key_name: str | None, parsed: Parsed) -> IngestResult:
     """Record the calls (acknowledged only once committed, possibly with other requests'), keep the refusals."""
-    with _writers_guard:
-        writer = _writers.setdefault(str(engine.url), _GroupWriter())
-    accepted, duplicates = writer.submit(engine, _Pending(route, key_name, parsed))
+    pending = _Pending(route, key_name, parsed)
+    if engine.dialect.name == "sqlite":
+        with _writers_guard:
+            writer = _writers.setdefault(str(engine.url), _GroupWriter())
+        accepted, duplicates = writer.submit(engine, pending)
+    else:
+        # PostgreSQL takes concurrent writers (ON CONFLICT DO NOTHING): transactions side by side
+        # overlap the server's work with the parsing of other requests, which measured faster
+        # (4 senders: 2.2-2.5k vs 1.4-1.8k calls/s on a loaded 2-core machine) than one group writer
+        _GroupWriter._write(engine, [pending])
+        accepted, duplicates = pending.outcome()
     return IngestResult(accepted, duplicates, [(index, refusal.reason) for index, refusal in parsed.refused])
