@@ -19,6 +19,7 @@ page = st.navigation(
         st.Page("app_pages/logs.py", title="Usage logs", icon=":material/receipt_long:", url_path="logs"),
         st.Page("app_pages/pricing.py", title="Pricing", icon=":material/sell:", url_path="pricing"),
         st.Page("app_pages/calculator.py", title="Calculator", icon=":material/calculate:", url_path="calculator"),
+        st.Page("app_pages/keys.py", title="API keys", icon=":material/key:", url_path="keys"),
     ],
     position="top",
 )

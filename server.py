@@ -1,6 +1,7 @@
-"""The web server: the Streamlit app (``app.py``) plus a streamed CSV export of the usage log.
+"""The web server: the Streamlit app (``app.py``), a streamed CSV export of the usage log, and the
+ingestion routes of ``routes/ingest.py`` (JSON API, OTLP traces, LiteLLM callback).
 
-``streamlit run server.py`` serves both. Streamlit's download button keeps a file's
+``streamlit run server.py`` serves them all on one port. Streamlit's download button keeps a file's
 bytes in memory; this route streams the export in keyset batches instead, so a
 download of millions of calls holds one batch at a time.
 """
@@ -13,6 +14,7 @@ from starlette.routing import Route
 from core.config import ConfigError
 from core.db import CONNECTION_ERRORS, database_error
 from core.logs import EXPORT_PATH, LogFilterError, csv_chunks, filter_from_query
+from routes import ingest
 
 
 async def export_usage_csv(request: Request) -> Response:
@@ -31,4 +33,4 @@ async def export_usage_csv(request: Request) -> Response:
     return StreamingResponse(csv_chunks(engine, flt), media_type="text/csv", headers=headers)
 
 
-app = st.App("app.py", routes=[Route(EXPORT_PATH, export_usage_csv)])
+app = st.App("app.py", routes=[Route(EXPORT_PATH, export_usage_csv), *ingest.ROUTES])

@@ -130,6 +130,22 @@ def build_parser() -> argparse.ArgumentParser:
     test_call.add_argument("--timeout", type=_positive_int("--timeout", 600), default=60, help="seconds")
     test_call.add_argument("--json", action="store_true")
 
+    # network ingestion (issue 12): the HTTP API alone, and its API keys
+    serve = sub.add_parser("serve", help="serve the ingestion HTTP API alone (uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=_positive_int("--port", 65535), default=8000)
+    serve.add_argument("--workers", type=_positive_int("--workers", 64), default=1)
+    keys = sub.add_parser("keys", help="API keys of the ingestion HTTP API")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)
+    keys_create = keys_sub.add_parser("create", help="make a key, printed once (only its hash is kept)")
+    keys_create.add_argument("--name", required=True)
+    keys_create.add_argument("--project", help="tag the calls this key sends that name no project")
+    keys_create.add_argument("--json", action="store_true")
+    keys_list = keys_sub.add_parser("list", help="every key: prefix, project, created, last used, revoked")
+    keys_list.add_argument("--json", action="store_true")
+    keys_revoke = keys_sub.add_parser("revoke", help="revoke a key by name: it gets 401 from now on")
+    keys_revoke.add_argument("name")
+
     from core.prices_cli import add_prices_commands  # parsers only; the handlers import lazily
 
     add_prices_commands(sub)
@@ -598,7 +614,16 @@ COMMANDS = {
     "test-call": cmd_test_call,
     "reset-admin-password": cmd_reset_admin_password,
     "prices": cmd_prices,
+    "serve": lambda args: _ingest_command(args),
+    "keys": lambda args: _ingest_command(args),
 }
+
+
+def _ingest_command(args: argparse.Namespace) -> int:
+    """``serve`` and ``keys`` (network ingestion) live in core/ingest/commands.py."""
+    from core.ingest.commands import run
+
+    return run(args, _engine)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

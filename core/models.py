@@ -154,3 +154,7 @@ class PriceCorrection(Base):
     new_matched_by: Mapped[str] = mapped_column(String(10))
     corrected_at: Mapped[datetime]
     reason: Mapped[str] = mapped_column(Text)
+
+
+# Tables of feature sub-packages, declared on the same Base so create_all makes them too.
+from core.ingest import models as _ingest_models  # noqa: E402,F401

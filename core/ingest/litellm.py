@@ -1,0 +1,159 @@
+"""LiteLLM's StandardLoggingPayload (its ``generic_api`` logging callback) to calls.
+
+The callback sends a JSON array (``json_array``, the default), NDJSON (``ndjson``) or
+one object (``single``). Request id: ``litellm_call_id``, else ``id``; provider:
+``custom_llm_provider``; user: ``end_user``, else ``metadata.user_api_key_user_id``;
+time: ``startTime`` (epoch seconds). Tokens come from ``metadata.usage_object``, the
+OpenAI-shaped usage LiteLLM keeps (its ``prompt_tokens`` include cache reads and
+writes, also for Anthropic), else from the payload's own ``prompt_tokens`` and
+``completion_tokens``. A failed call (``status: failure``) is recorded with status ``error``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from core.ingest.calls import PayloadError, load_json, sample
+from core.ingest.record import Parsed, to_call
+from core.ingest.rejections import Refusal
+from core.usage import CallError
+
+TIERS = {"flex": "flex", "priority": "priority", "batch": "batch"}
+
+
+def payloads_of(body: bytes) -> list[object]:
+    """The payloads of a body: a JSON array, one object, or NDJSON (one object a line)."""
+    stripped = body.strip()
+    if not stripped:
+        raise PayloadError("the body is empty (expected LiteLLM logging payloads as JSON)")
+    try:
+        value = load_json(stripped)
+    except PayloadError:
+        if b"\n" not in stripped:
+            raise
+        items: list[object] = []
+        for number, line in enumerate(stripped.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                items.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                items.append(_Broken(f"NDJSON line {number} is not JSON ({exc})", line[:200].decode(errors="replace")))
+        return items
+    return value if isinstance(value, list) else [value]
+
+
+class _Broken:
+    def __init__(self, reason: str, text: str) -> None:
+        self.reason = reason
+        self.text = text
+
+
+def _get(mapping: object, *path: str) -> Any:
+    for name in path:
+        if not isinstance(mapping, Mapping):
+            return None
+        mapping = mapping.get(name)
+    return mapping
+
+
+def _count(value: Any) -> Any:
+    return 0 if value is None else value
+
+
+def payload_mapping(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The call one StandardLoggingPayload describes, as import-style fields."""
+    usage = _get(item, "metadata", "usage_object")
+    if not isinstance(usage, Mapping):
+        usage = {}
+    input_tokens = usage.get("prompt_tokens", item.get("prompt_tokens"))
+    output_tokens = usage.get("completion_tokens", item.get("completion_tokens"))
+    cached = _get(usage, "prompt_tokens_details", "cached_tokens")
+    if cached is None:
+        cached = usage.get("cache_read_input_tokens")
+    written = usage.get("cache_creation_input_tokens")
+    if written is None:
+        written = _get(usage, "prompt_tokens_details", "cache_creation_tokens")
+    written_1h = _get(usage, "prompt_tokens_details", "cache_creation_token_details", "ephemeral_1h_input_tokens")
+    if isinstance(written, int) and isinstance(written_1h, int) and 0 < written_1h <= written:
+        written -= written_1h  # the 1-hour writes are priced apart
+    start = item.get("startTime")
+    end = item.get("endTime")
+    if isinstance(start, bool) or not isinstance(start, int | float) or not math.isfinite(start):
+        raise CallError(f"timestamp: startTime {start!r} is not epoch seconds")
+    latency = None
+    if isinstance(end, int | float) and not isinstance(end, bool) and math.isfinite(end) and end >= start:
+        latency = round((end - start) * 1000)
+    request_id = item.get("litellm_call_id") or item.get("id")
+    user = item.get("end_user") or _get(item, "metadata", "user_api_key_user_id")
+    tier = usage.get("service_tier") or _get(item, "hidden_params", "additional_headers", "service_tier")
+    model = item.get("model")
+    try:
+        moment = datetime.fromtimestamp(start, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise CallError(f"timestamp: startTime {start!r} is not epoch seconds") from None
+    return {
+        "timestamp": moment,
+        "provider": item.get("custom_llm_provider"),
+        "model": model,
+        "input_tokens": _count(input_tokens),
+        "output_tokens": _count(output_tokens),
+        "cached_input_tokens": _count(cached),
+        "cache_write_tokens": _count(written),
+        "cache_write_1h_tokens": _count(written_1h),
+        "reasoning_tokens": _count(_get(usage, "completion_tokens_details", "reasoning_tokens")),
+        "web_search_calls": _count(_get(usage, "server_tool_use", "web_search_requests")),
+        "service_tier": TIERS.get(tier.lower(), "standard") if isinstance(tier, str) else "standard",
+        "user": user if isinstance(user, str) and user.strip() else None,
+        "request_id": request_id,
+        "latency_ms": latency,
+        "status": "error" if item.get("status") == "failure" else "ok",
+    }
+
+
+SAMPLE_FIELDS = (
+    "id",
+    "litellm_call_id",
+    "status",
+    "custom_llm_provider",
+    "model",
+    "startTime",
+    "endTime",
+    "prompt_tokens",
+    "completion_tokens",
+    "end_user",
+)
+
+
+def _sample(item: object) -> str:
+    """What a refused payload is kept as: the fields read, never its messages or response (prompts, PII)."""
+    if not isinstance(item, dict):
+        return sample(item)
+    kept: dict[str, Any] = {name: item[name] for name in SAMPLE_FIELDS if name in item}
+    usage = _get(item, "metadata", "usage_object")
+    if usage is not None:
+        kept["metadata"] = {"usage_object": usage}
+    return sample(kept)
+
+
+def parse_litellm(body: bytes, default_project: str | None) -> Parsed:
+    """Calls and per-item refusals; :class:`PayloadError` only when the body is not JSON at all."""
+    parsed = Parsed()
+    for index, item in enumerate(payloads_of(body)):
+        try:
+            if isinstance(item, _Broken):
+                raise CallError(item.reason)
+            if not isinstance(item, dict):
+                raise CallError(f"expected a StandardLoggingPayload object, found {type(item).__name__}")
+            call = to_call(payload_mapping(item), default_project)
+        except CallError as exc:
+            text = item.text if isinstance(item, _Broken) else _sample(item)
+            parsed.refused.append((index, Refusal(str(exc), text)))
+        else:
+            parsed.calls.append((index, call))
+    return parsed

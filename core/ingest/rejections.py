@@ -1,0 +1,87 @@
+"""Refused items are kept, not lost: one row per (request, reason) with a count and one sample.
+
+LiteLLM drops a batch that gets an error answer, so its route answers 200 and the
+dashboard shows what was refused ("Rejected ingestions": reason and count).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine, func, insert, select
+
+from core.db import run_write
+from core.ingest.models import RejectedIngestion
+
+SAMPLE_LIMIT = 2_000
+REASON_LIMIT = 1_000
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One refused item: why, and a short sample of what was sent."""
+
+    reason: str
+    sample: str | None = None
+
+
+@dataclass(frozen=True)
+class RejectionSummary:
+    route: str
+    reason: str
+    count: int
+    last_at: datetime
+    key_name: str | None
+    sample: str | None
+
+
+def keep_refusals(engine: Engine, route: str, key_name: str | None, refusals: Iterable[Refusal]) -> int:
+    """Store refusals grouped by reason; returns the number of items kept."""
+    grouped: dict[str, tuple[int, str | None]] = {}
+    for refusal in refusals:
+        reason = refusal.reason[:REASON_LIMIT]
+        count, sample = grouped.get(reason, (0, None))
+        grouped[reason] = (count + 1, sample if sample is not None else _clip(refusal.sample))
+    if not grouped:
+        return 0
+    now = datetime.now(UTC)
+    rows = [
+        {"at": now, "route": route, "key_name": key_name, "reason": reason, "count": count, "sample": sample}
+        for reason, (count, sample) in grouped.items()
+    ]
+
+    def work(conn: Connection) -> None:
+        conn.execute(insert(RejectedIngestion), rows)
+
+    run_write(engine, work)
+    return sum(count for count, _ in grouped.values())
+
+
+def _clip(sample: str | None) -> str | None:
+    if sample is None or len(sample) <= SAMPLE_LIMIT:
+        return sample
+    return sample[:SAMPLE_LIMIT] + "..."
+
+
+def rejection_summary(engine: Engine, limit: int = 200) -> list[RejectionSummary]:
+    """Refusals by route and reason, most recent first: how many items, when last, one sample."""
+    r = RejectedIngestion
+    last = func.max(r.at).label("last_at")
+    query = (
+        select(r.route, r.reason, func.sum(r.count).label("items"), last, func.max(r.id).label("last_id"))
+        .group_by(r.route, r.reason)
+        .order_by(last.desc())
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        groups = conn.execute(query).all()
+        ids = [g.last_id for g in groups]
+        latest = {row.id: row for row in conn.execute(select(r.id, r.key_name, r.sample).where(r.id.in_(ids)))}
+    return [
+        RejectionSummary(
+            g.route, g.reason, int(g.items), g.last_at, latest[g.last_id].key_name, latest[g.last_id].sample
+        )
+        for g in groups
+    ]
