@@ -99,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     reprice.add_argument("--since")
     reprice.add_argument("--json", action="store_true")
 
+    # prices sync (issue 10); the lead merges this group with core/prices_cli.py's add_prices_commands
+    prices = sub.add_parser("prices", help="the price table: sync")
+    prices_sub = prices.add_subparsers(dest="prices_command", required=True, parser_class=_Parser)
+    from core.catalog.sync_cli import add_sync_command
+
+    add_sync_command(prices_sub)
+
     sub.add_parser("reset-admin-password", help="replace the price editor's password with a new one, shown once")
 
     # test-call (issue 6): one real chat completion via HF_BASE_URL with HF_TOKEN, recorded
@@ -483,6 +490,7 @@ COMMANDS = {
     "reprice": cmd_reprice,
     "test-call": cmd_test_call,
     "reset-admin-password": cmd_reset_admin_password,
+    "prices": lambda args: args.prices_handler(args),
 }
 
 
