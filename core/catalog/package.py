@@ -248,7 +248,9 @@ def convert_price(model_price: Any) -> tuple[tuple[Decimal | None, ...], str | N
         for key, value in vars(model_price).items()
         if value is not None and not key.startswith("_") and key in BILLED_KEYS
     }
-    thresholds = sorted({tier.start for value in prices.values() if isinstance(value, TieredPrices) for tier in value.tiers})
+    thresholds = sorted(
+        {tier.start for value in prices.values() if isinstance(value, TieredPrices) for tier in value.tiers}
+    )
     base = _rates_at(prices, 0)
     tiers: list[dict[str, object]] = []
     for start in thresholds:
@@ -301,7 +303,9 @@ def _timeline(model: Any, moments: Sequence[datetime], context: dict[str, str] |
     return timeline
 
 
-def _model_versions(provider_id: str, model: Any, note: str, with_tiers: bool) -> tuple[list[PackageVersion], Counter[str]]:
+def _model_versions(
+    provider_id: str, model: Any, note: str, with_tiers: bool
+) -> tuple[list[PackageVersion], Counter[str]]:
     """The versions of one model (raises ``_Unstorable`` with the skip reason)."""
     from genai_prices import types as gp
 

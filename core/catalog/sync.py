@@ -140,17 +140,21 @@ def plan(
 
 
 def _describe(version: PackageVersion, before: object | None, when: str) -> str:
+    from decimal import Decimal
+
     from core.money import format_per_million
+
+    def pair(rates: Sequence[object]) -> str:
+        values = [r if isinstance(r, Decimal) else Decimal(0) for r in rates[:2]]
+        return f"input {format_per_million(values[0])}, output {format_per_million(values[1])}"
 
     where = f"{version.provider}/{version.model_name}"
     if version.service_tier != "standard":
         where += f" ({version.service_tier})"
     since = "from now" if when == "now" else f"from {version.effective_from:%Y-%m-%d}"
-    after = f"input {format_per_million(version.rates[0] or 0)}, output {format_per_million(version.rates[1] or 0)}"
     if isinstance(before, tuple) and before[:2] != version.rates[:2]:
-        old = f"input {format_per_million(before[0] or 0)}, output {format_per_million(before[1] or 0)}"  # type: ignore[arg-type]
-        return f"{where}: package price {old} -> {after}, {since}"
-    return f"{where}: package price now {after}, {since}"
+        return f"{where}: package price {pair(before)} -> {pair(version.rates)}, {since}"
+    return f"{where}: package price now {pair(version.rates)}, {since}"
 
 
 def sync_package(
