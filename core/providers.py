@@ -1,54 +1,45 @@
-"""Provider names: the ``genai-prices`` provider ids are Spendboard's names; aliases map
-the names users already send (``gemini`` is ``google``, ``xai`` is ``x-ai``, ...).
+"""Provider names: the one place that knows which names mean the same provider.
 
-(Created on the catalog branch with the lead's API, ``canonical_provider`` and ``ALIASES``;
-the lead merges it with theirs.)
+Calls keep the provider name they were sent with (lower-cased); the price lookup
+tries the name itself, then the other names of the same provider, so a call sent
+as ``gemini`` finds a price stored under the genai-prices id ``google``.
 """
 
 from __future__ import annotations
 
-# alias -> the package's provider id. HuggingFace is not an alias of anything: its seed
-# rows and environment variables keep their meaning (the package's routed HuggingFace
-# providers are the separate ids ``huggingface_groq``, ``huggingface_together``, ...).
-ALIASES: dict[str, str] = {
-    "gemini": "google",
-    "google-gemini": "google",
-    "google-vertex": "google",
-    "vertex": "google",
-    "vertex-ai": "google",
-    "vertex_ai": "google",
-    "xai": "x-ai",
-    "x.ai": "x-ai",
-    "together-ai": "together",
-    "together_ai": "together",
-    "togetherai": "together",
-    "fireworks-ai": "fireworks",
-    "fireworks_ai": "fireworks",
-    "bedrock": "aws",
-    "aws-bedrock": "aws",
-    "amazon-bedrock": "aws",
-    "azure-openai": "azure",
-    "azure_openai": "azure",
-    "azure-ai": "azure",
-    "mistralai": "mistral",
-    "mistral-ai": "mistral",
-    "moonshot": "moonshotai",
-    "moonshot-ai": "moonshotai",
-    "voyage": "voyageai",
-    "voyage-ai": "voyageai",
-    "zhipu": "zhipuai",
-    "z-ai": "zai",
-    "z.ai": "zai",
-    "copilot": "github-copilot",
-    "cloudflare-workers-ai": "cloudflare",
-    "workers-ai": "cloudflare",
-    "perplexity-ai": "perplexity",
-    "cohere-ai": "cohere",
-    "deepseek-ai": "deepseek",
+# canonical id (as the genai-prices package names it) -> names users already use
+ALIASES: dict[str, tuple[str, ...]] = {
+    "google": ("gemini", "google-gla", "google-vertex", "vertex_ai", "vertex-ai", "vertexai", "google-ai"),
+    "x-ai": ("xai", "grok"),
+    "together": ("together-ai", "together_ai", "togetherai"),
+    "aws": ("bedrock", "aws-bedrock", "amazon-bedrock"),
+    "azure": ("azure-openai", "azure_openai"),
+    "mistral": ("mistralai", "mistral-ai"),
+    "fireworks": ("fireworks-ai", "fireworks_ai"),
+    "openrouter": ("open-router",),
+    "huggingface": ("hf", "huggingface-hub", "hugging-face"),
+    "cohere": ("cohere-ai",),
+    "perplexity": ("perplexity-ai",),
 }
+
+_CANONICAL: dict[str, str] = {}
+for _canonical, _names in ALIASES.items():
+    _CANONICAL[_canonical] = _canonical
+    for _name in _names:
+        _CANONICAL[_name] = _canonical
 
 
 def canonical_provider(name: str) -> str:
-    """The provider name prices are stored under: trimmed, lower-cased, aliases resolved."""
-    key = name.strip().lower()
-    return ALIASES.get(key, key)
+    """``gemini`` -> ``google``; a name with no alias is returned lower-cased as it is."""
+    cleaned = name.strip().lower()
+    return _CANONICAL.get(cleaned, cleaned)
+
+
+def equivalent_providers(name: str) -> tuple[str, ...]:
+    """The name itself first, then every other name of the same provider."""
+    cleaned = name.strip().lower()
+    canonical = _CANONICAL.get(cleaned)
+    if canonical is None:
+        return (cleaned,)
+    others = [canonical, *ALIASES.get(canonical, ())]
+    return (cleaned, *(n for n in others if n != cleaned))
