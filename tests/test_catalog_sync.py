@@ -167,7 +167,9 @@ def test_form_edit_survives_init_and_sync_until_the_package_price_changes(
     reason="core.pricing has not the release-2 lookup (alias, service tiers) yet (the lead's branch)",
 )
 def test_a_dated_model_id_resolves_through_alias(engine: Engine) -> None:
-    b = calculate_cost(engine, "anthropic", "claude-sonnet-4-5-20250929", 1_000_000, 0)
-    assert b.matched_by == "alias"
-    assert b.cost_total == Decimal(3)
+    b = calculate_cost(engine, "anthropic", "claude-sonnet-4-5-20250929", 100_000, 0)
+    assert b.matched_by == "alias" and "claude-sonnet-4-5" in b.reason
+    assert b.cost_total == Decimal("0.3")  # $3 / 1M input, under the 200k tier
+    above = calculate_cost(engine, "anthropic", "claude-sonnet-4-5-20250929", 200_001, 0)
+    assert above.cost_total == Decimal("200001") * Decimal("0.000006")  # the whole call at the tier's rate
     assert calculate_cost(engine, "openai", "gpt-4o", 1000, 0).matched_by == "exact"
