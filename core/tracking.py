@@ -1,22 +1,27 @@
-"""Recording real calls from OpenAI-compatible chat completions, and a drop-in client wrapper.
+"""Recording real calls: chat completions, OpenAI Responses and Anthropic Messages, and a drop-in wrapper.
 
-Most providers and gateways (the HuggingFace router, Groq, OpenAI, Mistral, ...) return a
-``usage`` block with the token counts they bill. We record exactly those counts, priced by the
-engine; without them we record nothing, because tokens guessed from text would be a guessed bill.
-The response ``id`` becomes the ``request_id``, so a retried or re-sent response is billed once.
+Providers return a usage block with the token counts they bill. We record exactly those counts,
+read through :func:`core.provider_usage.normalise_usage` (every shape it knows: OpenAI Chat
+Completions and Responses, Anthropic Messages with cache writes, reads and web searches, Gemini),
+priced by the engine; without them we record nothing, because tokens guessed from text would be a
+guessed bill. The response ``id`` becomes the ``request_id``, so a retried or re-sent response is
+billed once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 import logging
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
-from core.pricing import PricingError, clean_name
+from core.provider_usage import UsageShapeError, normalise_usage
 from core.usage import Call, CallError, RecordedCall, make_call, record_usage
 
 logger = logging.getLogger(__name__)
@@ -24,6 +29,10 @@ logger = logging.getLogger(__name__)
 _MISSING = object()
 _WRAPPED_MARK = "_spendboard_tracked"
 ClientT = TypeVar("ClientT")
+# where a response keeps its usage block, request id and model name (OpenAI and Anthropic first, then Gemini)
+USAGE_KEYS = ("usage", "usage_metadata", "usageMetadata")
+ID_KEYS = ("id", "response_id", "responseId")
+MODEL_KEYS = ("model", "model_version", "modelVersion")
 
 
 class TrackingError(ValueError):
@@ -32,13 +41,18 @@ class TrackingError(ValueError):
 
 @dataclass(frozen=True)
 class Usage:
-    """The billable figures of one chat completion, as the provider reported them."""
+    """The billable figures of one response, as the provider reported them (see DESIGN.md "A call's usage")."""
 
     request_id: str | None
     model: str | None
     input_tokens: int
     output_tokens: int
     cached_input_tokens: int
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    reasoning_tokens: int = 0
+    web_search_calls: int = 0
+    service_tier: str | None = None  # as the response reported it; None when it did not say
 
 
 @dataclass(frozen=True)
@@ -58,47 +72,44 @@ def _field(obj: object, name: str) -> object:
     return getattr(obj, name, _MISSING)
 
 
-def _count(value: object, field: str) -> int:
-    if value is _MISSING or value is None:
-        raise TrackingError(f"{field}: missing from the response's usage block; nothing recorded")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise TrackingError(f"{field}: {value!r} is not a whole number of tokens; nothing recorded")
-    return value
+def _first(obj: object, names: tuple[str, ...]) -> tuple[str, object]:
+    for name in names:
+        value = _field(obj, name)
+        if value is not _MISSING and value is not None:
+            return name, value
+    return names[0], _MISSING
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
 
 
 def read_usage(response: object) -> Usage:
-    """The ``usage`` block, ``id`` and ``model`` of a chat completion (dict or client object)."""
+    """The usage block, ``id`` and ``model`` of a response (dict or client object) of any shape we know."""
     if response is None:
         raise TrackingError("response: None is not a chat completion; nothing recorded")
-    usage = _field(response, "usage")
-    if usage is _MISSING or usage is None:
+    key, block = _first(response, USAGE_KEYS)
+    if block is _MISSING:
         raise TrackingError(
             "usage: the response has no usage block (the provider did not report token counts); nothing recorded"
         )
-    if isinstance(usage, (str, bytes, int, float, list, tuple)):
-        raise TrackingError(f"usage: {usage!r} is not a usage block; nothing recorded")
-    input_tokens = _count(_field(usage, "prompt_tokens"), "usage.prompt_tokens")
-    output_tokens = _count(_field(usage, "completion_tokens"), "usage.completion_tokens")
-    details = _field(usage, "prompt_tokens_details")
-    cached_raw = _field(details, "cached_tokens") if details is not _MISSING else _MISSING
-    cached = (
-        0
-        if cached_raw is _MISSING or cached_raw is None
-        else _count(cached_raw, "usage.prompt_tokens_details.cached_tokens")
-    )
-    if cached > input_tokens:
-        raise TrackingError(
-            f"usage.prompt_tokens_details.cached_tokens: {cached} is more than usage.prompt_tokens {input_tokens}; "
-            "nothing recorded"
-        )
-    request_id = _field(response, "id")
-    model = _field(response, "model")
+    # only the usage block and the tier the response reports are read: no need to copy the whole answer
+    try:
+        tier = _field(response, "service_tier")
+        fields = normalise_usage({key: block, "service_tier": None if tier is _MISSING else tier})
+    except UsageShapeError as exc:
+        raise TrackingError(f"{exc}; nothing recorded") from None
     return Usage(
-        request_id=request_id if isinstance(request_id, str) and request_id.strip() else None,
-        model=model if isinstance(model, str) and model.strip() else None,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cached_input_tokens=cached,
+        request_id=_text(_first(response, ID_KEYS)[1]),
+        model=_text(_first(response, MODEL_KEYS)[1]),
+        input_tokens=fields.input_tokens,
+        output_tokens=fields.output_tokens,
+        cached_input_tokens=fields.cached_input_tokens,
+        cache_write_tokens=fields.cache_write_tokens,
+        cache_write_1h_tokens=fields.cache_write_1h_tokens,
+        reasoning_tokens=fields.reasoning_tokens,
+        web_search_calls=fields.web_search_calls,
+        service_tier=fields.service_tier,
     )
 
 
@@ -109,11 +120,13 @@ def track_completion(
     *,
     model: str | None = None,
     user: str | None = None,
+    project: str | None = None,
+    latency_ms: int | None = None,
 ) -> TrackedCall:
-    """Record one chat completion; ``model`` (what was asked for) wins over the response's model name.
+    """Record one response; ``model`` (what was asked for) wins over the response's model name.
 
     The requested name is the one the price table is keyed by; providers often answer with a
-    dated or routed variant of it.
+    dated or routed variant of it (``claude-sonnet-4-5`` answered as ``claude-sonnet-4-5-20250929``).
     """
     usage = read_usage(response)
     chosen_model = model if model and model.strip() else usage.model
@@ -128,57 +141,124 @@ def track_completion(
             usage.cached_input_tokens,
             user=user,
             request_id=usage.request_id,
+            cache_write_tokens=usage.cache_write_tokens,
+            cache_write_1h_tokens=usage.cache_write_1h_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            web_search_calls=usage.web_search_calls,
+            service_tier=usage.service_tier or "standard",
+            project=project,
+            latency_ms=latency_ms,
         )
     except CallError as exc:
         raise TrackingError(f"{exc}; nothing recorded") from None
     return TrackedCall(call, record_usage(engine, call))
 
 
-def _record_quietly(engine: Engine, response: object, provider: str, model: object, user: str | None) -> None:
+@dataclass(frozen=True)
+class _Target:
+    """Who records: the store, the provider name and who the calls are for."""
+
+    engine: Engine
+    provider: str
+    user: str | None
+    project: str | None
+
+
+def _record_quietly(target: _Target, response: object, model: object, what: str, latency_ms: int) -> None:
     try:
-        track_completion(engine, response, provider, model=model if isinstance(model, str) else None, user=user)
+        track_completion(
+            target.engine,
+            response,
+            target.provider,
+            model=model if isinstance(model, str) else None,
+            user=target.user,
+            project=target.project,
+            latency_ms=latency_ms,
+        )
     except Exception:  # a billing hiccup must never break the caller's request
-        logger.warning("spendboard: could not record a chat completion for %s", provider, exc_info=True)
+        logger.warning("spendboard: could not record a %s for %s", what, target.provider, exc_info=True)
 
 
-def _wrap(method: Callable[..., Any], engine: Engine, provider: str, user: str | None) -> Callable[..., Any]:
+def _wrap(method: Callable[..., Any], target: _Target, what: str) -> Callable[..., Any]:
     @functools.wraps(method)
     def tracked(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
         response = method(*args, **kwargs)
         if kwargs.get("stream"):
-            logger.info("spendboard: streaming completions are not recorded (no usage block until the end)")
+            logger.info("spendboard: streaming %ss are not recorded (no usage block until the end)", what)
             return response
-        _record_quietly(engine, response, provider, kwargs.get("model"), user)
+        if inspect.isawaitable(response):  # an async client (AsyncOpenAI, AsyncAnthropic): record once awaited
+            return _record_when_done(response, target, kwargs.get("model"), what, started)
+        latency_ms = round((time.perf_counter() - started) * 1000)
+        _record_quietly(target, response, kwargs.get("model"), what, latency_ms)
         return response
 
     setattr(tracked, _WRAPPED_MARK, True)
     return tracked
 
 
-def track(client: ClientT, engine: Engine, provider: str, *, user: str | None = None) -> ClientT:
-    """Record every non-streaming chat completion ``client`` makes; returns the same client.
+async def _record_when_done(pending: Awaitable[Any], target: _Target, model: object, what: str, started: float) -> Any:
+    response = await pending
+    latency_ms = round((time.perf_counter() - started) * 1000)
+    # the store is synchronous: write from a worker thread so the caller's event loop is not held
+    await asyncio.to_thread(_record_quietly, target, response, model, what, latency_ms)
+    return response
 
-    Duck-typed: an ``openai.OpenAI``-style client (``client.chat.completions.create``) or a
-    ``huggingface_hub.InferenceClient`` (``client.chat_completion``, which its
-    ``chat.completions.create`` alias also goes through). What the caller gets back is unchanged.
-    """
-    try:
-        clean_name(provider, "provider")
-        if user is not None:
-            clean_name(user, "user")
-    except PricingError as exc:
-        raise TrackingError(str(exc)) from None
+
+# (path to the object, method name, what it makes) for every API we record; ``parse`` (structured
+# output) posts by itself rather than through ``create``, so it is wrapped too
+ENDPOINTS = (
+    (("chat", "completions"), "create", "chat completion"),
+    (("chat", "completions"), "parse", "chat completion"),
+    (("responses",), "create", "response"),
+    (("responses",), "parse", "response"),
+    (("messages",), "create", "message"),
+    (("messages",), "parse", "message"),
+)
+
+
+def _endpoints(client: object) -> list[tuple[object, str, str]]:
+    """The methods of ``client`` to wrap: (owner, method name, what a call makes)."""
     if callable(getattr(client, "chat_completion", None)):
+        # huggingface_hub.InferenceClient: its chat.completions.create alias goes through chat_completion
+        return [(client, "chat_completion", "chat completion")]
+    found: list[tuple[object, str, str]] = []
+    for path, name, what in ENDPOINTS:
         owner: object = client
-        name = "chat_completion"
-    else:
-        owner = getattr(getattr(client, "chat", None), "completions", None)
-        name = "create"
-        if not callable(getattr(owner, name, None)):
-            raise TrackingError(
-                f"client: {type(client).__name__} has neither chat.completions.create nor chat_completion"
-            )
-    method = getattr(owner, name)
-    if not getattr(method, _WRAPPED_MARK, False):
-        setattr(owner, name, _wrap(method, engine, provider, user))
+        for step in path:
+            owner = getattr(owner, step, None)
+        if callable(getattr(owner, name, None)):
+            found.append((owner, name, what))
+    return found
+
+
+def track(
+    client: ClientT, engine: Engine, provider: str, *, user: str | None = None, project: str | None = None
+) -> ClientT:
+    """Record every non-streaming call ``client`` makes; returns the same client.
+
+    Duck-typed: an ``openai.OpenAI``-style client (``client.chat.completions.create`` and
+    ``client.responses.create``), an ``anthropic.Anthropic`` client (``client.messages.create``),
+    or a ``huggingface_hub.InferenceClient`` (``client.chat_completion``, which its
+    ``chat.completions.create`` alias also goes through); their async variants are recorded when
+    the caller awaits the answer. Streams are passed through and not recorded (logged). What the
+    caller gets back is unchanged,
+    and a call the store cannot record is logged, never raised. A copy made by
+    ``client.with_options(...)`` is a new client: track it too.
+    """
+    try:  # the names are checked now, by the rules every recorded call follows
+        make_call(provider, "model", 0, 0, user=user, project=project)
+    except CallError as exc:
+        raise TrackingError(str(exc)) from None
+    endpoints = _endpoints(client)
+    if not endpoints:
+        raise TrackingError(
+            f"client: {type(client).__name__} has neither chat.completions.create, responses.create, "
+            "messages.create nor chat_completion"
+        )
+    target = _Target(engine, provider, user, project)
+    for owner, name, what in endpoints:
+        method = getattr(owner, name)
+        if not getattr(method, _WRAPPED_MARK, False):
+            setattr(owner, name, _wrap(method, target, what))
     return client

@@ -73,7 +73,7 @@ def test_the_response_model_is_used_when_none_is_given(engine: Engine) -> None:
         (completion(completion_tokens=5), "usage.prompt_tokens: missing"),
         (completion(prompt_tokens=10), "usage.completion_tokens: missing"),
         (completion(prompt_tokens="10", completion_tokens=5), "usage.prompt_tokens: '10' is not a whole number"),
-        (completion(prompt_tokens=10, completion_tokens=-1), "usage.completion_tokens: -1 is not a whole number"),
+        (completion(prompt_tokens=10, completion_tokens=-1), "usage.completion_tokens: -1 is negative"),
         (completion(prompt_tokens=10.5, completion_tokens=1), "usage.prompt_tokens: 10.5 is not a whole number"),
         (
             completion(prompt_tokens=10, completion_tokens=1, prompt_tokens_details={"cached_tokens": 11}),

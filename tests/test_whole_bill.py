@@ -81,13 +81,21 @@ def test_one_hour_writes_take_their_own_rate_and_fall_back_to_the_five_minute_ra
         engine, "anthropic", "claude-sonnet-4-5", 3000, 0, cache_write_tokens=1000, cache_write_1h_tokens=2000
     )
     assert b.cost_input == Decimal("0.00375") + Decimal("0.012")
-    add_price(engine, "anthropic", "no-1h-rate", input_token_cost="0.000001", output_token_cost="0.000002",
-              cache_write_token_cost="0.00000125")
+    add_price(
+        engine,
+        "anthropic",
+        "no-1h-rate",
+        input_token_cost="0.000001",
+        output_token_cost="0.000002",
+        cache_write_token_cost="0.00000125",
+    )
     b = calculate_cost(engine, "anthropic", "no-1h-rate", 1000, 0, cache_write_1h_tokens=1000)
     assert b.cache_write_1h_token_cost == Decimal("0.00000125")
     assert b.cost_total == Decimal("0.00125")
     add_price(engine, "anthropic", "no-write-rates", input_token_cost="0.000001", output_token_cost="0.000002")
-    b = calculate_cost(engine, "anthropic", "no-write-rates", 1000, 0, cache_write_tokens=400, cache_write_1h_tokens=600)
+    b = calculate_cost(
+        engine, "anthropic", "no-write-rates", 1000, 0, cache_write_tokens=400, cache_write_1h_tokens=600
+    )
     assert b.cost_total == Decimal("0.001")  # both take the input rate
 
 
@@ -97,16 +105,28 @@ def test_reasoning_is_part_of_output_at_its_own_rate(engine: Engine) -> None:
     b = calculate_cost(engine, "gemini", "gemini-2.5-pro", 1000, 2000, reasoning_tokens=1500)
     assert b.cost_output == Decimal("0.02")  # reasoning defaults to the output rate
     assert b.matched_by == "exact"  # `gemini` is another name of `google`
-    add_price(engine, "acme", "thinker", input_token_cost="0.000001", output_token_cost="0.000002",
-              reasoning_token_cost="0.000004")
+    add_price(
+        engine,
+        "acme",
+        "thinker",
+        input_token_cost="0.000001",
+        output_token_cost="0.000002",
+        reasoning_token_cost="0.000004",
+    )
     b = calculate_cost(engine, "acme", "thinker", 0, 1000, reasoning_tokens=250)
     assert (b.cost_plain_output, b.cost_reasoning) == (Decimal("0.0015"), Decimal("0.001"))
     assert "reasoning = 250 * 0.000004 = $0.001" in formula_lines(b)
 
 
 def test_gpt5_example_from_the_issue(engine: Engine) -> None:
-    add_price(engine, "openai", "gpt-5-test", input_token_cost="0.00000125", output_token_cost="0.00001",
-              cached_input_token_cost="0.000000125")
+    add_price(
+        engine,
+        "openai",
+        "gpt-5-test",
+        input_token_cost="0.00000125",
+        output_token_cost="0.00001",
+        cached_input_token_cost="0.000000125",
+    )
     b = calculate_cost(engine, "openai", "gpt-5-test", 10000, 2000, cached_input_tokens=8000, reasoning_tokens=1500)
     assert b.cost_total == Decimal("0.0235")
 
@@ -210,16 +230,41 @@ def test_bad_usage_is_refused_naming_the_field(engine: Engine, kwargs: dict, nam
 def test_recorded_calls_keep_every_field_and_roll_up_exactly(engine: Engine) -> None:
     add_price(engine, "anthropic", "claude-sonnet-4-5", **CLAUDE)
     add_price(engine, "openai", "gpt-x", input_token_cost="0.000002", output_token_cost="0.000008")
-    add_price(engine, "openai", "gpt-x", input_token_cost="0.000001", output_token_cost="0.000004", service_tier="batch")
+    add_price(
+        engine, "openai", "gpt-x", input_token_cost="0.000001", output_token_cost="0.000004", service_tier="batch"
+    )
     moment = NOW - timedelta(hours=3)
     calls = [
-        make_call("anthropic", "claude-sonnet-4-5", 1532, 100, 1111, user="u1", request_id="a-1", timestamp=moment,
-                  cache_write_tokens=300, cache_write_1h_tokens=118, web_search_calls=2, project="search",
-                  latency_ms=812, status="ok"),
-        make_call("openai", "gpt-x", 1000, 1000, request_id="b-1", timestamp=moment, service_tier="batch",
-                  reasoning_tokens=400, project="batch-jobs"),
-        make_call("openai", "gpt-x", 1000, 1000, request_id="f-1", timestamp=moment, service_tier="flex",
-                  status="error"),
+        make_call(
+            "anthropic",
+            "claude-sonnet-4-5",
+            1532,
+            100,
+            1111,
+            user="u1",
+            request_id="a-1",
+            timestamp=moment,
+            cache_write_tokens=300,
+            cache_write_1h_tokens=118,
+            web_search_calls=2,
+            project="search",
+            latency_ms=812,
+            status="ok",
+        ),
+        make_call(
+            "openai",
+            "gpt-x",
+            1000,
+            1000,
+            request_id="b-1",
+            timestamp=moment,
+            service_tier="batch",
+            reasoning_tokens=400,
+            project="batch-jobs",
+        ),
+        make_call(
+            "openai", "gpt-x", 1000, 1000, request_id="f-1", timestamp=moment, service_tier="flex", status="error"
+        ),
     ]
     assert record_batch(engine, calls).recorded == 3
     first = verify_call(engine, request_id="a-1")
@@ -268,23 +313,62 @@ def test_import_reads_every_field_of_a_call(engine: Engine, tmp_path) -> None:
     assert stored.project == "app"
 
 
-def test_cli_cost_json_has_the_release_2_keys(engine: Engine, capsys: pytest.CaptureFixture[str], db_url: str,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_cost_json_has_the_release_2_keys(
+    engine: Engine, capsys: pytest.CaptureFixture[str], db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DATABASE_URL", db_url)
     add_price(engine, "anthropic", "claude-sonnet-4-5", **CLAUDE)
-    code = main(["cost", "--provider", "anthropic", "--model", "claude-sonnet-4-5", "--input-tokens", "1532",
-                 "--output-tokens", "100", "--cached-input-tokens", "1111", "--cache-write-tokens", "418",
-                 "--web-search-calls", "1", "--json"])
+    code = main(
+        [
+            "cost",
+            "--provider",
+            "anthropic",
+            "--model",
+            "claude-sonnet-4-5",
+            "--input-tokens",
+            "1532",
+            "--output-tokens",
+            "100",
+            "--cached-input-tokens",
+            "1111",
+            "--cache-write-tokens",
+            "418",
+            "--web-search-calls",
+            "1",
+            "--json",
+        ]
+    )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
-    for key in ("cache_write_tokens", "cache_write_1h_tokens", "reasoning_tokens", "web_search_calls",
-                "service_tier", "tier", "cost_web_search", "cost_request"):
+    for key in (
+        "cache_write_tokens",
+        "cache_write_1h_tokens",
+        "reasoning_tokens",
+        "web_search_calls",
+        "service_tier",
+        "tier",
+        "cost_web_search",
+        "cost_request",
+    ):
         assert key in out
     assert out["cost_total"] == "0.0134098"
     assert out["cost_web_search"] == "0.01"
     assert out["tier"] is None and out["service_tier"] == "standard"
-    code = main(["cost", "--provider", "openai", "--model", "gpt-4o", "--input-tokens", "10", "--output-tokens", "5",
-                 "--reasoning-tokens", "6"])
+    code = main(
+        [
+            "cost",
+            "--provider",
+            "openai",
+            "--model",
+            "gpt-4o",
+            "--input-tokens",
+            "10",
+            "--output-tokens",
+            "5",
+            "--reasoning-tokens",
+            "6",
+        ]
+    )
     assert code == 2
     assert "reasoning_tokens: 6 is more than output_tokens (5)" in capsys.readouterr().err
 
@@ -302,8 +386,17 @@ def test_usage_log_filters_by_project_and_exports_every_field(engine: Engine) ->
     record_batch(
         engine,
         [
-            make_call("openai", "gpt-4o", 100, 10, request_id="p-1", timestamp=moment, project="alpha",
-                      cache_write_tokens=20, reasoning_tokens=3),
+            make_call(
+                "openai",
+                "gpt-4o",
+                100,
+                10,
+                request_id="p-1",
+                timestamp=moment,
+                project="alpha",
+                cache_write_tokens=20,
+                reasoning_tokens=3,
+            ),
             make_call("openai", "gpt-4o", 100, 10, request_id="p-2", timestamp=moment, project="beta"),
         ],
     )
@@ -313,7 +406,94 @@ def test_usage_log_filters_by_project_and_exports_every_field(engine: Engine) ->
     ]
     text = "".join(csv_chunks(engine, LogFilter(project="alpha")))
     header = text.splitlines()[0].split(",")
-    for name in ("project", "cache_write_tokens", "cache_write_1h_tokens", "reasoning_tokens", "web_search_calls",
-                 "service_tier", "tier", "cost_web_search", "cost_request"):
+    for name in (
+        "project",
+        "cache_write_tokens",
+        "cache_write_1h_tokens",
+        "reasoning_tokens",
+        "web_search_calls",
+        "service_tier",
+        "tier",
+        "cost_web_search",
+        "cost_request",
+    ):
         assert name in header
     assert len(text.splitlines()) == 2
+
+
+GPT5_USAGE = {
+    "prompt_tokens": 10000,
+    "completion_tokens": 2000,
+    "prompt_tokens_details": {"cached_tokens": 8000},
+    "completion_tokens_details": {"reasoning_tokens": 1500},
+}
+
+
+def test_cli_cost_usage_object_is_the_issues_example(
+    engine: Engine, capsys: pytest.CaptureFixture[str], db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    add_price(
+        engine,
+        "openai",
+        "gpt-5-test",
+        input_token_cost="0.00000125",
+        output_token_cost="0.00001",
+        cached_input_token_cost="0.000000125",
+    )
+    args = ["cost", "--provider", "openai", "--model", "gpt-5-test", "--usage", json.dumps(GPT5_USAGE), "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["cost_total"], out["reasoning_tokens"], out["cached_input_tokens"]) == ("0.0235", 1500, 8000)
+    assert main([*args[:-1], "--input-tokens", "5"]) == 2
+    assert "--usage: given together with --input-tokens" in capsys.readouterr().err
+    assert main(["cost", "--provider", "openai", "--model", "gpt-5-test", "--usage", '{"tokens": 5}']) == 2
+    assert "usage" in capsys.readouterr().err
+
+
+def test_import_json_lines_takes_a_usage_object_and_names_bad_ones(engine: Engine, tmp_path) -> None:
+    from core.importer import import_file
+
+    add_price(engine, "anthropic", "claude-sonnet-4-5", **CLAUDE)
+    moment = (NOW - timedelta(hours=1)).isoformat()
+    anthropic_usage = {
+        "input_tokens": 3,
+        "cache_read_input_tokens": 1111,
+        "cache_creation_input_tokens": 418,
+        "output_tokens": 100,
+    }
+    lines = [
+        {
+            "timestamp": moment,
+            "provider": "anthropic",
+            "model": "claude-sonnet-4-5",
+            "request_id": "u-1",
+            "usage": anthropic_usage,
+            "project": "app",
+        },
+        {
+            "timestamp": moment,
+            "provider": "anthropic",
+            "model": "claude-sonnet-4-5",
+            "request_id": "u-2",
+            "usage": {**anthropic_usage, "cache_read_input_tokens": -1},
+        },
+        {
+            "timestamp": moment,
+            "provider": "anthropic",
+            "model": "claude-sonnet-4-5",
+            "request_id": "u-3",
+            "usage": anthropic_usage,
+            "input_tokens": 5,
+        },
+    ]
+    path = tmp_path / "calls.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    result = import_file(engine, path)
+    assert result.taken == 1
+    reasons = dict(result.refused)
+    assert "cache_read_input_tokens: -1 is negative" in reasons[2]
+    assert "usage: given together with input_tokens" in reasons[3]
+    stored = verify_call(engine, request_id="u-1")
+    assert stored is not None and stored.matches
+    assert stored.stored_cost_total == Decimal("0.0034098")
