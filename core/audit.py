@@ -1,4 +1,4 @@
-"""Checking recorded costs: verify one call, and re-price calls that were only estimated."""
+"""Checking recorded costs: verify one call; re-price calls that were only estimated, or after a back-dated price."""
 
 from __future__ import annotations
 
@@ -6,11 +6,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, func, insert, or_, select, update
 
 from core.db import run_write
-from core.models import PriceCorrection, UsageRecord
-from core.pricing import STANDARD, CostBreakdown, PriceIndex, Usage, breakdown, current_index, price_book
+from core.models import PriceCorrection, PriceVersion, UsageRecord
+from core.pricing import (
+    STANDARD,
+    CostBreakdown,
+    PriceIndex,
+    Usage,
+    breakdown,
+    current_index,
+    normalize_provider,
+    price_book,
+)
 from core.rollups import add_to_rollups, aggregate, rolled_from_row
 
 
@@ -127,12 +136,52 @@ def reprice_estimated(
     Each change is kept in ``usage_corrections``; the roll-ups move by the difference.
     Calls still without a real price are left as they are.
     """
+    conditions: list[ColumnElement[bool]] = [UsageRecord.matched_by == "estimate"]
+    if since is not None:
+        conditions.append(UsageRecord.timestamp >= since)
+    return _reprice_where(engine, conditions, reason)
+
+
+def _calls_of(provider: str, model: str, since: datetime, service_tier: str) -> list[ColumnElement[bool]]:
+    """Stored calls a version of (provider, model, service tier) from ``since`` on may price: calls of that
+    model name (any case), or priced by a version of that key; a standard price may price any tier."""
+    provider, model_key = normalize_provider(provider), model.strip().lower()
+    versions = select(PriceVersion.id).where(
+        PriceVersion.provider == provider, func.lower(PriceVersion.model_name) == model_key
+    )
+    conditions = [
+        UsageRecord.provider == provider,
+        UsageRecord.timestamp >= since,
+        or_(func.lower(UsageRecord.model) == model_key, UsageRecord.pricing_id.in_(versions)),
+    ]
+    if service_tier != "standard":
+        conditions.append(UsageRecord.service_tier == service_tier)
+    return conditions
+
+
+def count_calls_since(
+    engine: Engine, provider: str, model: str, since: datetime, service_tier: str = "standard"
+) -> int:
+    """How many stored calls a back-dated price from ``since`` would have priced."""
+    with engine.connect() as conn:
+        query = select(func.count()).select_from(UsageRecord).where(*_calls_of(provider, model, since, service_tier))
+        return int(conn.execute(query).scalar_one())
+
+
+def reprice_calls(
+    engine: Engine, provider: str, model: str, since: datetime, reason: str, service_tier: str = "standard"
+) -> RepriceResult:
+    """Re-price the stored calls of a model from ``since`` on under the prices now in force at their times
+    (after a back-dated price), in one transaction; audited like ``reprice_estimated``."""
+    return _reprice_where(engine, _calls_of(provider, model, since, service_tier), reason)
+
+
+def _reprice_where(engine: Engine, conditions: list[ColumnElement[bool]], reason: str) -> RepriceResult:
+    """Re-price the selected calls whose price at their time now differs from the stored one."""
 
     def work(conn: Connection) -> RepriceResult:
         index = price_book(engine).index(conn)
-        query = select(UsageRecord).where(UsageRecord.matched_by == "estimate")
-        if since is not None:
-            query = query.where(UsageRecord.timestamp >= since)
+        query = select(UsageRecord).where(*conditions)
         from sqlalchemy.orm import Session
 
         with Session(bind=conn) as session:
@@ -144,6 +193,12 @@ def reprice_estimated(
             new = _reprice(index, record, record.timestamp)
             if new.matched_by == "estimate":
                 continue
+            if (new.cost_total, new.pricing_id, new.matched_by) == (
+                record.cost_total,
+                record.pricing_id,
+                record.matched_by,
+            ):
+                continue  # already what the prices of its time give
             conn.execute(
                 update(UsageRecord)
                 .where(UsageRecord.id == record.id)

@@ -112,13 +112,6 @@ def build_parser() -> argparse.ArgumentParser:
     reprice.add_argument("--since")
     reprice.add_argument("--json", action="store_true")
 
-    # prices sync (issue 10); the lead merges this group with core/prices_cli.py's add_prices_commands
-    prices = sub.add_parser("prices", help="the price table: sync")
-    prices_sub = prices.add_subparsers(dest="prices_command", required=True, parser_class=_Parser)
-    from core.catalog.sync_cli import add_sync_command
-
-    add_sync_command(prices_sub)
-
     sub.add_parser("reset-admin-password", help="replace the price editor's password with a new one, shown once")
 
     # test-call (issue 6): one real chat completion via HF_BASE_URL with HF_TOKEN, recorded
@@ -128,16 +121,23 @@ def build_parser() -> argparse.ArgumentParser:
     test_call.add_argument("--prompt", default=None, help="a short question (default: a one-line sum)")
     test_call.add_argument("--timeout", type=_positive_int("--timeout", 600), default=60, help="seconds")
     test_call.add_argument("--json", action="store_true")
+
+    from core.catalog.sync_cli import add_sync_command  # prices sync (issue 10)
+    from core.prices_cli import add_prices_commands  # parsers only; the handlers import lazily
+
+    add_sync_command(add_prices_commands(sub))
     return parser
 
 
 def _engine() -> Engine:
     from core.config import check_environment
-    from core.db import create_tables, make_engine
+    from core.db import make_engine, upgrade_database
 
     check_environment()  # a bad setting is refused before the database is touched
     engine = make_engine()
-    create_tables(engine)
+    # a user who pulled new code and runs any command gets the schema upgraded first (one
+    # small read when current); quietly, so output and the one-line errors stay as they are
+    upgrade_database(engine)
     return engine
 
 
@@ -196,23 +196,21 @@ def _print_breakdown(b: Any) -> None:
 
 def cmd_init(args: argparse.Namespace) -> int:
     from core.config import check_environment
-    from core.db import create_tables, make_engine
+    from core.db import make_engine, upgrade_database
     from core.prices import initialize_default_pricing
 
     check_environment()  # a bad setting is refused before the database is touched
     engine = make_engine()
-    created = create_tables(engine)
-    changes = initialize_default_pricing(engine)
+    changes = upgrade_database(engine)  # empty: made at head; older: upgraded in place
+    changes += initialize_default_pricing(engine)
     from core.auth import bootstrap_admin_password
 
     password = bootstrap_admin_password(engine, announce=False)
     if password:
         changes.append(f"admin password for editing prices (shown once, only its hash is kept): {password}")
-    if created:
-        print(f"created tables: {', '.join(created)}")
     for change in changes:
         print(change)
-    if not created and not changes:
+    if not changes:
         print("nothing to change: tables and prices are up to date")
     return 0
 
@@ -543,6 +541,12 @@ def cmd_test_call(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prices(args: argparse.Namespace) -> int:
+    from core.prices_cli import run
+
+    return run(args)
+
+
 COMMANDS = {
     "init": cmd_init,
     "cost": cmd_cost,
@@ -555,12 +559,12 @@ COMMANDS = {
     "reprice": cmd_reprice,
     "test-call": cmd_test_call,
     "reset-admin-password": cmd_reset_admin_password,
-    "prices": lambda args: args.prices_handler(args),
+    "prices": cmd_prices,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from core.db import DatabaseBusyError
+    from core.db import DatabaseBusyError, DatabaseSchemaError
     from core.importer import ImportFileError
     from core.pricing import PricingError
     from core.times import TimeError
@@ -569,7 +573,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
-    except (BadInput, ConfigError, MoneyError, PricingError, TimeError, CallError, ImportFileError) as exc:
+    except (
+        BadInput,
+        ConfigError,
+        MoneyError,
+        PricingError,
+        TimeError,
+        CallError,
+        ImportFileError,
+        DatabaseSchemaError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except DatabaseBusyError as exc:

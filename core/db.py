@@ -23,6 +23,14 @@ class DatabaseBusyError(RuntimeError):
     """SQLite stayed locked by another writer through every retry."""
 
 
+class DatabaseSchemaError(ValueError):
+    """The database's schema is not one this code can use or upgrade; nothing was changed."""
+
+
+class DatabaseTooNewError(DatabaseSchemaError):
+    """The database was migrated by a newer Spendboard than this one."""
+
+
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """An engine for ``url`` (default: ``DATABASE_URL``), with SQLite set up for concurrent use."""
     url = url or config.database_url()
@@ -62,6 +70,33 @@ def create_tables(engine: Engine) -> list[str]:
     existing = set(_table_names(engine))
     Base.metadata.create_all(engine)
     return [name for name in Base.metadata.tables if name not in existing]
+
+
+def upgrade_database(engine: Engine) -> list[str]:
+    """Bring the schema to this code's revision in place (Alembic); returns what it did.
+
+    Empty database: made at head. Release-1 database (no migration history): stamped
+    with the baseline, then upgraded, every row kept. Newer than the code: refused with
+    ``DatabaseTooNewError``. Cheap when already current (one read, no lock).
+    """
+    from core.migrations import newest_revision
+
+    head = newest_revision()
+    if head is not None and _stamped_revision(engine) == head:
+        return []  # the common case: one small read, without importing Alembic
+    from core.migrate import upgrade_database as upgrade
+
+    return upgrade(engine)
+
+
+def _stamped_revision(engine: Engine) -> str | None:
+    from sqlalchemy import inspect, text
+
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        revisions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    return revisions[0] if len(revisions) == 1 else None
 
 
 def _table_names(engine: Engine) -> list[str]:

@@ -1,17 +1,40 @@
 """Pricing: current prices per 1M tokens, an admin-only edit form, and every change ever made."""
 
-from datetime import date
+from datetime import UTC, date, datetime
 
+import pandas as pd
 import streamlit as st
 
+from core.audit import count_calls_since, reprice_calls
 from core.auth import SESSION_SECONDS, SignInRefused, sign_in, signed_in
-from core.money import per_million, to_text
-from core.prices import PriceEdit, PriceEditError, current_prices, price_history, retire_model, save_price
+from core.money import format_usd, per_million, to_text
+from core.prices import (
+    DEFAULT_TIER,
+    RATE_FIELDS,
+    SERVICE_TIERS,
+    PriceEdit,
+    PriceEditError,
+    PricePlan,
+    PriceRow,
+    current_prices,
+    plan_price,
+    price_history,
+    retire_model,
+    save_price,
+    unit_preview,
+)
+from core.times import BEGINNING_OF_TIME
 from ui import common
-from ui.views import history_table, prices_table, utc_range
+from ui.price_tables import SHORT, history_table, prices_table
+from ui.views import utc_range
 
 SIGNED_IN_KEY = "admin_signed_in_until"
 NEW = "(add a new model)"
+FLASH = "pricing_flash"
+GENERATION = "price_form_generation"
+TIER_COLUMNS = [("above_input_tokens", "Above input tokens")] + [
+    (f.edit, f"{SHORT[f.column]} per 1M" if f.per_token else f"{SHORT[f.column]} (USD)") for f in RATE_FIELDS
+]
 
 st.title("Pricing")
 engine = common.get_engine()
@@ -20,8 +43,8 @@ prices = current_prices(engine)
 
 st.subheader("Current prices")
 st.caption(
-    f"USD per 1M tokens. Source: catalog (shipped list), env (environment variables), form (edited here). "
-    f"Times in {flt.tz.key}."
+    f"USD per 1M tokens (per web search and per request: USD each). Source: catalog (shipped list), "
+    f"env (environment variables), form (edited here), import (`python -m core prices import`). Times in {flt.tz.key}."
 )
 st.dataframe(prices_table(prices, flt.tz), hide_index=True, key="prices_table")
 
@@ -30,6 +53,50 @@ def _effective(day: date | None):  # type: ignore[no-untyped-def]
     """A chosen day starts at local midnight in the viewer's zone; none means now."""
     return utc_range(day, day, flt.tz)[0] if day else None
 
+
+def _label(p: PriceRow) -> str:
+    return f"{p.provider} / {p.model_name}" + ("" if p.service_tier == DEFAULT_TIER else f" ({p.service_tier})")
+
+
+def _per_1m_text(amount, per_token: bool) -> str:  # type: ignore[no-untyped-def]
+    if amount is None:
+        return ""
+    return to_text(per_million(amount)) if per_token else to_text(amount)
+
+
+def _tier_frame(current: PriceRow | None) -> pd.DataFrame:
+    """The current tiers in the form's units (per 1M tokens), one row each."""
+    by_column = {f.column: f for f in RATE_FIELDS}
+    rows = []
+    for tier in current.tiers if current else ():
+        row = {"above_input_tokens": str(tier.above_input_tokens)}
+        for column, value in tier.rates:
+            spec = by_column[column]
+            row[spec.edit] = _per_1m_text(value, spec.per_token)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[name for name, _ in TIER_COLUMNS], dtype="object")
+
+
+def _tier_rows(frame: pd.DataFrame) -> list[dict[str, object]]:
+    """The edited table as a tier list (empty cells left out, empty rows dropped); checked by the server."""
+    tiers = []
+    for record in frame.to_dict("records"):
+        row = {k: str(v).strip() for k, v in record.items() if v is not None and not pd.isna(v) and str(v).strip()}
+        if row:
+            tiers.append(row)
+    return tiers
+
+
+def _backdated_notice(plan: PricePlan, now: datetime) -> int:
+    """How many stored calls the new version reaches back to (0 when it starts now or later)."""
+    if plan.unchanged or plan.effective_from >= now:
+        return 0
+    provider, model_name = str(plan.values["provider"]), str(plan.values["model_name"])
+    return count_calls_since(engine, provider, model_name, plan.effective_from, plan.key[2])
+
+
+for message_kind, message in st.session_state.pop(FLASH, []):
+    getattr(st, message_kind)(message)
 
 st.subheader("Edit prices")
 if not signed_in(st.session_state.get(SIGNED_IN_KEY)):
@@ -50,55 +117,163 @@ else:
     if st.button("Sign out", key="sign_out"):
         st.session_state.pop(SIGNED_IN_KEY, None)
         st.rerun()
-    labels = [NEW] + [f"{p.provider} / {p.model_name}" for p in prices]
-    choice = st.selectbox("Price to edit", range(len(labels)), format_func=lambda i: labels[i], key="edit_choice")
-    current = prices[choice - 1] if choice else None
-    with st.form(f"price_form_{choice}"):
-        left, right = st.columns(2)
-        provider = left.text_input("Provider", value=current.provider if current else "", key=f"p_{choice}")
-        model = right.text_input("Model name", value=current.model_name if current else "", key=f"m_{choice}")
+    by_label = {_label(p): p for p in prices}
+    choice = st.selectbox("Price to edit", [NEW, *by_label], key="edit_choice")
+    current = by_label.get(choice)
+    # Widgets are keyed by choice and a generation that a save bumps, so after a save the
+    # fields pre-fill afresh from the prices in force today (not a future version just saved).
+    generation = st.session_state.setdefault(GENERATION, 0)
+    k = f"{choice}|{generation}"
 
-        def _value(amount):  # type: ignore[no-untyped-def]
-            return to_text(per_million(amount)) if (current and amount is not None) else ""
+    left, middle, right = st.columns([2, 3, 1])
+    provider = left.text_input("Provider", value=current.provider if current else "", key=f"p_{k}")
+    model = middle.text_input("Model name", value=current.model_name if current else "", key=f"m_{k}")
+    tier = right.selectbox(
+        "Service tier",
+        SERVICE_TIERS,
+        index=SERVICE_TIERS.index(current.service_tier) if current else 0,
+        key=f"t_{k}",
+    )
+    st.caption(
+        "Token prices in **USD per 1M tokens** (a price of $0.000002 per token is 2 here); the line under each "
+        "field shows both units. Empty: cached input and cache writes take the input rate, the 1-hour write "
+        "the 5-minute one, reasoning the output rate; per web search and per request are 0."
+    )
+    typed: dict[str, str] = {}
+    for position, spec in enumerate(RATE_FIELDS):
+        if position % 4 == 0:
+            columns = st.columns(4)  # one row of four, so each caption sits under its own field
+        column = columns[position % 4]
+        typed[spec.edit] = column.text_input(
+            spec.label,
+            value=_per_1m_text(current.rate(spec.column), spec.per_token) if current else "",
+            key=f"{spec.edit}_{k}",
+        )
+        preview = unit_preview(typed[spec.edit], spec.per_token)
+        column.caption(preview or " ")
+    st.markdown("**Long-context tiers**")
+    st.caption(
+        "Above a number of input tokens, a tier's rates replace the base ones for the whole call "
+        "(per 1M tokens; thresholds increasing, each once; an empty cell keeps the base rate)."
+    )
+    tier_frame = st.data_editor(
+        _tier_frame(current),
+        num_rows="dynamic",
+        hide_index=True,
+        column_config={name: st.column_config.TextColumn(label) for name, label in TIER_COLUMNS},
+        key=f"tiers_{k}",
+    )
+    e, f, g = st.columns([1, 2, 1])
+    who = e.text_input("Changed by", value="admin", key=f"who_{k}")
+    note = f.text_input("Note", key=f"note_{k}")
+    since = g.date_input("In force from (empty: now; a new price: always)", value=None, key=f"since_{k}")
 
-        a, b, c, d = st.columns(4)
-        input_1m = a.text_input("Input per 1M tokens (USD)", value=_value(current and current.input_token_cost))
-        output_1m = b.text_input("Output per 1M tokens (USD)", value=_value(current and current.output_token_cost))
-        cached_1m = c.text_input(
-            "Cached input per 1M tokens (USD)", value=_value(current and current.cached_input_token_cost)
-        )
-        per_request = d.text_input(
-            "Per request (USD)", value=to_text(current.cost_per_request) if current and current.cost_per_request else ""
-        )
-        e, f, g = st.columns([1, 2, 1])
-        who = e.text_input("Changed by", value="admin")
-        note = f.text_input("Note")
-        since = g.date_input("In force from (empty: now)", value=None)
-        submitted = st.form_submit_button("Save new price version", type="primary")
-    if submitted:
+    edit = PriceEdit(
+        provider,
+        model,
+        typed["input_per_1m"],
+        typed["output_per_1m"],
+        typed["cached_input_per_1m"],
+        typed["cost_per_request"],
+        who,
+        note,
+        _effective(since),
+        cache_write_per_1m=typed["cache_write_per_1m"],
+        cache_write_1h_per_1m=typed["cache_write_1h_per_1m"],
+        reasoning_per_1m=typed["reasoning_per_1m"],
+        cost_per_web_search=typed["cost_per_web_search"],
+        service_tier=tier,
+        tiers=_tier_rows(tier_frame),
+    )
+    now = datetime.now(UTC)
+    plan: PricePlan | None = None
+    problem: PriceEditError | None = None
+    try:
+        plan = plan_price(engine, edit, now)
+    except PriceEditError as exc:
+        problem = exc
+    confirmed, reprice_after, affected = True, False, 0
+    if plan is not None and not plan.unchanged:
+        if plan.big_changes:
+            biggest = max(plan.big_changes, key=lambda c: c.factor)
+            st.warning(
+                "This changes a price by more than 100x: "
+                + "; ".join(c.describe() for c in plan.big_changes)
+                + ". Prices here are per 1M tokens, not per token."
+            )
+            confirmed = st.checkbox(f"Yes, change it by {biggest.factor_text}", key=f"confirm_{k}")
+        affected = _backdated_notice(plan, now)
+        if affected:
+            calls = f"{affected:,} stored call{'s' if affected != 1 else ''}"
+            if plan.effective_from <= BEGINNING_OF_TIME:
+                when = "it is the first price of its key, in force from the beginning"
+            else:
+                when = f"it is in force from {plan.effective_from.astimezone(flt.tz):%Y-%m-%d %H:%M} ({flt.tz.key})"
+            st.warning(
+                f"{calls} of {plan.label} fall after the start of this version ({when}). They keep the cost they "
+                "were recorded with, and verify will show them as MISMATCH, unless you re-price them."
+            )
+            reprice_after = st.checkbox(
+                f"Also re-price those {calls} (each change is kept in usage_corrections)", key=f"reprice_{k}"
+            )
+    if st.button("Save new price version", type="primary", key=f"save_{k}"):
         if not signed_in(st.session_state.get(SIGNED_IN_KEY)):
             st.error("Your sign-in expired; sign in again. Nothing was saved.")
+        elif problem is not None:
+            st.error(f"Not saved: {problem}")
+        elif not confirmed:
+            st.error("Not saved: tick the box to confirm a change of more than 100x (or correct the value).")
         else:
-            edit = PriceEdit(provider, model, input_1m, output_1m, cached_1m, per_request, who, note, _effective(since))
             try:
                 new_id = save_price(engine, edit)
             except PriceEditError as exc:
                 st.error(f"Not saved: {exc}")
             else:
-                common.clear_caches()
-                st.success(f"Saved as price version #{new_id}.")
+                if new_id is None:
+                    st.info("Nothing changed: these are the prices already in force; nothing was saved.")
+                else:
+                    assert plan is not None
+                    messages = [("success", f"Saved as price version #{new_id}.")]
+                    if reprice_after:
+                        result = reprice_calls(
+                            engine,
+                            str(plan.values["provider"]),
+                            str(plan.values["model_name"]),
+                            plan.effective_from,
+                            f"price version #{new_id} in force from {plan.effective_from:%Y-%m-%d %H:%M} UTC",
+                            plan.key[2],
+                        )
+                        messages.append(
+                            (
+                                "success",
+                                f"Re-priced {result.repriced} of {result.examined} calls: "
+                                f"{format_usd(result.cost_before)} -> {format_usd(result.cost_after)}.",
+                            )
+                        )
+                    common.clear_caches()
+                    st.session_state[FLASH] = messages
+                    st.session_state[GENERATION] = generation + 1
+                    st.rerun()
 
     with st.expander("Retire a model (stop its price from a date; nothing is deleted)"):
         with st.form("retire_form"):
-            pick = st.selectbox("Model to retire", range(1, len(labels)), format_func=lambda i: labels[i])
+            pick = st.selectbox("Model to retire", list(by_label))
             who_r = st.text_input("Changed by", value="admin", key="retire_who")
             note_r = st.text_input("Note", key="retire_note")
             since_r = st.date_input("Retired from (empty: now)", value=None, key="retire_since")
             retire = st.form_submit_button("Retire")
         if retire and pick:
-            target = prices[pick - 1]
+            target = by_label[pick]
             try:
-                new_id = retire_model(engine, target.provider, target.model_name, who_r, note_r, _effective(since_r))
+                new_id = retire_model(
+                    engine,
+                    target.provider,
+                    target.model_name,
+                    who_r,
+                    note_r,
+                    _effective(since_r),
+                    service_tier=target.service_tier,
+                )
             except PriceEditError as exc:
                 st.error(f"Not retired: {exc}")
             else:

@@ -319,7 +319,9 @@ FORM_CASES = [
     ("provider", dict(provider="   "), "empty"),
     ("model", dict(model_name=""), "empty"),
     ("model", dict(model_name="m" * 400), "400 characters"),
-    ("changed_by", dict(changed_by=""), "changed_by"),
+    ("changed_by", dict(changed_by=""), "Changed by:"),
+    ("input_per_1m", dict(input_per_1m="0.0000000000001"), "more than 6 decimal places per 1M tokens"),
+    ("input_per_1m", dict(input_per_1m="-1"), "Input per 1M tokens (USD): '-1'"),
 ]
 
 

@@ -110,19 +110,17 @@ def test_pricing_form_refuses_bad_value_and_wrong_password_then_saves(app_db: st
     at.form_submit_button[0].click().run()
     assert not at.exception
     assert PASSWORD not in _texts(at)
-    labels = at.selectbox(key="edit_choice").options
-    choice = labels.index("huggingface / openai/gpt-oss-120b:groq")
+    choice = "huggingface / openai/gpt-oss-120b:groq"
     at.selectbox(key="edit_choice").set_value(choice).run()
-    form = at.form(f"price_form_{choice}")
-    form.text_input[2].set_value("-1")
-    [b for b in at.form_submit_button if b.label == "Save new price version"][0].click().run()
-    assert at.error and "input_per_1m" in at.error[0].value and "'-1'" in at.error[0].value
+    k = f"{choice}|0"
+    at.text_input(key=f"input_per_1m_{k}").set_value("-1").run()
+    at.button(key=f"save_{k}").click().run()
+    assert at.error and "Input per 1M tokens (USD)" in at.error[0].value and "'-1'" in at.error[0].value
 
-    form = at.form(f"price_form_{choice}")
-    form.text_input[2].set_value("2")
-    form.text_input[3].set_value("4")
-    form.text_input[7].set_value("test raise")
-    [b for b in at.form_submit_button if b.label == "Save new price version"][0].click().run()
+    at.text_input(key=f"input_per_1m_{k}").set_value("2")
+    at.text_input(key=f"output_per_1m_{k}").set_value("4")
+    at.text_input(key=f"note_{k}").set_value("test raise")
+    at.button(key=f"save_{k}").click().run()
     assert not at.error, at.error
     assert at.success and "Saved as price version" in at.success[0].value
 

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from core import reports
 from core.auth import bootstrap_admin_password
 from core.config import ConfigError, check_environment, database_url
-from core.db import create_tables, make_engine
+from core.db import DatabaseSchemaError, make_engine, upgrade_database
 from core.forecast import MonthProjection, month_end_projection
 from core.prices import initialize_default_pricing
 from core.times import TimeError, zone
@@ -28,9 +28,9 @@ FILTERS_KEY = "filters"
 
 @st.cache_resource(show_spinner="Setting up the database...")
 def _engine_for(url: str) -> Engine:
-    """One engine per database for the whole server; tables, seed prices and admin password made once."""
+    """One engine per database for the whole server; schema upgraded, seed prices and admin password made once."""
     engine = make_engine(url)
-    create_tables(engine)
+    upgrade_database(engine)
     initialize_default_pricing(engine)
     bootstrap_admin_password(engine)
     return engine
@@ -47,6 +47,10 @@ def start_app() -> Engine:
         return get_engine()
     except ConfigError as exc:
         st.error(f"Configuration error: {exc}. Fix it in the environment or `.env` and restart.")
+        st.stop()
+        raise  # unreachable: st.stop() ends the run
+    except DatabaseSchemaError as exc:
+        st.error(f"Database error: {exc}.")
         st.stop()
         raise  # unreachable: st.stop() ends the run
 

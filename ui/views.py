@@ -65,7 +65,8 @@ def estimate_notice(current: Totals) -> str | None:
     calls = f"{current.estimated_calls:,} call{'s' if current.estimated_calls != 1 else ''}"
     return (
         f"{calls} had no price; shown at the $1/1M estimate ({format_usd(current.estimated_cost)} of the total). "
-        "Add a price on the Pricing page, then run `python -m core reprice`."
+        "Add a price on the Pricing page (a model's first price covers its past calls), then run "
+        "`python -m core reprice --only-estimated`."
     )
 
 
@@ -213,7 +214,7 @@ def verification_verdict(v: Verification) -> tuple[bool, str]:
             f"The stored cost {format_usd(v.stored_cost_total)} differs from the "
             f"{format_usd(v.at_its_time.cost_total)} that the prices in force at the time give"
             + (
-                " (it was only estimated; `python -m core reprice` corrects it)."
+                " (it was only estimated; `python -m core reprice --only-estimated` corrects it)."
                 if v.stored_matched_by == "estimate"
                 else "."
             )

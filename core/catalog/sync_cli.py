@@ -1,7 +1,8 @@
 """``python -m core prices sync [--dry-run] [--json]``.
 
 ``add_sync_command(prices_sub)`` registers ``sync`` on the ``prices`` group's
-sub-parsers; the handler is stored as the parser default ``prices_handler``.
+sub-parsers (``core.prices_cli.add_prices_commands`` returns them), as that module asks:
+``prices_command`` set with ``set_defaults`` and the handler in ``PRICES_COMMANDS``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ def add_sync_command(prices_sub: argparse._SubParsersAction) -> None:  # type: i
     )
     sync.add_argument("--dry-run", action="store_true", help="write nothing; list what would change")
     sync.add_argument("--json", action="store_true")
-    sync.set_defaults(prices_handler=cmd_sync)
+    sync.set_defaults(prices_command="sync")
+    from core.prices_cli import PRICES_COMMANDS
+
+    PRICES_COMMANDS["sync"] = cmd_sync
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
