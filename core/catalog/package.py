@@ -17,6 +17,8 @@ version's cache-read rate is the input rate; likewise cache writes (input rate),
 writes (the 5-minute write rate) and reasoning (the output rate). A version therefore
 prices a call as ``genai_prices.calc_price`` does, whatever the fallbacks.
 
+A model without any price is skipped (the estimate flags its calls), except a ``:free``
+route, which the package prices at 0 and so is written at 0.
 Models the package prices in units Spendboard does not bill (characters, audio, images,
 video, pages, messages, ...) or by time of day are skipped and counted, never half-priced;
 so are rates finer than 1e-12 USD per token (what ``core.money`` stores).
@@ -330,7 +332,9 @@ def _model_versions(
     unbillable = sorted(unit_reason(k) for k in keys if k not in BILLED_KEYS and k not in NOT_RECORDED_TOOLS)
     if unbillable:
         raise _Unstorable(unbillable[0])
-    if not any(_billed(p) for p in standard_prices):
+    if not any(_billed(p) for p in standard_prices) and not model.id.lower().endswith(":free"):
+        # no price at all: unknown (a retired or unpublished model), so the estimate flags it;
+        # a ``:free`` model (OpenRouter's free routes) is priced at 0, as the package prices it
         raise _Unstorable(REASON_NO_PRICE)
     for key in sorted(keys & NOT_RECORDED_TOOLS.keys()):
         not_carried[NOT_RECORDED_TOOLS[key] + " (no such usage field)"] += 1
