@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -173,3 +173,27 @@ def test_a_dated_model_id_resolves_through_alias(engine: Engine) -> None:
     above = calculate_cost(engine, "anthropic", "claude-sonnet-4-5-20250929", 200_001, 0)
     assert above.cost_total == Decimal("200001") * Decimal("0.000006")  # the whole call at the tier's rate
     assert calculate_cost(engine, "openai", "gpt-4o", 1000, 0).matched_by == "exact"
+
+
+def test_a_dated_price_change_in_a_newer_package_is_a_version_from_its_date(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from genai_prices.types import ConditionalPrice, StartDateConstraint
+
+    providers = data_snapshot.get_snapshot().providers
+    openai = next(p for p in providers if p.id == "openai")
+    old = ModelPrice(input_mtok=Decimal("2.5"), output_mtok=Decimal(10), cache_read_mtok=Decimal("1.25"))
+    new = ModelPrice(input_mtok=Decimal(2), output_mtok=Decimal(8), cache_read_mtok=Decimal(1))
+    dated = [ConditionalPrice(prices=old), ConditionalPrice(StartDateConstraint(date(2026, 11, 1)), prices=new)]
+    models = [
+        dataclasses.replace(m, prices=dated, price_variants=None) if m.id == "gpt-4o" else m for m in openai.models
+    ]
+    changed = [dataclasses.replace(p, models=models) if p is openai else p for p in providers]
+    monkeypatch.setattr(data_snapshot, "_custom_snapshot", data_snapshot.DataSnapshot(changed, False))
+
+    result = sync_package(engine)
+    assert any(line.startswith("openai/gpt-4o: package price") and "from 2026-11-01" in line for line in result.changed)
+    before = calculate_cost(engine, "openai", "gpt-4o", 1_000_000, 0, at=datetime(2026, 10, 31, 23, 59, tzinfo=UTC))
+    after = calculate_cost(engine, "openai", "gpt-4o", 1_000_000, 0, at=datetime(2026, 11, 1, tzinfo=UTC))
+    assert (before.cost_total, after.cost_total) == (Decimal("2.5"), Decimal(2))
+    assert sync_package(engine).versions_written == 0
