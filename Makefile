@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint screenshots bench clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ lint: install
 
 test: lint
 	$(PY) -m pytest
+
+# Refresh the README's pictures (the browser tests write theirs to test-artifacts/ otherwise).
+screenshots: install
+	SPENDBOARD_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q tests/test_browser.py -k every_page_loads
 
 bench: install
 	$(PY) bench/run_all.py

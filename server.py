@@ -11,6 +11,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from core.config import ConfigError
+from core.db import CONNECTION_ERRORS, database_error
 from core.logs import EXPORT_PATH, LogFilterError, csv_chunks, filter_from_query
 
 
@@ -23,6 +24,8 @@ async def export_usage_csv(request: Request) -> Response:
         engine = get_engine()
     except (LogFilterError, ConfigError) as exc:
         return PlainTextResponse(f"{exc}\n", status_code=400)
+    except CONNECTION_ERRORS as exc:
+        return PlainTextResponse(f"{database_error(exc)}\n", status_code=503)  # type: ignore[arg-type]
     headers = {"Content-Disposition": 'attachment; filename="spendboard_usage.csv"'}
     # a sync iterator: Starlette runs it in a worker thread, chunk by chunk
     return StreamingResponse(csv_chunks(engine, flt), media_type="text/csv", headers=headers)

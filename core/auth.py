@@ -99,6 +99,8 @@ def bootstrap_admin_password(engine: Engine, announce: bool = True) -> str | Non
     on every start and from several processes: only the one that stores the hash prints.
     """
     if config.admin_password():
+        if announce:
+            print(env_password_notice(engine), flush=True)
         return None
 
     def work(conn: Connection) -> str | None:
@@ -110,6 +112,23 @@ def bootstrap_admin_password(engine: Engine, announce: bool = True) -> str | Non
     if password and announce:
         print(ANNOUNCEMENT.format(password=password), flush=True)
     return password
+
+
+ENV_PASSWORD_NOTICE = (
+    "admin password: SPENDBOARD_ADMIN_PASSWORD is set (in the environment or .env) and is the one in use; "
+    "no password is generated{stored}"
+)
+
+
+def env_password_notice(engine: Engine) -> str | None:
+    """When ``SPENDBOARD_ADMIN_PASSWORD`` is set, a line saying so (it wins over any stored or printed one)."""
+    if not config.admin_password():
+        return None
+    with engine.connect() as conn:
+        stored = _get(conn, HASH_KEY)
+    return ENV_PASSWORD_NOTICE.format(
+        stored=", and the one generated earlier does not work while it is set" if stored else ""
+    )
 
 
 def reset_admin_password(engine: Engine) -> str:

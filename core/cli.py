@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -25,6 +26,8 @@ class BadInput(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
+        # argparse prefixes "argument --x: " to a type error that already starts with "--x: "
+        message = re.sub(r"^argument (\S+): \1: ", r"\1: ", message)
         raise BadInput(f"{self.prog}: {message}")
 
 
@@ -87,14 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     imp = sub.add_parser("import", help="import calls from CSV or JSON Lines")
     imp.add_argument("file")
-    imp.add_argument("--strict", action="store_true", help="exit 1 if any row was refused")
+    imp.add_argument(
+        "--strict",
+        action="store_true",
+        help="all or nothing: check the whole file first, write nothing (exit 1) if any row is refused",
+    )
 
     demo = sub.add_parser("demo", help="write synthetic usage ending now")
     demo.add_argument("--days", type=_positive_int("--days", 3650), default=90)
     demo.add_argument("--rows", type=_positive_int("--rows", 100_000_000), default=20_000)
 
-    verify = sub.add_parser("verify", help="recompute a logged call's cost")
-    verify.add_argument("log_id", type=_positive_int("LOG_ID", 2**62))
+    verify = sub.add_parser("verify", help="recompute a logged call's cost (by log id or request id)")
+    verify.add_argument("target", metavar="LOG_ID|REQUEST_ID", help="all digits: a log id first, else a request id")
     verify.add_argument("--json", action="store_true")
 
     report = sub.add_parser("report", help="spend totals, as the dashboard shows them")
@@ -108,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--json", action="store_true")
 
     reprice = sub.add_parser("reprice", help="re-price calls stored at the estimate once a real price exists")
-    reprice.add_argument("--only-estimated", action="store_true", required=True)
+    # re-pricing only ever touches calls stored at the estimate; the flag is kept for scripts that pass it
+    reprice.add_argument("--only-estimated", action="store_true", help="the default (and only) mode")
     reprice.add_argument("--since")
     reprice.add_argument("--json", action="store_true")
 
@@ -203,7 +211,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     engine = make_engine()
     changes = upgrade_database(engine)  # empty: made at head; older: upgraded in place
     changes += initialize_default_pricing(engine)
-    from core.auth import bootstrap_admin_password
+    from core.auth import bootstrap_admin_password, env_password_notice
 
     password = bootstrap_admin_password(engine, announce=False)
     if password:
@@ -212,6 +220,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(change)
     if not changes:
         print("nothing to change: tables and prices are up to date")
+    notice = env_password_notice(engine)
+    if notice:
+        print(notice)
     return 0
 
 
@@ -306,6 +317,16 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    """``1 row``, ``2 rows``: a number with its noun, singular or plural."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def _line_list(lines: list[int], total: int, shown: int = 20) -> str:
+    text = ", ".join(str(n) for n in lines[:shown])
+    return text + (f" and {total - shown:,} more" if total > shown else "")
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from core.importer import ImportResult, import_file
 
@@ -315,12 +336,22 @@ def cmd_import(args: argparse.Namespace) -> int:
         if interactive:
             print(f"\r{result.lines_read:,} rows read, {result.taken:,} taken", end="", file=sys.stderr, flush=True)
 
-    result = import_file(_engine(), args.file, progress=progress)
+    result = import_file(_engine(), args.file, progress=progress, strict=args.strict)
     if interactive:
         print(file=sys.stderr)
-    print(f"{result.taken} rows taken, {result.duplicates} already recorded, {len(result.refused)} refused")
+    refused = len(result.refused)
+    if not result.written:
+        print(f"nothing written (--strict): {_count(refused, 'row')} refused, {_count(result.taken, 'row')} good")
+    else:
+        print(f"{_count(result.taken, 'row')} taken, {result.duplicates} already recorded, {refused} refused")
     for line, reason in result.refused:
         print(f"line {line}: {reason}", file=sys.stderr)
+    if result.duplicates:
+        print(
+            f"already recorded, skipped: {'line' if result.duplicates == 1 else 'lines'} "
+            f"{_line_list(result.duplicate_lines, result.duplicates)}",
+            file=sys.stderr,
+        )
     return 1 if args.strict and result.refused else 0
 
 
@@ -349,9 +380,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from core.audit import verify_call
 
-    v = verify_call(_engine(), log_id=args.log_id)
+    target = args.target.strip()
+    if not target:
+        raise BadInput("LOG_ID|REQUEST_ID: empty (give a log id or a request id)")
+    engine = _engine()
+    v = None
+    if target.isascii() and target.isdigit() and 1 <= int(target) <= 2**62:  # a log id, else an all-digit request id
+        v = verify_call(engine, log_id=int(target))
     if v is None:
-        raise BadInput(f"LOG_ID: no logged call with id {args.log_id}")
+        v = verify_call(engine, request_id=target)
+    if v is None:
+        raise BadInput(f"LOG_ID|REQUEST_ID: no logged call has the log id or request id {target!r}")
     if args.json:
         print(
             json.dumps(
@@ -564,7 +603,7 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from core.db import DatabaseBusyError, DatabaseSchemaError
+    from core.db import CONNECTION_ERRORS, DatabaseBusyError, DatabaseSchemaError, database_error, is_lock_error
     from core.importer import ImportFileError
     from core.pricing import PricingError
     from core.times import TimeError
@@ -588,3 +627,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DatabaseBusyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except CONNECTION_ERRORS as exc:  # a bad URL, an unreachable server, a refused login, a missing database
+        if is_lock_error(exc):
+            print(f"error: the database is locked by another writer ({exc.__class__.__name__})", file=sys.stderr)
+            return 1
+        print(f"error: {database_error(exc)}", file=sys.stderr)  # type: ignore[arg-type]
+        return EXIT_BAD_INPUT

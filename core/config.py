@@ -14,10 +14,15 @@ from decimal import Decimal
 from pathlib import Path
 
 from dotenv import load_dotenv
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 
 from core.money import MAX_TOKEN_PRICE, MoneyError, parse_amount
 
 DEFAULT_DATABASE_URL = "sqlite:///data/spendboard.db"
+# The drivers Spendboard ships with; any other scheme is refused by name before a connection is tried.
+SUPPORTED_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
+EXAMPLE_URLS = f"{DEFAULT_DATABASE_URL} or postgresql://user:password@host:5432/database"
 HUGGINGFACE_DEFAULTS = (Decimal("0.000001"), Decimal("0.000003"))
 # Providers whose environment prices come from the HuggingFace variables (ALwrity maps
 # HuggingFace models to the Mistral provider, so both read the same pair).
@@ -47,13 +52,33 @@ def _get(name: str) -> str | None:
     return value.strip()
 
 
+def shown_url(url: str) -> str:
+    """A database URL as it may be printed: the password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
 def database_url() -> str:
+    """``DATABASE_URL`` (default SQLite), checked: a known scheme and driver, parsable."""
     url = _get("DATABASE_URL") or DEFAULT_DATABASE_URL
     if "://" not in url:
-        raise ConfigError(f"DATABASE_URL: {url!r} is not a database URL (expected e.g. {DEFAULT_DATABASE_URL})")
+        raise ConfigError(f"DATABASE_URL: {shown_url(url)!r} is not a database URL (expected e.g. {EXAMPLE_URLS})")
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         # psycopg 3 is the driver we ship; the bare scheme would ask for psycopg2.
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    try:
+        driver = make_url(url).drivername
+    except ArgumentError:
+        raise ConfigError(
+            f"DATABASE_URL: {shown_url(url)!r} is not a database URL (expected e.g. {EXAMPLE_URLS})"
+        ) from None
+    if driver not in SUPPORTED_DRIVERS:
+        raise ConfigError(
+            f"DATABASE_URL: {shown_url(url)!r} is not a supported database URL "
+            f"(SQLite or PostgreSQL, e.g. {EXAMPLE_URLS})"
+        )
     return url
 
 

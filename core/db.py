@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
 from core import config
 from core.models import Base
@@ -31,6 +31,29 @@ class DatabaseTooNewError(DatabaseSchemaError):
     """The database was migrated by a newer Spendboard than this one."""
 
 
+# What a bad DATABASE_URL, an unreachable server, a refused login or a missing database raise.
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (OperationalError, DBAPIError, ArgumentError, NoSuchModuleError)
+
+
+def database_error(exc: SQLAlchemyError | OSError, url: str | None = None) -> config.ConfigError:
+    """One line naming DATABASE_URL (password hidden) and the server's reason, for the CLI and the app."""
+    try:
+        shown = config.shown_url(url or config.database_url())
+    except config.ConfigError as bad:
+        return bad
+    if isinstance(exc, SQLAlchemyError):
+        orig = getattr(exc, "orig", None)
+        reason = str(orig if orig is not None else exc).split("\n(Background on this error")[0]
+    else:
+        reason = exc.strerror or str(exc)
+    reason = "; ".join(part.strip() for part in reason.splitlines() if part.strip())
+    return config.ConfigError(f"DATABASE_URL: cannot use {shown} ({reason})")
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    return isinstance(exc, OperationalError) and _is_lock_error(exc)
+
+
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """An engine for ``url`` (default: ``DATABASE_URL``), with SQLite set up for concurrent use."""
     url = url or config.database_url()
@@ -38,7 +61,10 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise database_error(exc, url) from None
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine

@@ -3,23 +3,28 @@
 The file is streamed in batches, each one transaction, so a killed import leaves
 only whole batches. A row without a ``request_id`` gets one derived from its
 content and line number, so running the same import again adds nothing twice.
+A row whose ``request_id`` is already recorded (or came earlier in the file) is
+skipped and its line kept; with *different* content it is refused, named by line.
+``strict=True`` reads the whole file first and writes nothing if any row is refused.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from sqlalchemy import Engine
+from sqlalchemy import ARRAY, Engine, String, any_, bindparam, cast, select
 
 from core.config import import_batch_size
+from core.models import UsageRecord
 from core.usage import CALL_FIELDS, Call, CallError, call_from_mapping, record_batch
 
 BATCH_SIZE = 5_000
@@ -34,11 +39,16 @@ class ImportFileError(ValueError):
     """The file as a whole cannot be imported (unreadable, no header, missing columns)."""
 
 
+DUPLICATE_LINES_KEPT = 1_000  # line numbers of skipped duplicates kept for the report (all are counted)
+
+
 @dataclass
 class ImportResult:
     taken: int = 0
     duplicates: int = 0
     refused: list[tuple[int, str]] = field(default_factory=list)
+    duplicate_lines: list[int] = field(default_factory=list)  # the first DUPLICATE_LINES_KEPT, in order
+    written: bool = True  # False when ``strict`` refused the file and nothing was written
 
     @property
     def lines_read(self) -> int:
@@ -169,16 +179,36 @@ def import_file(
     *,
     now: datetime | None = None,
     progress: Callable[[ImportResult], None] | None = None,
+    strict: bool = False,
 ) -> ImportResult:
     """Import a CSV or JSON Lines file of calls; see the module docstring for the guarantees.
 
-    ``batch_size`` defaults to ``SPENDBOARD_IMPORT_BATCH`` or :data:`BATCH_SIZE`.
+    ``batch_size`` defaults to ``SPENDBOARD_IMPORT_BATCH`` or :data:`BATCH_SIZE`. With
+    ``strict``, the whole file is checked first (read-only) and nothing is written if any
+    row is refused (``written`` is then False).
     """
     if batch_size is None:
         batch_size = import_batch_size(BATCH_SIZE)
     if batch_size < 1:
         raise ValueError(f"batch_size: {batch_size!r} is not a positive number of rows")
     path = Path(path)
+    if strict:
+        checked = _read_file(engine, path, batch_size, now, None, dry_run=True)
+        if checked.refused:
+            checked.written = False
+            return checked
+    return _read_file(engine, path, batch_size, now, progress, dry_run=False)
+
+
+def _read_file(
+    engine: Engine,
+    path: Path,
+    batch_size: int,
+    now: datetime | None,
+    progress: Callable[[ImportResult], None] | None,
+    *,
+    dry_run: bool,
+) -> ImportResult:
     try:
         handle = path.open("rb")
     except OSError as exc:
@@ -187,7 +217,7 @@ def import_file(
         head = handle.read(4096)
         handle.seek(0)
         rows = _json_rows(handle) if _is_json_lines(path, head) else _csv_rows(io.BufferedReader(handle))  # type: ignore[arg-type]
-        return _import_rows(engine, rows, batch_size, now, progress)
+        return _import_rows(engine, rows, batch_size, now, progress, dry_run=dry_run)
 
 
 def _check_fields(mapping: dict) -> None:
@@ -211,20 +241,80 @@ def _check_fields(mapping: dict) -> None:
 _MISSING = object()
 
 
+# What makes two calls with one request_id "the same call": every field but the id itself.
+_CONTENT = tuple(
+    (f.name, "user_id" if f.name == "user" else f.name)
+    for f in dataclasses.fields(Call)
+    if f.name != "request_id" and hasattr(UsageRecord, "user_id" if f.name == "user" else f.name)
+)
+_ID_CHUNK = 500
+
+
+def _content(call: Call) -> tuple[Any, ...]:
+    return tuple(getattr(call, name) for name, _column in _CONTENT)
+
+
+def _stored_content(engine: Engine, request_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+    """The content of the calls already recorded under these request ids (one query per chunk)."""
+    found: dict[str, tuple[Any, ...]] = {}
+    columns = [getattr(UsageRecord, column) for _name, column in _CONTENT]
+    with engine.connect() as conn:
+        postgres = conn.dialect.name == "postgresql"
+        for start in range(0, len(request_ids), _ID_CHUNK):
+            chunk = list(request_ids[start : start + _ID_CHUNK])
+            if postgres:  # one array parameter, as core.usage does: the unique index is used
+                matches = UsageRecord.request_id == any_(cast(bindparam("ids", chunk), ARRAY(String)))
+            else:
+                matches = UsageRecord.request_id.in_(chunk)
+            for row in conn.execute(select(UsageRecord.request_id, *columns).where(matches)):
+                found[row[0]] = tuple(row[1:])
+    return found
+
+
 def _import_rows(
     engine: Engine,
     rows: Iterator[tuple[int, bytes, dict | None, str | None]],
     batch_size: int,
     now: datetime | None,
     progress: Callable[[ImportResult], None] | None,
+    *,
+    dry_run: bool = False,
 ) -> ImportResult:
+    """Parse, check and (unless ``dry_run``) record the rows, one transaction per batch."""
     result = ImportResult()
-    batch: list[Call] = []
+    batch: list[tuple[int, Call]] = []
+    # request ids met earlier in the file: the current batch's (a dry run, writing nothing, keeps all)
+    earlier: dict[str, tuple[int, tuple[Any, ...]]] = {}
 
     def flush() -> None:
-        outcome = record_batch(engine, batch)
-        result.taken += outcome.recorded
-        result.duplicates += outcome.duplicates
+        stored = _stored_content(engine, [call.request_id for _line, call in batch if call.request_id])
+        fresh: list[Call] = []
+        for line, call in batch:
+            rid = call.request_id
+            assert rid is not None
+            content = _content(call)
+            if rid in stored or rid in earlier:
+                same = stored[rid] == content if rid in stored else earlier[rid][1] == content
+                if same:
+                    result.duplicates += 1
+                    if len(result.duplicate_lines) < DUPLICATE_LINES_KEPT:
+                        result.duplicate_lines.append(line)
+                elif rid in stored:
+                    result.refused.append((line, f"request_id {rid!r} is already recorded with different content"))
+                else:
+                    result.refused.append(
+                        (line, f"request_id {rid!r} is already used on line {earlier[rid][0]} with different content")
+                    )
+                continue
+            earlier[rid] = (line, content)
+            fresh.append(call)
+        if not dry_run:
+            outcome = record_batch(engine, fresh)
+            result.taken += outcome.recorded
+            result.duplicates += outcome.duplicates  # stored by a concurrent writer meanwhile
+            earlier.clear()  # now in the database: the next batch finds them there
+        else:
+            result.taken += len(fresh)
         batch.clear()
         if progress:
             progress(result)
@@ -235,15 +325,16 @@ def _import_rows(
                 _check_fields(mapping)
                 call = call_from_mapping(mapping, now=now)
                 if call.request_id is None:
-                    call = replace(call, request_id=_derived_request_id(raw, line))
+                    call = dataclasses.replace(call, request_id=_derived_request_id(raw, line))
             except CallError as exc:
                 error = str(exc)
             else:
-                batch.append(call)
+                batch.append((line, call))
                 if len(batch) >= batch_size:
                     flush()
                 continue
         result.refused.append((line, error or "unreadable row"))
     if batch:
         flush()
+    result.refused.sort()
     return result

@@ -114,6 +114,26 @@ def format_usd(amount: Decimal) -> str:
     return f"{sign}${text}"
 
 
+CENT = Decimal("0.01")
+
+
+def format_total(amount: Decimal) -> str:
+    """A total as a table column or a KPI shows it: one rule for every row of the column.
+
+    From a cent up, whole cents (``$17.39``, ``$0.43``); below a cent, two significant
+    digits so a tiny spend stays visible (``$0.0025``, ``$0.000043``); zero is ``$0.00``.
+    Pages show the exact amount (:func:`to_text`) beside it or on hover.
+    """
+    sign = "-" if amount < 0 else ""
+    amount = abs(amount)
+    if amount == 0:
+        return "$0.00"
+    if amount >= CENT:
+        return f"{sign}${amount.quantize(CENT, rounding=ROUND_HALF_EVEN):,.2f}"
+    rounded = amount.quantize(Decimal(1).scaleb(amount.adjusted() - 1), rounding=ROUND_HALF_EVEN)
+    return f"{sign}${to_text(rounded)}"
+
+
 def format_per_million(per_token_price: Decimal) -> str:
     """A unit price as people read it: ``$3.00 / 1M tokens``."""
     return f"{format_usd(per_million(per_token_price))} / 1M tokens"

@@ -269,10 +269,12 @@ def _describe(before: tuple[Decimal, Decimal] | None, after: tuple[Decimal, Deci
     new = f"input {format_per_million(after[0])}, output {format_per_million(after[1])}"
     if before is None:
         return new
-    return (
-        f"input {format_per_million(before[0])} -> {format_per_million(after[0])}, "
-        f"output {format_per_million(before[1])} -> {format_per_million(after[1])}"
-    )
+    changed = [
+        f"{name} {format_per_million(old)} -> {format_per_million(value)}"
+        for name, old, value in (("input", before[0], after[0]), ("output", before[1], after[1]))
+        if old != value
+    ]  # only what changed: "output $4.00 -> $4.00" says nothing
+    return ", ".join(changed) or new
 
 
 def initialize_default_pricing(engine: Engine, catalog: list[CatalogPrice] | None = None) -> list[str]:

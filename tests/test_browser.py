@@ -1,6 +1,7 @@
 """The dashboard in a real browser: Debian's Chromium through Playwright against ``streamlit run``.
 
-Screenshots of each page go to ``docs/screenshots/``.
+Screenshots of each page go to ``test-artifacts/screenshots/`` (git-ignored), or to the folder
+named by ``SPENDBOARD_SCREENSHOTS``: ``make screenshots`` points it at ``docs/screenshots/``.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from streamlit_server import CHROMIUM, CHROMIUM_ARGS, ROOT, needs_chromium, streamlit_server
@@ -15,7 +17,7 @@ from streamlit_server import CHROMIUM, CHROMIUM_ARGS, ROOT, needs_chromium, stre
 from core.db import make_engine
 from core.usage import make_call, record_usage
 
-SHOTS = ROOT / "docs" / "screenshots"
+SHOTS = Path(os.environ.get("SPENDBOARD_SCREENSHOTS") or ROOT / "test-artifacts" / "screenshots")
 PASSWORD = "browser-test-password"
 
 pytestmark = [pytest.mark.browser, needs_chromium]
@@ -25,8 +27,7 @@ pytestmark = [pytest.mark.browser, needs_chromium]
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     folder = tmp_path_factory.mktemp("browser")
     url = f"sqlite:///{folder / 'spendboard.db'}"
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_TOKEN_COST")}
-    env.update(DATABASE_URL=url, SPENDBOARD_ADMIN_PASSWORD=PASSWORD)
+    env = {"DATABASE_URL": url, "SPENDBOARD_ADMIN_PASSWORD": PASSWORD}
     with streamlit_server(ROOT / "server.py", env, folder / "server.log") as base:
         yield base, url
 
@@ -138,3 +139,50 @@ def test_csv_download_from_usage_logs(server, page) -> None:  # type: ignore[no-
     # the export is served by server.py, streamed; a bad filter is refused by name, not with a traceback
     refused = page.request.get(f"{base}/export/usage.csv?matched_by=guess")
     assert refused.status == 400 and "matched_by" in refused.text()
+
+
+@pytest.mark.parametrize("path", ["calculator", "pricing"])
+def test_a_first_visit_to_a_deep_link_renders_the_whole_app(browser, tmp_path: Path, path: str) -> None:  # type: ignore[no-untyped-def]
+    """A fresh server whose first request is /calculator (or /pricing): the app as / shows it."""
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'deep.db'}", "SPENDBOARD_ADMIN_PASSWORD": PASSWORD}
+    with streamlit_server(ROOT / "server.py", env, tmp_path / "server.log") as base:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        try:
+            page = context.new_page()
+            _open(page, base, path)
+            _no_exception(page)
+            # Streamlit's automatic page list (from a folder named pages/) is not shown
+            assert page.get_by_test_id("stSidebarNav").count() == 0
+            # the top navigation of st.navigation, with every page
+            nav = page.get_by_test_id("stTopNavLink")
+            nav.first.wait_for(timeout=20_000)
+            labels = {text.strip().splitlines()[-1] for text in nav.all_inner_texts()}  # after the icon's name
+            assert {"Overview", "Usage logs", "Pricing", "Calculator"} <= labels
+            # the shared sidebar filters and the wide layout
+            sidebar = page.get_by_test_id("stSidebar")
+            sidebar.get_by_text("Time zone", exact=True).first.wait_for(timeout=20_000)
+            assert sidebar.get_by_text("Filters", exact=True).count() == 1
+            assert sidebar.get_by_text("Period", exact=True).count() == 1
+            width = page.get_by_test_id("stMainBlockContainer").bounding_box()["width"]
+            assert width > 900, width  # "centered" is 736 px wide
+            assert "Spendboard" in page.title()
+        finally:
+            context.close()
+
+
+def test_the_browser_asks_no_host_but_the_dashboard(server, browser) -> None:  # type: ignore[no-untyped-def]
+    """Every request the pages make (icons and fonts included) goes to the dashboard itself."""
+    base, _url = server
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    requests: list[str] = []
+    context.on("request", lambda request: requests.append(request.url))
+    try:
+        page = context.new_page()
+        for path in ("", "logs", "pricing", "calculator"):
+            _open(page, base, path)
+            page.wait_for_timeout(500)
+    finally:
+        context.close()
+    own = urlsplit(base).netloc
+    foreign = sorted({u for u in requests if urlsplit(u).scheme in ("http", "https") and urlsplit(u).netloc != own})
+    assert requests and not foreign, foreign

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from streamlit_server import isolated_env
 
 from core.db import make_engine
 from core.models import PriceVersion, UsageRecord
@@ -31,10 +32,12 @@ COST_KEYS = {
 
 
 def run(db_url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "DATABASE_URL": db_url, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "core", *args], capture_output=True, text=True, env=full_env, timeout=60
-    )
+    """``python -m core`` with a clean environment, in a folder of its own: no user ``.env`` or setting."""
+    full_env = isolated_env({"DATABASE_URL": db_url, **(env or {})})
+    with tempfile.TemporaryDirectory() as cwd:
+        return subprocess.run(
+            [sys.executable, "-m", "core", *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=60
+        )
 
 
 def count(db_url: str, model: type) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -109,5 +110,5 @@ def test_processes_recording_and_importing_at_once_store_each_call_once(
     assert Decimal(check.raw["cost_total"]) == expected_in * IN_PRICE + expected_out * OUT_PRICE
 
     imported = [out.decode() for out, _ in outputs[PROCESSES // 2 :]]
-    taken = sum(int(text.split(" rows taken")[0]) for text in imported)
+    taken = sum(int(re.match(r"(\d+) rows? taken", text).group(1)) for text in imported)  # type: ignore[union-attr]
     assert 0 < taken <= UNIQUE  # the importers took what the recorders had not stored first

@@ -105,3 +105,13 @@ def test_bad_env_value_writes_nothing(empty_engine: Engine, monkeypatch: pytest.
     with pytest.raises(ConfigError, match="HUGGINGFACE_OUTPUT_TOKEN_COST"):
         initialize_default_pricing(empty_engine)
     assert all_versions(empty_engine) == []
+
+
+def test_init_names_only_the_rate_that_changed(empty_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14.10: `init` reported "output $4.00 -> $4.00" for a value that did not change."""
+    initialize_default_pricing(empty_engine)
+    monkeypatch.setenv("HUGGINGFACE_INPUT_TOKEN_COST", "0.000002")
+    changes = initialize_default_pricing(empty_engine)
+    line = next(c for c in changes if "huggingface/openai/gpt-oss-120b:groq" in c)
+    assert "input $1.00 / 1M tokens -> $2.00 / 1M tokens" in line
+    assert "output" not in line

@@ -101,7 +101,8 @@ def test_spend_figure_stacks_and_keeps_exact_hover_text() -> None:
     names = [t.name for t in figure.data]
     assert names == ["groq", "openai"]  # biggest spender first
     openai = figure.data[1]
-    assert list(openai.x) == ["2025-03-01", "2025-03-02"]
+    assert list(openai.x) == ["Mar 1", "Mar 2"]  # periods, on a category axis
+    assert figure.layout.xaxis.type == "category"
     assert [c[1] for c in openai.customdata] == ["$0.0025", "$0.000003"]
 
 
@@ -117,6 +118,7 @@ def test_spend_series_sums_the_tail_and_escapes_markup_in_names() -> None:
 def test_breakdown_table_and_estimate_notice() -> None:
     table = breakdown_table([_row(1, "a", "3"), _row(1, "b", "1")], "Model")
     assert list(table["Spend"]) == ["$3.00", "$1.00"] and list(table["Share"]) == ["75.0%", "25.0%"]
+    assert list(table["Exact spend (USD)"]) == ["3", "1"]
     assert estimate_notice(Totals(calls=3)) is None
     notice = estimate_notice(Totals(calls=3, estimated_calls=2, estimated_cost=Decimal("0.000004")))
     assert notice and notice.startswith("2 calls had no price; shown at the $1/1M estimate ($0.000004")

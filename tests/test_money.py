@@ -64,3 +64,24 @@ def test_parse_amount_applies_the_maximum() -> None:
     with pytest.raises(MoneyError, match="sane maximum"):
         parse_amount("5", "price", maximum=Decimal("1"))
     assert parse_amount(" 0.000001 ", "price") == Decimal("0.000001")
+
+
+@pytest.mark.parametrize(
+    ("amount", "shown"),
+    [
+        ("17.3912", "$17.39"),
+        ("0.42932713", "$0.43"),
+        ("0.01", "$0.01"),
+        ("0.0107", "$0.01"),
+        ("0.0025", "$0.0025"),
+        ("0.000043219", "$0.000043"),
+        ("0.0099999", "$0.01"),
+        ("0", "$0.00"),
+        ("1234.5678", "$1,234.57"),
+        ("-0.42932713", "-$0.43"),
+    ],
+)
+def test_format_total_is_one_rule_per_column(amount: str, shown: str) -> None:
+    from core.money import format_total
+
+    assert format_total(Decimal(amount)) == shown

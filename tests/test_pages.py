@@ -13,7 +13,7 @@ from core.db import make_engine
 from core.usage import make_call, record_batch, record_usage
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGES = ["pages/overview.py", "pages/logs.py", "pages/pricing.py", "pages/calculator.py"]
+PAGES = ["app_pages/overview.py", "app_pages/logs.py", "app_pages/pricing.py", "app_pages/calculator.py"]
 PASSWORD = "correct horse battery staple"
 XSS_MODEL = "**bold** <img src=x onerror=alert(1)>"
 
@@ -80,15 +80,16 @@ def test_overview_offers_demo_data_only_when_empty(app_db: str) -> None:
     assert not [b for b in at.button if b.key == "load_demo"]
     assert at.metric[0].label == "Total spend"
     # 0.0025 (huggingface) + 2000*2.5e-6 + 300*10e-6 (gpt-4o) + 200 * 1e-6 (estimate)
-    assert at.metric[0].value == "$0.0107"
+    assert at.metric[0].value == "$0.01"  # whole cents from a cent up; the exact sum on hover
+    assert "Exact: $0.0107" in at.metric[0].help
     assert "1 call had no price; shown at the $1/1M estimate" in _texts(at)
 
 
 def test_calculator_shows_the_seed_example(app_db: str) -> None:
-    at = _app("pages/calculator.py")
+    at = _app("app_pages/calculator.py")
     assert at.selectbox(key="calc_provider").value == "huggingface"
     assert at.text_input(key="calc_model").value == "openai/gpt-oss-120b:groq"
-    assert at.number_input(key="calc_in").value == 1000
+    assert at.text_input(key="calc_in").value == "1000"
     assert at.metric[0].value == "$0.0025"
     formula = at.code[0].value
     assert "cost_input = 1000 * 0.000001 = $0.001" in formula
@@ -98,7 +99,7 @@ def test_calculator_shows_the_seed_example(app_db: str) -> None:
 
 
 def test_pricing_form_refuses_bad_value_and_wrong_password_then_saves(app_db: str) -> None:
-    at = _app("pages/pricing.py")
+    at = _app("app_pages/pricing.py")
     assert not at.text_input(key="admin_password").proto.default  # no prefilled secret
     at.text_input(key="admin_password").set_value("not the password")
     at.form_submit_button[0].click().run()
@@ -124,7 +125,7 @@ def test_pricing_form_refuses_bad_value_and_wrong_password_then_saves(app_db: st
     assert not at.error, at.error
     assert at.success and "Saved as price version" in at.success[0].value
 
-    at.switch_page("pages/calculator.py").run()
+    at.switch_page("app_pages/calculator.py").run()
     assert at.metric[0].value == "$0.004"  # 1000 * 2e-6 + 500 * 4e-6
     assert "cost_input = 1000 * 0.000002 = $0.002" in at.code[0].value
 
@@ -132,7 +133,7 @@ def test_pricing_form_refuses_bad_value_and_wrong_password_then_saves(app_db: st
 def test_verify_finds_a_logged_call(app_db: str) -> None:
     _app()
     _fill(app_db)
-    at = _app("pages/calculator.py")
+    at = _app("app_pages/calculator.py")
     at.text_input(key="verify_id").set_value("req-1")
     [b for b in at.form_submit_button if b.label == "Verify"][0].click().run()
     assert not at.exception
@@ -151,13 +152,13 @@ def test_names_from_data_render_as_literal_text(app_db: str) -> None:
     record_usage(engine, make_call("acme", XSS_MODEL, 10, 10, user="<b>eve</b>", request_id="x-1"))
     engine.dispose()
     st.cache_data.clear()
-    for page in ("pages/overview.py", "pages/logs.py"):
+    for page in ("app_pages/overview.py", "app_pages/logs.py"):
         at = _app(page)
         shown = [str(v) for df in at.dataframe for col in df.value.columns for v in df.value[col]]
         assert XSS_MODEL in shown, page
         markdown = "\n".join(m.value for m in at.markdown)
         assert "<img" not in markdown and "**bold**" not in markdown
-    at = _app("pages/calculator.py")
+    at = _app("app_pages/calculator.py")
     at.selectbox(key="calc_provider").set_value("groq").run()
     at.text_input(key="calc_model").set_value(XSS_MODEL).run()
     assert not at.exception
@@ -172,7 +173,7 @@ def test_usage_logs_pages_by_keyset_and_filters(app_db: str) -> None:
     record_batch(engine, [make_call("groq", "m", 10, 10, timestamp=now - timedelta(minutes=i)) for i in range(60)])
     engine.dispose()
     st.cache_data.clear()
-    at = _app("pages/logs.py")
+    at = _app("app_pages/logs.py")
     assert len(at.dataframe[0].value) == 50
     first_ids = list(at.dataframe[0].value["Log id"])
     at.button(key="logs_next").click().run()

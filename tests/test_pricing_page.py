@@ -34,7 +34,7 @@ def signed_in() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=30)
     at.session_state["period"] = "Last 30 days"
     at.run()
-    at.switch_page("pages/pricing.py").run()
+    at.switch_page("app_pages/pricing.py").run()
     at.text_input(key="admin_password").set_value(PASSWORD)
     at.form_submit_button[0].click().run()
     assert not at.exception, at.exception

@@ -134,6 +134,13 @@ def test_reprice_is_one_transaction(mixed: Engine, monkeypatch: pytest.MonkeyPat
     assert check_rollups(mixed).matches
 
 
-def test_reprice_requires_only_estimated(capsys) -> None:
-    assert main(["reprice"]) == 2
-    assert "--only-estimated" in capsys.readouterr().err
+def test_reprice_as_the_overview_advises_it_works_with_or_without_the_flag(
+    mixed: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """The Overview says `python -m core reprice`; that exact command re-prices the estimated calls."""
+    save_rocket_price(mixed)
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    assert main(["reprice"]) == 0
+    assert "3 of 4 estimated calls re-priced" in capsys.readouterr().out
+    assert main(["reprice", "--only-estimated"]) == 0  # the old spelling still works
+    assert "0 of 1 estimated calls re-priced" in capsys.readouterr().out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 from streamlit.testing.v1 import AppTest
-from streamlit_server import CHROMIUM, CHROMIUM_ARGS, needs_chromium, streamlit_server
+from streamlit_server import CHROMIUM, CHROMIUM_ARGS, isolated_env, needs_chromium, streamlit_server
 from stub_openai import StubOpenAI
 
 import core.config
@@ -143,8 +142,7 @@ def test_bad_input_is_refused_before_anything_is_sent(
 
 
 def run_cli(db_url: str, *args: str, base_url: str, token: str | None = TOKEN) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HF_BASE_URL")}
-    env.update(DATABASE_URL=db_url, HF_BASE_URL=base_url, PYTHONPATH=str(REPO))
+    env = isolated_env({"DATABASE_URL": db_url, "HF_BASE_URL": base_url})
     if token:
         env["HF_TOKEN"] = token
     return subprocess.run(
@@ -293,7 +291,8 @@ def test_in_an_app_with_a_logs_page_the_panel_links_to_the_stored_log(
 def served_panel(db_url: str, stub: StubOpenAI, tmp_path: Path) -> Iterator[str]:
     script = tmp_path / "panel_app.py"
     script.write_text("from core.db import make_engine\nfrom ui.test_call_panel import render\nrender(make_engine())\n")
-    with streamlit_server(script, {"DATABASE_URL": db_url}, tmp_path / "streamlit.log") as base:
+    env = {"DATABASE_URL": db_url, "HF_BASE_URL": stub.base_url, "HF_TOKEN": TOKEN}
+    with streamlit_server(script, env, tmp_path / "streamlit.log") as base:
         yield base + "/"
 
 

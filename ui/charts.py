@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from datetime import date
 from decimal import Decimal
 
 import plotly.graph_objects as go
@@ -37,16 +38,29 @@ def spend_series(rows: list[Row], max_series: int = MAX_SERIES) -> dict[str, dic
     return series
 
 
+def period_label(start: date, granularity: str, with_year: bool = False) -> str:
+    """A bar's period in words: ``Aug 2026``, ``Week of Aug 3``, ``Aug 3`` (with the year when asked)."""
+    day = f"{start:%b} {start.day}" + (f", {start.year}" if with_year else "")
+    if granularity == "month":
+        return f"{start:%b %Y}"
+    if granularity == "week":
+        return f"Week of {day}"
+    return day
+
+
 def spend_figure(rows: list[Row], stack_label: str, granularity: str) -> go.Figure:
-    """Stacked bars of spend per period; hover shows exact dollars."""
+    """Stacked bars of spend per period, labelled as periods (a category axis, not instants); exact hover."""
     series = spend_series(rows)
     periods = sorted({r.period.isoformat() for r in rows if r.period})
+    starts = [date.fromisoformat(p) for p in periods]
+    with_year = len({d.year for d in starts}) > 1
+    labels = [period_label(d, granularity, with_year) for d in starts]
     figure = go.Figure()
     for name, values in series.items():
         amounts = [values.get(p, Decimal(0)) for p in periods]
         figure.add_bar(
             name=_safe(name),
-            x=periods,
+            x=labels,
             # plotly needs numbers to draw; the exact amount travels as text in the hover
             y=[float(a) for a in amounts],
             customdata=[[_safe(name), format_usd(a)] for a in amounts],
@@ -54,11 +68,13 @@ def spend_figure(rows: list[Row], stack_label: str, granularity: str) -> go.Figu
         )
     figure.update_layout(
         barmode="stack",
-        xaxis_title={"day": "Day", "week": "Week starting", "month": "Month"}.get(granularity, granularity),
+        xaxis_title={"day": "Day", "week": "Week", "month": "Month"}.get(granularity, granularity),
         yaxis_title="Spend (USD)",
         legend_title=stack_label,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
         height=380,
         yaxis={"tickprefix": "$"},
+        # categories: plotly would otherwise read the labels as instants ("00:00:00 Nov 1", "Aug 31")
+        xaxis={"type": "category", "categoryorder": "array", "categoryarray": labels},
     )
     return figure

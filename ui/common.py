@@ -13,11 +13,13 @@ from zoneinfo import ZoneInfo, available_timezones
 import streamlit as st
 from sqlalchemy import Engine
 
-from core import reports
+from core import log_filters, reports
 from core.auth import bootstrap_admin_password
 from core.config import ConfigError, check_environment, database_url
-from core.db import DatabaseSchemaError, make_engine, upgrade_database
+from core.db import CONNECTION_ERRORS, DatabaseSchemaError, database_error, make_engine, upgrade_database
 from core.forecast import MonthProjection, month_end_projection
+from core.log_filters import CallCount
+from core.logs import LogFilter
 from core.prices import initialize_default_pricing
 from core.times import TimeError, zone
 from ui.views import DEFAULT_PERIOD, PERIODS, period_dates, utc_range
@@ -45,12 +47,16 @@ def start_app() -> Engine:
     try:
         check_environment()
         return get_engine()
-    except ConfigError as exc:
-        st.error(f"Configuration error: {exc}. Fix it in the environment or `.env` and restart.")
-        st.stop()
-        raise  # unreachable: st.stop() ends the run
     except DatabaseSchemaError as exc:
         st.error(f"Database error: {exc}.")
+        st.stop()
+        raise  # unreachable: st.stop() ends the run
+    except Exception as exc:  # noqa: BLE001 - only settings and connection errors are shown, the rest raised
+        if not isinstance(exc, (ConfigError, *CONNECTION_ERRORS)):
+            raise
+        problem = exc if isinstance(exc, ConfigError) else database_error(exc)  # type: ignore[arg-type]
+        shown = str(problem).replace("\\", "\\\\").replace("*", "\\*")  # a hidden password's *** is not markdown
+        st.error(f"Configuration error: {shown}. Fix it in the environment or `.env` and restart.")
         st.stop()
         raise  # unreachable: st.stop() ends the run
 
@@ -130,6 +136,16 @@ def breakdown(url: str, start: datetime, end: datetime, by: str) -> list[reports
 @st.cache_data(ttl=CACHE_TTL, show_spinner=False)
 def over_time(url: str, start: datetime, end: datetime, tz: str, granularity: str, by: str) -> list[reports.Row]:
     return reports.over_time(_engine_for(url), start, end, ZoneInfo(tz), granularity, by)
+
+
+@st.cache_data(ttl=CACHE_TTL, show_spinner=False)
+def count_calls(url: str, flt: LogFilter) -> CallCount:
+    return log_filters.count_calls(_engine_for(url), flt)
+
+
+@st.cache_data(ttl=CACHE_TTL, show_spinner=False)
+def models_of(url: str, start: datetime, end: datetime, provider: str | None) -> list[str]:
+    return log_filters.models_of(_engine_for(url), start, end, provider)
 
 
 def has_usage(url: str) -> bool:

@@ -25,7 +25,7 @@ from core.testcall import (
 )
 from core.usage import CallError
 
-LOGS_PAGE = "pages/logs.py"
+LOGS_PAGE = "app_pages/logs.py"
 RESULT_KEY = "test_call_result"
 
 

@@ -6,6 +6,7 @@ from data are left as plain strings for ``st.dataframe`` / ``st.text``, never ma
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -14,7 +15,7 @@ import pandas as pd
 
 from core.audit import Verification
 from core.logs import LogRow
-from core.money import format_per_million, format_usd
+from core.money import format_per_million, format_total, format_usd, to_text
 from core.prices import PriceChange, PriceRow
 from core.pricing import CostBreakdown
 from core.reports import Row, Totals
@@ -46,9 +47,15 @@ def utc_range(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, datetime
     return local_midnight(first, tz), local_midnight(last + timedelta(days=1), tz)
 
 
+EXACT_SPEND = "Exact spend (USD)"
+EXACT_COST = "Exact cost (USD)"
+# st.column_config help texts: one rounding rule per money column, the exact amount beside it
+SPEND_HELP = "Whole cents from a cent up; below a cent, two significant digits. Exact: the last column."
+
+
 def kpi_values(current: Totals) -> dict[str, str]:
     return {
-        "Total spend": format_usd(current.cost_total),
+        "Total spend": format_total(current.cost_total),
         "Calls": f"{current.calls:,}",
         "Input tokens": f"{current.input_tokens:,}",
         "Output tokens": f"{current.output_tokens:,}",
@@ -77,12 +84,13 @@ def breakdown_table(rows: list[Row], label: str, top: int | None = 10) -> pd.Dat
     return pd.DataFrame(
         {
             label: [r.key or "" for r in chosen],
-            "Spend": [format_usd(r.totals.cost_total) for r in chosen],
+            "Spend": [format_total(r.totals.cost_total) for r in chosen],
             "Share": [f"{(r.totals.cost_total / total * 100):.1f}%" if total else "-" for r in chosen],
             "Calls": [r.totals.calls for r in chosen],
             "Input tokens": [r.totals.input_tokens for r in chosen],
             "Output tokens": [r.totals.output_tokens for r in chosen],
             "Estimated calls": [r.totals.estimated_calls for r in chosen],
+            EXACT_SPEND: [to_text(r.totals.cost_total) for r in chosen],
         }
     )
 
@@ -102,7 +110,7 @@ def logs_table(rows: list[LogRow], tz: ZoneInfo) -> pd.DataFrame:
             "Provider": [r.provider for r in rows],
             "Model": [r.model for r in rows],
             "User": [r.user or "" for r in rows],
-            "Cost": [format_usd(r.cost_total) for r in rows],
+            "Cost": [format_total(r.cost_total) for r in rows],
             "Matched by": [r.matched_by for r in rows],
             "Input tokens": [r.input_tokens for r in rows],
             "Output tokens": [r.output_tokens for r in rows],
@@ -110,6 +118,7 @@ def logs_table(rows: list[LogRow], tz: ZoneInfo) -> pd.DataFrame:
             "Price used": [_price_pair(r) for r in rows],
             "Request id": [r.request_id or "" for r in rows],
             "Price id": [r.pricing_id if r.pricing_id is not None else "" for r in rows],
+            EXACT_COST: [to_text(r.cost_total) for r in rows],
         }
     )
 
@@ -222,6 +231,23 @@ def verification_verdict(v: Verification) -> tuple[bool, str]:
     if v.today.cost_total != v.at_its_time.cost_total:
         text += f" Under today's prices it would cost {format_usd(v.today.cost_total)}."
     return v.matches, text
+
+
+# Field names the core's messages use, as the pages label them.
+FIELD_LABELS = {
+    "cached_input_tokens": "Cached input tokens",
+    "input_tokens": "Input tokens",
+    "output_tokens": "Output tokens",
+    "provider": "Provider",
+    "model": "Model",
+}
+
+
+def user_words(message: str) -> str:
+    """A core message with internal field names replaced by the labels the user sees."""
+    for name, label in FIELD_LABELS.items():
+        message = re.sub(rf"(?<![\w-]){name}(?![\w-])", label, message)
+    return message
 
 
 def parse_lookup(value: str) -> tuple[int | None, str | None]:

@@ -6,7 +6,9 @@ from core.config import database_url
 from core.logs import EXPORT_PATH, PAGE_SIZES, LogFilter, export_query, fetch_page, get_row
 from core.pricing import MATCH_STEPS
 from ui import common
-from ui.views import logs_table
+from ui.views import EXACT_COST, logs_table
+
+COST_HELP = "Whole cents from a cent up; below a cent, two significant digits. Exact: the last column."
 
 ALL = "All"
 CURSORS_KEY = "logs_cursors"
@@ -32,11 +34,14 @@ if span is None:
     st.stop()
 
 providers = common.breakdown(url, span[0], span[1], "provider")
-models = common.breakdown(url, span[0], span[1], "model")
 users = common.breakdown(url, span[0], span[1], "user")
 cols = st.columns(5)
 provider = cols[0].selectbox("Provider", [ALL] + sorted(r.key or "" for r in providers), key="logs_provider")
-model = cols[1].selectbox("Model", [ALL] + sorted(r.key or "" for r in models), key="logs_model")
+# only the chosen provider's models; a model picked for another provider falls back to All
+model_options = [ALL] + common.models_of(url, span[0], span[1], None if provider == ALL else provider)
+if st.session_state.get("logs_model") not in model_options:
+    st.session_state["logs_model"] = ALL
+model = cols[1].selectbox("Model", model_options, key="logs_model")
 user = cols[2].selectbox("User", [ALL] + sorted(r.key or "" for r in users), key="logs_user")
 matched_by = cols[3].selectbox("Matched by", [ALL, *MATCH_STEPS], key="logs_matched_by")
 size = cols[4].selectbox("Rows per page", PAGE_SIZES, index=1, key="logs_page_size")
@@ -57,9 +62,18 @@ if not state or state[0] != (log_filter, size):
 cursors = state[1]
 page = fetch_page(engine, log_filter, size, cursors[-1])
 
-st.caption(f"{flt.label}, times in {flt.tz.key}. Page {len(cursors)}, newest first.")
+matching = common.count_calls(url, log_filter)
+st.caption(f"{flt.label}, times in {flt.tz.key}: {matching.text()}. Page {len(cursors)}, newest first.")
 if page.rows:
-    st.dataframe(logs_table(page.rows, flt.tz), hide_index=True, key="logs_table")
+    st.dataframe(
+        logs_table(page.rows, flt.tz),
+        hide_index=True,
+        key="logs_table",
+        column_config={
+            "Cost": st.column_config.TextColumn("Cost", help=COST_HELP),
+            EXACT_COST: st.column_config.TextColumn(EXACT_COST, help="The exact stored cost, in USD."),
+        },
+    )
 else:
     st.info("No calls match these filters.")
 

@@ -8,10 +8,10 @@ import streamlit as st
 from core.config import database_url
 from core.demo import load_demo
 from core.forecast import change_ratio, format_change, previous_period
-from core.money import format_usd
+from core.money import format_total, to_text
 from ui import common
 from ui.charts import spend_figure
-from ui.views import breakdown_table, estimate_notice, kpi_values
+from ui.views import EXACT_SPEND, SPEND_HELP, breakdown_table, estimate_notice, kpi_values
 
 DEMO_DAYS, DEMO_ROWS = 90, 20_000
 
@@ -36,33 +36,41 @@ if span is None:
     st.stop()
 start, end = span
 current = common.totals(url, start, end)
-before = common.totals(url, *previous_period(start, end))
+# "All time" has no previous period of the same length to compare with: no comparison is shown
+compare = flt.first is not None
+before = common.totals(url, *previous_period(start, end)) if compare else None
 now = datetime.now(UTC).replace(second=0, microsecond=0)
 projection = common.projection(url, now, flt.tz.key)
 
 st.caption(f"{flt.label}, {flt.tz.key} time")
 values = kpi_values(current)
 cols = st.columns(4)
+exact = f"Exact: ${to_text(current.cost_total)}."
 cols[0].metric(
     "Total spend",
     values["Total spend"],
-    delta=format_change(change_ratio(current.cost_total, before.cost_total)),
+    delta=format_change(change_ratio(current.cost_total, before.cost_total)) if before else None,
     delta_color="inverse",
-    help=f"Change against the previous period of the same length ({format_usd(before.cost_total)}).",
+    help=f"{exact} Change against the previous period of the same length ({format_total(before.cost_total)})."
+    if before
+    else exact,
 )
-calls_change = change_ratio(Decimal(current.calls), Decimal(before.calls))
+calls_change = change_ratio(Decimal(current.calls), Decimal(before.calls)) if before else None
 cols[1].metric("Calls", values["Calls"], delta=format_change(calls_change), delta_color="off")  # neither good nor bad
 cols[2].metric("Average cost per call", values["Average cost per call"])
 cols[3].metric(
     "Month-end projection",
-    format_usd(projection.projected),
-    help=f"This month so far: {format_usd(projection.spent_so_far)}, continued at the same daily rate.",
+    format_total(projection.projected),
+    help=f"This month so far: {format_total(projection.spent_so_far)}, continued at the same daily rate.",
 )
 cols = st.columns(4)
 cols[0].metric("Input tokens", values["Input tokens"])
 cols[1].metric("Output tokens", values["Output tokens"])
 cols[2].metric("Cached input tokens", f"{current.cached_input_tokens:,}")
-cols[3].metric("Previous period spend", format_usd(before.cost_total))
+if before is not None:
+    cols[3].metric(
+        "Previous period spend", format_total(before.cost_total), help=f"Exact: ${to_text(before.cost_total)}."
+    )
 
 notice = estimate_notice(current)
 if notice:
@@ -79,13 +87,25 @@ else:
     st.info("No spend in this period.")
 
 st.subheader("Where the money went")
-providers, models, users = st.columns([1, 1.4, 1])
-with providers:
-    st.markdown("**Spend per provider**")
-    st.dataframe(breakdown_table(common.breakdown(url, start, end, "provider"), "Provider", None), hide_index=True)
+# Full width for the providers (few rows, every column readable); models and users side by side.
+MONEY_COLUMNS = {
+    "Spend": st.column_config.TextColumn("Spend", help=SPEND_HELP),
+    "Calls": st.column_config.NumberColumn("Calls", format="localized"),
+    EXACT_SPEND: st.column_config.TextColumn(EXACT_SPEND, help="The exact sum, in USD."),
+}
+st.markdown("**Spend per provider**")
+st.dataframe(
+    breakdown_table(common.breakdown(url, start, end, "provider"), "Provider", None),
+    hide_index=True,
+    column_config=MONEY_COLUMNS,
+    key="providers_table",
+)
+models, users = st.columns([1.4, 1])
 with models:
     st.markdown("**Top models**")
-    st.dataframe(breakdown_table(common.breakdown(url, start, end, "model"), "Model"), hide_index=True)
+    table = breakdown_table(common.breakdown(url, start, end, "model"), "Model")
+    st.dataframe(table, hide_index=True, column_config=MONEY_COLUMNS)
 with users:
     st.markdown("**Top users**")
-    st.dataframe(breakdown_table(common.breakdown(url, start, end, "user"), "User"), hide_index=True)
+    table = breakdown_table(common.breakdown(url, start, end, "user"), "User")
+    st.dataframe(table, hide_index=True, column_config=MONEY_COLUMNS)

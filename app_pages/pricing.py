@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core.audit import count_calls_since, reprice_calls
-from core.auth import SESSION_SECONDS, SignInRefused, sign_in, signed_in
+from core.auth import signed_in
 from core.money import format_usd, per_million, to_text
 from core.prices import (
     DEFAULT_TIER,
@@ -26,9 +26,9 @@ from core.prices import (
 from core.times import BEGINNING_OF_TIME
 from ui import common
 from ui.price_tables import SHORT, history_table, prices_table
+from ui.signin import SIGNED_IN_KEY, sign_in_form
 from ui.views import utc_range
 
-SIGNED_IN_KEY = "admin_signed_in_until"
 NEW = "(add a new model)"
 FLASH = "pricing_flash"
 GENERATION = "price_form_generation"
@@ -99,20 +99,8 @@ for message_kind, message in st.session_state.pop(FLASH, []):
     getattr(st, message_kind)(message)
 
 st.subheader("Edit prices")
-if not signed_in(st.session_state.get(SIGNED_IN_KEY)):
-    st.session_state.pop(SIGNED_IN_KEY, None)
-    st.caption(
-        f"Editing needs the admin password (SPENDBOARD_ADMIN_PASSWORD, or the one printed once in the "
-        f"terminal at first start). A sign-in lasts {SESSION_SECONDS // 60} minutes."
-    )
-    with st.form("sign_in", clear_on_submit=True):
-        attempt = st.text_input("Admin password", type="password", key="admin_password")
-        if st.form_submit_button("Sign in"):
-            try:
-                st.session_state[SIGNED_IN_KEY] = sign_in(engine, attempt)
-                st.rerun()
-            except SignInRefused as exc:
-                st.error(str(exc))
+if not sign_in_form(engine):  # ui/signin.py: caption, form, a refusal right below the field
+    pass
 else:
     if st.button("Sign out", key="sign_out"):
         st.session_state.pop(SIGNED_IN_KEY, None)

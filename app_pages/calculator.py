@@ -5,9 +5,9 @@ import streamlit as st
 from core.audit import verify_call
 from core.config import env_priced_providers
 from core.money import format_usd
-from core.pricing import PricingError, calculate_cost, current_index, formula_lines
+from core.pricing import PricingError, calculate_cost, current_index, formula_lines, validate_tokens
 from ui import common, test_call_panel
-from ui.views import parse_lookup, prices_used, verification_table, verification_verdict
+from ui.views import parse_lookup, prices_used, user_words, verification_table, verification_verdict
 
 DEFAULT_PROVIDER = "huggingface"
 DEFAULT_MODEL = "openai/gpt-oss-120b:groq"
@@ -45,16 +45,36 @@ st.selectbox(
     key="calc_suggestion",
     on_change=_use_suggestion,
 )
+# Text fields parsed strictly: a number field would turn "1e3" into 1 and silently keep the last
+# valid value after a bad entry, so the cost shown would not be the cost of what is typed.
 a, b, c = st.columns(3)
-tokens_in = a.number_input("Input tokens", min_value=0, value=1000, step=1, key="calc_in")
-tokens_out = b.number_input("Output tokens", min_value=0, value=500, step=1, key="calc_out")
-cached = c.number_input("Cached input tokens", min_value=0, value=0, step=1, key="calc_cached")
-
-if model:
+typed = {
+    "Input tokens": a.text_input("Input tokens", value="1000", key="calc_in"),
+    "Output tokens": b.text_input("Output tokens", value="500", key="calc_out"),
+    "Cached input tokens": c.text_input("Cached input tokens", value="0", key="calc_cached"),
+}
+counts: dict[str, int] = {}
+problems: list[str] = []
+for label, text in typed.items():
     try:
-        result = calculate_cost(engine, provider, model, int(tokens_in), int(tokens_out), int(cached))
+        counts[label] = validate_tokens(text, label)
     except PricingError as exc:
-        st.error(str(exc))
+        problems.append(str(exc))
+
+if problems:
+    st.error("Invalid input, no cost shown: " + "; ".join(problems) + ".", icon=":material/error:")
+elif model:
+    try:
+        result = calculate_cost(
+            engine,
+            provider,
+            model,
+            counts["Input tokens"],
+            counts["Output tokens"],
+            counts["Cached input tokens"],
+        )
+    except PricingError as exc:
+        st.error(f"Invalid input, no cost shown: {user_words(str(exc))}", icon=":material/error:")
     else:
         total, step = st.columns(2)
         total.metric("Cost", format_usd(result.cost_total))
