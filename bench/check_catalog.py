@@ -21,7 +21,7 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
-DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "core" / "catalog.csv"
+DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "core" / "catalog" / "catalog.csv"
 # catalog provider -> prefix of the litellm key ("" = bare model name)
 PREFIX = {
     "openai": "",

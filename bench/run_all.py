@@ -18,6 +18,7 @@ SCRIPTS = [
     "bench_ingest.py",
     "bench_indexes.py",
     "bench_pricing.py",
+    "bench_catalog.py",
     "bench_queries.py",
     "bench_app.py",
     "bench_http.py",

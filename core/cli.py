@@ -146,9 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     keys_revoke = keys_sub.add_parser("revoke", help="revoke a key by name: it gets 401 from now on")
     keys_revoke.add_argument("name")
 
+    from core.catalog.sync_cli import add_sync_command  # prices sync (issue 10)
     from core.prices_cli import add_prices_commands  # parsers only; the handlers import lazily
 
-    add_prices_commands(sub)
+    add_sync_command(add_prices_commands(sub))
     return parser
 
 

@@ -368,6 +368,9 @@ def initialize_default_pricing(engine: Engine, catalog: list[CatalogPrice] | Non
     changes = run_write(engine, work)
     if changes:
         price_book(engine).invalidate()
+    from core.catalog.sync import sync_package  # the genai-prices catalog, after the shipped rows
+
+    changes.extend(sync_package(engine).lines())
     return changes
 
 

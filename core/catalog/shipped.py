@@ -1,4 +1,4 @@
-"""The seeded catalog of public prices, shipped as ``core/catalog.csv`` (USD per 1M tokens)."""
+"""The seeded catalog of public prices, shipped as ``core/catalog/catalog.csv`` (USD per 1M tokens)."""
 
 from __future__ import annotations
 
