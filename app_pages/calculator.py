@@ -30,16 +30,22 @@ providers = sorted(set(index.providers) | set(env_priced_providers()) | {DEFAULT
 
 st.subheader("Cost of a call")
 left, right = st.columns(2)
-provider = left.selectbox("Provider", providers, index=providers.index(DEFAULT_PROVIDER), key="calc_provider")
-known = [name for _p, name in index.models(provider)]
+if st.session_state.get("calc_provider") not in providers:
+    st.session_state["calc_provider"] = DEFAULT_PROVIDER
+provider = left.selectbox("Provider", providers, key="calc_provider")
 if "calc_model" not in st.session_state:
     st.session_state["calc_model"] = DEFAULT_MODEL
+# Every model of the price table (the whole genai-prices catalog included), the chosen provider's first.
+catalog = index.models()
+known = [f"{p} / {m}" for p, m in catalog if p == provider] + [f"{p} / {m}" for p, m in catalog if p != provider]
 
 
 def _use_suggestion() -> None:
     picked = st.session_state.get("calc_suggestion")
     if picked:
-        st.session_state["calc_model"] = picked
+        chosen_provider, chosen_model = picked.split(" / ", 1)
+        st.session_state["calc_provider"] = chosen_provider
+        st.session_state["calc_model"] = chosen_model
     st.session_state["calc_suggestion"] = None
 
 
@@ -49,10 +55,10 @@ model = right.text_input(
     help="Any name: the lookup chain (exact, short, alias, default, env, estimate) decides which price applies.",
 )
 st.selectbox(
-    f"Known models for {provider} ({len(known)})",
+    f"Find a model in the price table ({len(known):,}; type to search)",
     known,
     index=None,
-    placeholder="Pick one to fill in the model name",
+    placeholder="Type part of a name, e.g. sonnet or gpt-4o",
     key="calc_suggestion",
     on_change=_use_suggestion,
 )

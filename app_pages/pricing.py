@@ -25,7 +25,7 @@ from core.prices import (
 )
 from core.times import BEGINNING_OF_TIME
 from ui import common
-from ui.price_tables import SHORT, history_table, prices_table
+from ui.price_tables import SHORT, history_table, matching_prices, prices_table
 from ui.signin import SIGNED_IN_KEY, sign_in_form
 from ui.views import utc_range
 
@@ -46,7 +46,18 @@ st.caption(
     f"USD per 1M tokens (per web search and per request: USD each). Source: catalog (shipped list), "
     f"env (environment variables), form (edited here), import (`python -m core prices import`). Times in {flt.tz.key}."
 )
-st.dataframe(prices_table(prices, flt.tz), hide_index=True, key="prices_table")
+ANY = "All"
+search, by_provider, by_source = st.columns([2, 1, 1])
+text = search.text_input("Search", key="prices_search", placeholder="e.g. claude sonnet, gpt-4o batch")
+providers = sorted({p.provider for p in prices})
+provider_pick = by_provider.selectbox("Provider", [ANY, *providers], key="prices_provider")
+source_pick = by_source.selectbox("Source", [ANY, *sorted({p.source for p in prices})], key="prices_source")
+shown = matching_prices(
+    prices, text, None if provider_pick == ANY else provider_pick, None if source_pick == ANY else source_pick
+)
+st.caption(f"{len(shown):,} of {len(prices):,} prices in force")
+# st.dataframe draws only the rows in view, so thousands of models scroll without paging
+st.dataframe(prices_table(shown, flt.tz), hide_index=True, key="prices_table")
 
 
 def _effective(day: date | None):  # type: ignore[no-untyped-def]

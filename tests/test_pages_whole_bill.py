@@ -155,3 +155,27 @@ def test_overview_shows_the_new_counts_and_narrows_to_a_project(app_db: str) -> 
     at.selectbox(key="overview_project").set_value("beta").run()
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Calls"] == "1" and metrics["Reasoning tokens"] == "0"
+
+
+def test_the_calculator_finds_any_catalog_model_by_typing(app_db: str) -> None:
+    at = _app("app_pages/calculator.py")
+    box = at.selectbox(key="calc_suggestion")
+    assert len(box.options) > 2000, "the whole genai-prices catalog is offered"
+    wanted = next(o for o in box.options if o.startswith("anthropic / claude-sonnet-4-5"))
+    box.set_value(wanted).run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="calc_provider").value == "anthropic"
+    assert at.text_input(key="calc_model").value == wanted.split(" / ", 1)[1]
+    assert at.metric[1].value == "exact"
+
+
+def test_the_pricing_page_searches_thousands_of_prices(app_db: str) -> None:
+    at = _app("app_pages/pricing.py")
+    total = len(at.dataframe[0].value)
+    assert total > 2000
+    at.text_input(key="prices_search").set_value("claude sonnet 4-5").run()
+    found = at.dataframe[0].value
+    assert 0 < len(found) < 50
+    assert all("sonnet" in m.lower() for m in found["Model"])
+    at.selectbox(key="prices_source").set_value("catalog").run()
+    assert all(p == "huggingface" or p in ("mistral", "google", "deepseek") for p in at.dataframe[0].value["Provider"])
