@@ -108,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     test_call.add_argument("--prompt", default=None, help="a short question (default: a one-line sum)")
     test_call.add_argument("--timeout", type=_positive_int("--timeout", 600), default=60, help="seconds")
     test_call.add_argument("--json", action="store_true")
+
+    # budgets (issue 13): add | list | check; the arguments live with the feature
+    from core.budgets.cli import add_arguments as budget_arguments
+
+    budget_arguments(sub.add_parser("budgets", help="budgets and threshold alerts: add, list, check"))
     return parser
 
 
@@ -440,6 +445,12 @@ def cmd_reset_admin_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_budgets(args: argparse.Namespace) -> int:
+    from core.budgets.cli import run
+
+    return run(args, _engine)
+
+
 def cmd_test_call(args: argparse.Namespace) -> int:
     """Provider failures exit 1 with one line; bad input (names, prompt) exits 2 through ``main``."""
     from core.testcall import DEFAULT_PROMPT, TestCallError, make_test_call
@@ -483,6 +494,7 @@ COMMANDS = {
     "reprice": cmd_reprice,
     "test-call": cmd_test_call,
     "reset-admin-password": cmd_reset_admin_password,
+    "budgets": cmd_budgets,
 }
 
 
