@@ -136,7 +136,10 @@ def find_crossings(engine: Engine, watch: dict[int, tuple[Budget, list[Period]]]
 
 def _insert_statement(conn: Connection):  # type: ignore[no-untyped-def]
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(BudgetEvent).on_conflict_do_nothing(index_elements=["budget_id", "period_start", "threshold"])
+    statement = dialect.insert(BudgetEvent).on_conflict_do_nothing(
+        index_elements=["budget_id", "period_start", "threshold"]
+    )
+    return statement.returning(BudgetEvent.id)  # a row back only when this insert made it
 
 
 def write_crossings(engine: Engine, crossings: Sequence[Crossing], now: datetime | None = None) -> int:
@@ -167,7 +170,7 @@ def write_crossings(engine: Engine, crossings: Sequence[Crossing], now: datetime
                     next_attempt_at=moment if sends else None,
                 ),
             )
-            new += max(result.rowcount, 0)
+            new += len(result.all())
         return new
 
     return run_write(engine, work)
