@@ -240,6 +240,47 @@ def list_status(engine: Engine, now: datetime | None = None) -> list[BudgetStatu
     return out
 
 
+def alerting(engine: Engine, now: datetime | None = None) -> list[BudgetStatus]:
+    """Budgets at or past a threshold in their current period (one query when none is)."""
+    moment = now or now_utc()
+    budgets = detect.cached_budgets(engine)
+    if not budgets:
+        return []
+    current = {b.id: period_of(moment, b.period, ZoneInfo(b.tz)).start for b in budgets}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(BudgetEvent.budget_id, BudgetEvent.period_start, BudgetEvent.threshold).where(
+                BudgetEvent.period_start >= min(current.values())
+            )
+        ).all()
+    fired: dict[int, list[int]] = {}
+    for row in rows:
+        if current.get(row.budget_id) == row.period_start:
+            fired.setdefault(row.budget_id, []).append(row.threshold)
+    return [status_of(engine, b, moment, fired[b.id]) for b in budgets if b.id in fired]
+
+
+def spend_series(engine: Engine, budget: Budget, period: Period, now: datetime) -> list[tuple[datetime, Decimal]]:
+    """Cumulative spend from the period's start, at each step (hours for a day, days otherwise) up to now."""
+    tz = ZoneInfo(budget.tz)
+    edges = [period.start]
+    while edges[-1] < min(now, period.end):
+        if budget.period == "day":
+            edges.append(edges[-1] + timedelta(hours=1))
+        else:  # next local midnight
+            local = edges[-1].astimezone(tz).date() + timedelta(days=1)
+            from core.times import local_midnight
+
+            edges.append(local_midnight(local, tz))
+    edges[-1] = min(edges[-1], period.end)
+    total = Decimal(0)
+    series = [(period.start, total)]
+    for lo, hi in zip(edges, edges[1:], strict=False):
+        total += spend_in(engine, budget, lo, hi)
+        series.append((hi, total))
+    return series
+
+
 @dataclass(frozen=True)
 class CheckResult:
     new_events: int
