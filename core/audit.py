@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from core.db import run_write
 from core.models import PriceCorrection, UsageRecord
-from core.pricing import CostBreakdown, breakdown, current_index, price_book
+from core.pricing import STANDARD, CostBreakdown, PriceIndex, Usage, breakdown, current_index, price_book
 from core.rollups import add_to_rollups, aggregate, rolled_from_row
 
 
@@ -32,6 +32,14 @@ class Verification:
     stored_pricing_id: int | None
     at_its_time: CostBreakdown
     today: CostBreakdown
+    project: str | None = None
+    service_tier: str = STANDARD
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    reasoning_tokens: int = 0
+    web_search_calls: int = 0
+    stored_tier: int | None = None
+    stored_price_service_tier: str | None = None
 
     @property
     def matches(self) -> bool:
@@ -46,9 +54,8 @@ def verify_call(engine: Engine, log_id: int | None = None, request_id: str | Non
     if record is None:
         return None
     index = current_index(engine)
-    args = (record.provider, record.model, record.input_tokens, record.output_tokens, record.cached_input_tokens)
-    at_time = breakdown(index.lookup(record.provider, record.model, record.timestamp), *args)
-    today = breakdown(index.lookup(record.provider, record.model, datetime.now(UTC)), *args)
+    at_time = _reprice(index, record, record.timestamp)
+    today = _reprice(index, record, datetime.now(UTC))
     return Verification(
         record.id,
         record.request_id,
@@ -64,6 +71,43 @@ def verify_call(engine: Engine, log_id: int | None = None, request_id: str | Non
         record.pricing_id,
         at_time,
         today,
+        record.project,
+        record.service_tier or STANDARD,
+        record.cache_write_tokens or 0,
+        record.cache_write_1h_tokens or 0,
+        record.reasoning_tokens or 0,
+        record.web_search_calls or 0,
+        record.tier,
+        record.price_service_tier,
+    )
+
+
+def usage_of(record: UsageRecord) -> Usage:
+    """A stored call's counts, as the formula takes them."""
+    return Usage(
+        record.input_tokens,
+        record.output_tokens,
+        record.cached_input_tokens,
+        record.cache_write_tokens or 0,
+        record.cache_write_1h_tokens or 0,
+        record.reasoning_tokens or 0,
+        record.web_search_calls or 0,
+    )
+
+
+def _reprice(index: PriceIndex, record: UsageRecord, at: datetime) -> CostBreakdown:
+    """A stored call priced under the prices in force at ``at``, with the same tiers and tier rules."""
+    tier = record.service_tier or STANDARD
+    match = index.lookup(record.provider, record.model, at, tier)
+    return breakdown(
+        match,
+        record.provider,
+        record.model,
+        record.input_tokens,
+        record.output_tokens,
+        record.cached_input_tokens,
+        usage=usage_of(record),
+        requested_service_tier=tier,
     )
 
 
@@ -97,17 +141,9 @@ def reprice_estimated(
         removed, added, corrections = [], [], []
         now = datetime.now(UTC)
         for record in records:
-            match = index.lookup(record.provider, record.model, record.timestamp)
-            if match.matched_by == "estimate":
+            new = _reprice(index, record, record.timestamp)
+            if new.matched_by == "estimate":
                 continue
-            new = breakdown(
-                match,
-                record.provider,
-                record.model,
-                record.input_tokens,
-                record.output_tokens,
-                record.cached_input_tokens,
-            )
             conn.execute(
                 update(UsageRecord)
                 .where(UsageRecord.id == record.id)
@@ -115,8 +151,12 @@ def reprice_estimated(
                     cost_input=new.cost_input,
                     cost_output=new.cost_output,
                     cost_total=new.cost_total,
+                    cost_web_search=new.cost_web_search,
+                    cost_request=new.cost_request,
                     pricing_id=new.pricing_id,
                     matched_by=new.matched_by,
+                    price_service_tier=new.service_tier,
+                    tier=new.tier,
                 )
             )
             corrections.append(

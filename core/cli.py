@@ -28,6 +28,15 @@ class _Parser(argparse.ArgumentParser):
         raise BadInput(f"{self.prog}: {message}")
 
 
+COUNT_FLAGS = (
+    "--cached-input-tokens",
+    "--cache-write-tokens",
+    "--cache-write-1h-tokens",
+    "--reasoning-tokens",
+    "--web-search-calls",
+)
+
+
 def _non_negative_int(name: str):  # type: ignore[no-untyped-def]
     def parse(text: str) -> int:
         from core.pricing import PricingError, validate_tokens
@@ -60,9 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     def call_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--provider", required=True)
         p.add_argument("--model", required=True)
-        p.add_argument("--input-tokens", required=True, type=_non_negative_int("--input-tokens"))
-        p.add_argument("--output-tokens", required=True, type=_non_negative_int("--output-tokens"))
-        p.add_argument("--cached-input-tokens", default=0, type=_non_negative_int("--cached-input-tokens"))
+        p.add_argument("--input-tokens", type=_non_negative_int("--input-tokens"), help="all input tokens")
+        p.add_argument("--output-tokens", type=_non_negative_int("--output-tokens"), help="all output tokens")
+        for flag in COUNT_FLAGS:
+            p.add_argument(flag, default=0, type=_non_negative_int(flag))
+        p.add_argument("--service-tier", default="standard", help="standard, batch, flex or priority")
+        p.add_argument("--project")
+        p.add_argument("--usage", help="a provider's usage object as JSON, instead of the token flags")
         p.add_argument("--at", help="ISO time (default now; UTC where no offset)")
         p.add_argument("--json", action="store_true")
 
@@ -87,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="spend totals, as the dashboard shows them")
     report.add_argument("--since")
     report.add_argument("--until")
-    report.add_argument("--by", choices=["day", "provider", "model", "user"], default="day")
+    report.add_argument("--by", choices=["day", "provider", "model", "user", "project"], default="day")
     report.add_argument("--tz", default="UTC")
     report.add_argument("--json", action="store_true")
 
@@ -145,8 +158,21 @@ def _breakdown_json(b: Any) -> dict[str, Any]:
         "output_token_cost": to_text(b.output_token_cost),
         "cached_input_token_cost": to_text(b.cached_input_token_cost),
         "cost_per_request": to_text(b.cost_per_request),
+        "cache_write_tokens": b.cache_write_tokens,
+        "cache_write_1h_tokens": b.cache_write_1h_tokens,
+        "reasoning_tokens": b.reasoning_tokens,
+        "web_search_calls": b.web_search_calls,
+        "service_tier": b.service_tier,
+        "requested_service_tier": b.requested_service_tier,
+        "tier": b.tier,
+        "cache_write_token_cost": to_text(b.cache_write_token_cost),
+        "cache_write_1h_token_cost": to_text(b.cache_write_1h_token_cost),
+        "reasoning_token_cost": to_text(b.reasoning_token_cost),
+        "cost_per_web_search": to_text(b.cost_per_web_search),
         "cost_input": to_text(b.cost_input),
         "cost_output": to_text(b.cost_output),
+        "cost_web_search": to_text(b.cost_web_search),
+        "cost_request": to_text(b.cost_request),
         "cost_total": to_text(b.cost_total),
         "reason": b.reason,
     }
@@ -189,17 +215,48 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _call_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The call the flags describe: token flags, or ``--usage`` (a provider's usage object) instead of them."""
+    counts: dict[str, Any] = {
+        "input_tokens": args.input_tokens,
+        "output_tokens": args.output_tokens,
+        **{flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_")) for flag in COUNT_FLAGS},
+    }
+    tier = args.service_tier
+    if args.usage is not None:
+        given = [f"--{name.replace('_', '-')}" for name, value in counts.items() if value]
+        if given:
+            raise BadInput(f"--usage: given together with {', '.join(given)}; use one or the other")
+        try:
+            usage = json.loads(args.usage)
+        except json.JSONDecodeError as exc:
+            raise BadInput(f"--usage: not JSON ({exc.msg} at column {exc.colno}): {args.usage[:60]!r}") from None
+        from core.usage import usage_counts
+
+        counts = usage_counts(usage)
+        reported = counts.pop("service_tier", None)
+        if reported and tier == "standard":
+            tier = reported
+    else:
+        for name in ("input_tokens", "output_tokens"):
+            if counts[name] is None:
+                raise BadInput(f"--{name.replace('_', '-')}: required (or give --usage)")
+    return {**counts, "service_tier": tier}
+
+
 def cmd_cost(args: argparse.Namespace) -> int:
     from core.pricing import calculate_cost
 
+    values = _call_values(args)
     b = calculate_cost(
         _engine(),
         args.provider,
         args.model,
-        args.input_tokens,
-        args.output_tokens,
-        args.cached_input_tokens,
+        values.pop("input_tokens"),
+        values.pop("output_tokens"),
+        values.pop("cached_input_tokens"),
         _at(args.at),
+        **values,
     )
     if args.json:
         print(json.dumps(_breakdown_json(b)))
@@ -212,16 +269,19 @@ def cmd_record(args: argparse.Namespace) -> int:
     from core.audit import verify_call
     from core.usage import make_call, record_usage
 
+    values = _call_values(args)
     engine = _engine()
     call = make_call(
         args.provider,
         args.model,
-        args.input_tokens,
-        args.output_tokens,
-        args.cached_input_tokens,
+        values.pop("input_tokens"),
+        values.pop("output_tokens"),
+        values.pop("cached_input_tokens"),
         args.user,
         args.request_id,
         _at(args.at),  # parsed here so a bad value is named as --at, not timestamp
+        project=args.project,
+        **values,
     )
     result = record_usage(engine, call)
     stored = verify_call(engine, log_id=result.id)
@@ -235,6 +295,7 @@ def cmd_record(args: argparse.Namespace) -> int:
             id=result.id,
             request_id=result.request_id,
             duplicate=result.duplicate,
+            project=stored.project,
         )
         print(json.dumps(out))
     elif result.duplicate:
@@ -334,6 +395,10 @@ def _report_row_json(row: reports.Row, by: str) -> dict[str, Any]:
         input_tokens=t.input_tokens,
         output_tokens=t.output_tokens,
         cached_input_tokens=t.cached_input_tokens,
+        cache_write_tokens=t.cache_write_tokens,
+        cache_write_1h_tokens=t.cache_write_1h_tokens,
+        reasoning_tokens=t.reasoning_tokens,
+        web_search_calls=t.web_search_calls,
         cost_total=to_text(t.cost_total),
         estimated_calls=t.estimated_calls,
     )

@@ -12,7 +12,7 @@ import hashlib
 import io
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import IO
@@ -20,21 +20,14 @@ from typing import IO
 from sqlalchemy import Engine
 
 from core.config import import_batch_size
-from core.usage import Call, CallError, call_from_mapping, record_batch
+from core.usage import CALL_FIELDS, Call, CallError, call_from_mapping, record_batch
 
 BATCH_SIZE = 5_000
 MAX_LINE_BYTES = 64 * 1024
-FIELDS = (
-    "timestamp",
-    "provider",
-    "model",
-    "input_tokens",
-    "output_tokens",
-    "cached_input_tokens",
-    "user",
-    "request_id",
-)
+FIELDS = CALL_FIELDS  # every field of a call (DESIGN.md, "A call's usage"); `usage` in JSON Lines only
+CSV_FIELDS = tuple(name for name in CALL_FIELDS if name != "usage")
 REQUIRED = ("timestamp", "provider", "model", "input_tokens", "output_tokens")
+REQUIRED_WITH_USAGE = ("timestamp", "provider", "model")
 
 
 class ImportFileError(ValueError):
@@ -99,7 +92,7 @@ class _NotANumber:
 
 _DECODER = json.JSONDecoder(parse_constant=_NotANumber)  # one decoder: json.loads(**kw) builds one per call
 FIELD_SET = frozenset(FIELDS)
-TEXT_FIELDS = ("provider", "model", "user", "request_id")
+TEXT_FIELDS = ("provider", "model", "user", "request_id", "project", "service_tier", "status")
 
 
 def _snippet(text: str, limit: int = 60) -> str:
@@ -128,9 +121,9 @@ def _csv_rows(handle: IO[bytes]) -> Iterator[tuple[int, bytes, dict | None, str 
     missing = [name for name in REQUIRED if name not in header]
     if missing:
         raise ImportFileError(f"CSV header: missing column(s) {', '.join(missing)} (found: {', '.join(header)})")
-    unknown = [name for name in header if name not in FIELDS]
+    unknown = [name for name in header if name not in CSV_FIELDS]
     if unknown:
-        raise ImportFileError(f"CSV header: unknown column(s) {', '.join(unknown)} (known: {', '.join(FIELDS)})")
+        raise ImportFileError(f"CSV header: unknown column(s) {', '.join(unknown)} (known: {', '.join(CSV_FIELDS)})")
     raw_lines.clear()
     line = reader.line_num
     while True:
@@ -201,7 +194,7 @@ def _check_fields(mapping: dict) -> None:
     """Field names and types a file row must have, before the values are checked as a call."""
     if not FIELD_SET.issuperset(mapping):
         raise CallError(f"unknown field(s) {', '.join(sorted(set(mapping) - FIELD_SET))}")
-    for name in REQUIRED:
+    for name in REQUIRED_WITH_USAGE if mapping.get("usage") is not None else REQUIRED:
         value = mapping.get(name, _MISSING)
         if value is _MISSING:
             raise CallError(f"{name}: missing")
@@ -242,16 +235,7 @@ def _import_rows(
                 _check_fields(mapping)
                 call = call_from_mapping(mapping, now=now)
                 if call.request_id is None:
-                    call = Call(
-                        call.timestamp,
-                        call.provider,
-                        call.model,
-                        call.input_tokens,
-                        call.output_tokens,
-                        call.cached_input_tokens,
-                        call.user,
-                        _derived_request_id(raw, line),
-                    )
+                    call = replace(call, request_id=_derived_request_id(raw, line))
             except CallError as exc:
                 error = str(exc)
             else:

@@ -41,6 +41,7 @@ class LogFilter:
     model: str | None = None
     user: str | None = None
     matched_by: str | None = None
+    project: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("start", "end"):
@@ -72,6 +73,18 @@ class LogRow:
     price_model: str | None
     input_token_cost: Decimal | None
     output_token_cost: Decimal | None
+    project: str | None = None
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    reasoning_tokens: int = 0
+    web_search_calls: int = 0
+    service_tier: str = "standard"
+    price_service_tier: str | None = None
+    tier: int | None = None
+    cost_web_search: Decimal = Decimal(0)
+    cost_request: Decimal = Decimal(0)
+    latency_ms: int | None = None
+    status: str = "ok"
 
 
 CSV_COLUMNS = [f.name for f in fields(LogRow)]
@@ -104,6 +117,18 @@ def _query(flt: LogFilter) -> Select:  # type: ignore[type-arg]
         PriceVersion.model_name,
         PriceVersion.input_token_cost,
         PriceVersion.output_token_cost,
+        u.project,
+        u.cache_write_tokens,
+        u.cache_write_1h_tokens,
+        u.reasoning_tokens,
+        u.web_search_calls,
+        u.service_tier,
+        u.price_service_tier,
+        u.tier,
+        u.cost_web_search,
+        u.cost_request,
+        u.latency_ms,
+        u.status,
     ).outerjoin(PriceVersion, PriceVersion.id == u.pricing_id)
     if flt.start is not None:
         query = query.where(u.timestamp >= flt.start)
@@ -114,6 +139,7 @@ def _query(flt: LogFilter) -> Select:  # type: ignore[type-arg]
         (u.model, flt.model),
         (u.user_id, flt.user),
         (u.matched_by, flt.matched_by),
+        (u.project, flt.project),
     ):
         if value:
             query = query.where(column == value)
@@ -201,7 +227,7 @@ def write_csv(engine: Engine, flt: LogFilter, out: TextIO) -> int:
 
 
 EXPORT_PATH = "/export/usage.csv"
-EXPORT_PARAMS = ("start", "end", "provider", "model", "user", "matched_by")
+EXPORT_PARAMS = ("start", "end", "provider", "model", "user", "matched_by", "project")
 
 
 def export_query(flt: LogFilter) -> str:
@@ -222,7 +248,7 @@ def filter_from_query(params: Mapping[str, str]) -> LogFilter:
                 found[name] = parse_timestamp(params[name], name)
             except TimeError as exc:
                 raise LogFilterError(str(exc)) from None
-    for name in ("provider", "model", "user", "matched_by"):
+    for name in ("provider", "model", "user", "matched_by", "project"):
         if params.get(name):
             found[name] = params[name]
     return LogFilter(**found)  # type: ignore[arg-type]

@@ -11,14 +11,29 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, ColumnElement, Engine, FromClause, Integer, column, func, select, text, true, values
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Engine,
+    FromClause,
+    Integer,
+    and_,
+    column,
+    func,
+    select,
+    text,
+    true,
+    values,
+)
 
 from core.models import UsageRollup
 from core.rollups import DAY, GRAINS, QUARTER
 from core.times import local_midnight, local_periods
 
-DIMENSIONS = ("provider", "model", "user")
+DIMENSIONS = ("provider", "model", "user", "project")
 NO_USER = "(no user)"
+NO_PROJECT = "(no project)"
+Where = dict[str, str]  # exact matches on provider, model, user, project
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,10 @@ class Totals:
     cost_total: Decimal = Decimal(0)
     estimated_calls: int = 0
     estimated_cost: Decimal = Decimal(0)
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    reasoning_tokens: int = 0
+    web_search_calls: int = 0
 
     @property
     def average_cost(self) -> Decimal:
@@ -94,6 +113,10 @@ def _totals(row) -> Totals:  # type: ignore[no-untyped-def]
         cost_total=Decimal(row.cost_total),
         estimated_calls=int(row.estimated_calls),
         estimated_cost=Decimal(row.estimated_cost),
+        cache_write_tokens=int(row.cache_write_tokens),
+        cache_write_1h_tokens=int(row.cache_write_1h_tokens),
+        reasoning_tokens=int(row.reasoning_tokens),
+        web_search_calls=int(row.web_search_calls),
     )
 
 
@@ -104,8 +127,26 @@ def _dimension(by: str) -> str:
     return "user_id" if by == "user" else by
 
 
+def _conditions(source: FromClause, where: Where | None) -> list[ColumnElement[bool]]:
+    """Exact matches on roll-up key columns; "no user" / "no project" are stored as ''."""
+    conditions = []
+    for name, value in (where or {}).items():
+        column_name = _dimension(name)
+        wanted = "" if value in (NO_USER, NO_PROJECT) else value
+        conditions.append(source.c[column_name] == wanted)
+    return conditions
+
+
+def _label(by: str | None, key: str | None) -> str | None:
+    if by == "user":
+        return key or NO_USER
+    if by == "project":
+        return key or NO_PROJECT
+    return key if by else None
+
+
 def _grouped(
-    engine: Engine, labelled: list[tuple[int, datetime, datetime]], by: str | None
+    engine: Engine, labelled: list[tuple[int, datetime, datetime]], by: str | None, where: Where | None = None
 ) -> list[tuple[int, str | None, Totals]]:
     """Sum the roll-ups over labelled UTC ranges, grouped by label and an optional dimension."""
     runs = [(label, grain, a, b) for label, start, end in labelled for grain, a, b in segments(start, end)]
@@ -133,11 +174,11 @@ def _grouped(
     if engine.dialect.name == "postgresql":
         # one primary-key range scan per run: without the OFFSET 0 fence PostgreSQL pulls the
         # subquery up into a hash join that reads the whole table
-        source = select(table).where(in_run(table)).offset(0).lateral("r")
+        source = select(table).where(in_run(table), *_conditions(table, where)).offset(0).lateral("r")
         joined = seg.join(source, true())
     else:  # SQLite already loops over the runs and range-scans the primary key for each
         source = table
-        joined = seg.join(source, in_run(source))
+        joined = seg.join(source, and_(in_run(source), *_conditions(source, where)))
     group = [seg.c.label]
     if by is not None:
         group.append(source.c[_dimension(by)].label("key"))
@@ -148,30 +189,34 @@ def _grouped(
             # the planner overestimates these few index scans and would spend more on JIT than on the query
             conn.execute(text("SET LOCAL jit = off"))
         result = conn.execute(query).all()
-    return [
-        (row.label, (row.key or NO_USER) if by == "user" else (row.key if by else None), _totals(row)) for row in result
-    ]
+    return [(row.label, _label(by, row.key if by else None), _totals(row)) for row in result]
 
 
-def totals(engine: Engine, start: datetime, end: datetime) -> Totals:
-    """Everything in [start, end)."""
-    rows = _grouped(engine, [(0, start, end)], None)
+def totals(engine: Engine, start: datetime, end: datetime, where: Where | None = None) -> Totals:
+    """Everything in [start, end) (matching ``where``)."""
+    rows = _grouped(engine, [(0, start, end)], None, where)
     return rows[0][2] if rows else Totals()
 
 
-def breakdown(engine: Engine, start: datetime, end: datetime, by: str) -> list[Row]:
-    """Totals per provider, model or user over [start, end), biggest spend first."""
-    rows = _grouped(engine, [(0, start, end)], by)
+def breakdown(engine: Engine, start: datetime, end: datetime, by: str, where: Where | None = None) -> list[Row]:
+    """Totals per provider, model, user or project over [start, end), biggest spend first."""
+    rows = _grouped(engine, [(0, start, end)], by, where)
     return sorted((Row(None, key, t) for _label, key, t in rows), key=lambda r: (-r.totals.cost_total, r.key or ""))
 
 
 def over_time(
-    engine: Engine, start: datetime, end: datetime, tz: ZoneInfo, granularity: str = "day", by: str | None = None
+    engine: Engine,
+    start: datetime,
+    end: datetime,
+    tz: ZoneInfo,
+    granularity: str = "day",
+    by: str | None = None,
+    where: Where | None = None,
 ) -> list[Row]:
-    """Totals per local day, week or month in ``tz`` (and per provider/model/user if ``by``)."""
+    """Totals per local day, week or month in ``tz`` (and per provider/model/user/project if ``by``)."""
     periods = local_periods(start, end, tz, granularity)
     labelled = [(i, a, b) for i, (_label, a, b) in enumerate(periods)]
-    rows = _grouped(engine, labelled, by)
+    rows = _grouped(engine, labelled, by, where)
     return sorted(
         (Row(periods[label][0], key, t) for label, key, t in rows),
         key=lambda r: (r.period, -r.totals.cost_total, r.key or ""),

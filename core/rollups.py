@@ -310,30 +310,30 @@ def check_rollups(engine: Engine) -> RollupCheck:
                 UsageRollup.provider,
                 UsageRollup.model,
                 UsageRollup.user_id,
+                UsageRollup.project,
                 UsageRollup.calls,
                 UsageRollup.cost_total,
             ).where(UsageRollup.grain == DAY)
         ).all()
-        rolled_days: dict[tuple[int, str, str, str], tuple[int, Decimal]] = {}
-        for r in day_rows:  # summed over projects: the raw side below is keyed the same way
-            key4 = (r.bucket_start, r.provider, r.model, r.user_id)
-            calls0, cost0 = rolled_days.get(key4, (0, Decimal(0)))
-            rolled_days[key4] = (calls0 + r.calls, cost0 + r.cost_total)
-    raw_days: dict[tuple[int, str, str, str], list] = {}
+        rolled_days = {
+            (r.bucket_start, r.provider, r.model, r.user_id, r.project): (r.calls, r.cost_total) for r in day_rows
+        }
+    raw_days: dict[tuple[int, str, str, str, str], list] = {}
     with engine.connect() as conn:
-        for r in conn.execution_options(yield_per=50_000).execute(
+        for raw_row in conn.execution_options(yield_per=50_000).execute(
             select(
                 UsageRecord.timestamp,
                 UsageRecord.provider,
                 UsageRecord.model,
                 UsageRecord.user_id,
+                UsageRecord.project,
                 UsageRecord.cost_total,
             )
         ):
-            epoch = int(r.timestamp.timestamp())
-            key = (epoch - epoch % DAY, r.provider, r.model, r.user_id or "")
+            epoch = int(raw_row.timestamp.timestamp())
+            key = (epoch - epoch % DAY, raw_row.provider, raw_row.model, raw_row.user_id or "", raw_row.project or "")
             entry = raw_days.setdefault(key, [0, Decimal(0)])
             entry[0] += 1
-            entry[1] += r.cost_total
+            entry[1] += raw_row.cost_total
     matches = matches and rolled_days == {k: (v[0], v[1]) for k, v in raw_days.items()}
     return RollupCheck(matches, raw, rolled)

@@ -22,14 +22,18 @@ from core.models import UsageRecord
 from core.money import from_pico
 from core.pricing import (
     NAME_LIMITS,
+    STANDARD,
     PriceIndex,
     PriceMatch,
     PricingError,
+    Usage,
     clean_name,
-    cost_in_pico,
+    parse_service_tier,
     price_book,
+    price_call,
     validate_call,
     validate_tokens,
+    validate_usage,
 )
 from core.rollups import add_stored_to_rollups
 from core.times import TimeError, now_utc, parse_timestamp
@@ -53,6 +57,30 @@ class Call:
     cached_input_tokens: int = 0
     user: str | None = None
     request_id: str | None = None
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    reasoning_tokens: int = 0
+    web_search_calls: int = 0
+    service_tier: str = STANDARD
+    project: str | None = None
+    latency_ms: int | None = None
+    status: str = "ok"
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(
+            self.input_tokens,
+            self.output_tokens,
+            self.cached_input_tokens,
+            self.cache_write_tokens,
+            self.cache_write_1h_tokens,
+            self.reasoning_tokens,
+            self.web_search_calls,
+        )
+
+
+STATUSES = ("ok", "error")
+MAX_LATENCY_MS = 7 * 24 * 3600 * 1000
 
 
 def make_call(
@@ -66,6 +94,14 @@ def make_call(
     timestamp: object = None,
     *,
     now: datetime | None = None,
+    cache_write_tokens: object = 0,
+    cache_write_1h_tokens: object = 0,
+    reasoning_tokens: object = 0,
+    web_search_calls: object = 0,
+    service_tier: object = STANDARD,
+    project: object = None,
+    latency_ms: object = None,
+    status: object = "ok",
 ) -> Call:
     """Validate raw values (from the CLI, a file, a form or an API) into a :class:`Call`."""
     try:
@@ -73,11 +109,36 @@ def make_call(
             provider_clean, model_clean = _names(provider, model)
         else:
             provider_clean, model_clean = validate_call(provider, model, 0, 0, 0)[:2]  # type: ignore[arg-type]
-        tokens_in = validate_tokens(input_tokens, "input_tokens")
-        tokens_out = validate_tokens(output_tokens, "output_tokens")
-        cached = validate_tokens(0 if cached_input_tokens is None else cached_input_tokens, "cached_input_tokens")
-        if cached > tokens_in:  # let the pricing rules word the refusal
-            validate_call(provider_clean, model_clean, tokens_in, tokens_out, cached)
+        if (
+            not cache_write_tokens
+            and not cache_write_1h_tokens
+            and not reasoning_tokens
+            and not web_search_calls
+            and type(input_tokens) is int
+            and type(output_tokens) is int
+            and type(cached_input_tokens) is int
+            and 0 <= cached_input_tokens <= input_tokens <= MAX_TOKENS_FAST
+            and 0 <= output_tokens <= MAX_TOKENS_FAST
+        ):  # the common shape, checked at C speed; anything else gets the full check and its message
+            usage = Usage(input_tokens, output_tokens, cached_input_tokens)
+        else:
+            usage = validate_usage(
+                input_tokens,
+                output_tokens,
+                cached_input_tokens,
+                cache_write_tokens,
+                cache_write_1h_tokens,
+                reasoning_tokens,
+                web_search_calls,
+            )
+        tier = STANDARD if service_tier == STANDARD else parse_service_tier(service_tier)
+        project_clean = (
+            None
+            if project is None or (isinstance(project, str) and not project.strip())
+            else (_project(project) if isinstance(project, str) else clean_name(project, "project"))
+        )
+        latency = None if latency_ms is None or latency_ms == "" else _latency(latency_ms)
+        status_clean = "ok" if status is None or status == "ok" or status == "" else _status(status)
         user_clean = (
             None
             if user is None or (isinstance(user, str) and not user.strip())
@@ -91,7 +152,51 @@ def make_call(
         moment = (now or now_utc()) if timestamp is None else parse_timestamp(timestamp, "timestamp", now=now)
     except (PricingError, TimeError) as exc:
         raise CallError(str(exc)) from None
-    return Call(moment, provider_clean, model_clean, tokens_in, tokens_out, cached, user_clean, request_clean)
+    return Call(
+        moment,
+        provider_clean,
+        model_clean,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cached_input_tokens,
+        user_clean,
+        request_clean,
+        usage.cache_write_tokens,
+        usage.cache_write_1h_tokens,
+        usage.reasoning_tokens,
+        usage.web_search_calls,
+        tier,
+        project_clean,
+        latency,
+        status_clean,
+    )
+
+
+MAX_TOKENS_FAST = 10**12
+
+
+def _latency(value: object) -> int:
+    try:
+        return validate_tokens(value, "latency_ms") if not isinstance(value, float) else _latency_float(value)
+    except PricingError as exc:
+        raise PricingError(str(exc).replace("tokens", "milliseconds")) from None
+
+
+def _latency_float(value: float) -> int:
+    if value != value or value in (float("inf"), float("-inf")) or value < 0:
+        raise PricingError(f"latency_ms: {value!r} is not a duration in milliseconds")
+    return round(value)
+
+
+def _status(value: object) -> str:
+    if isinstance(value, str) and value.strip().lower() in STATUSES:
+        return value.strip().lower()
+    raise PricingError(f"status: {value!r} is not one of {', '.join(STATUSES)}")
+
+
+@lru_cache(maxsize=4096)
+def _project(project: str) -> str:
+    return clean_name(project, "project")
 
 
 @lru_cache(maxsize=4096)
@@ -152,19 +257,14 @@ class _Pricer:
 
     def __init__(self, index: PriceIndex) -> None:
         self._index = index
-        versions = getattr(index, "_versions", None)
-        self._times: list[float] | None = (
-            sorted({t for times, _prices in versions.values() for t in times}) if versions is not None else None
-        )
-        self._cache: dict[tuple[str, str, int], PriceMatch] = {}
+        self._times = index.change_times()
+        self._cache: dict[tuple[str, str, str, int], PriceMatch] = {}
 
-    def match(self, provider: str, model: str, moment: datetime, epoch: float) -> PriceMatch:
-        if self._times is None:
-            return self._index.lookup(provider, model, moment)
-        key = (provider, model, bisect_right(self._times, epoch))
+    def match(self, provider: str, model: str, moment: datetime, epoch: float, tier: str = STANDARD) -> PriceMatch:
+        key = (provider, model, tier, bisect_right(self._times, epoch))
         found = self._cache.get(key)
         if found is None:
-            found = self._cache[key] = self._index.lookup(provider, model, moment)
+            found = self._cache[key] = self._index.lookup(provider, model, moment, tier)
         return found
 
 
@@ -183,8 +283,22 @@ LOG_COLUMNS = (
     "pricing_id",
     "matched_by",
     "recorded_at",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+    "web_search_calls",
+    "service_tier",
+    "price_service_tier",
+    "tier",
+    "project",
+    "latency_ms",
+    "status",
+    "cost_web_search",
+    "cost_request",
 )
-PICO_COLUMNS = frozenset({"cost_input", "cost_output", "cost_total"})  # priced in whole pico-dollars
+# priced in whole pico-dollars
+PICO_COLUMNS = frozenset({"cost_input", "cost_output", "cost_total", "cost_web_search", "cost_request"})
+RECORDED_AT = LOG_COLUMNS.index("recorded_at")
 
 
 def _price_rows(index: PriceIndex, calls: Sequence[Call], recorded_at: datetime) -> list[tuple]:
@@ -194,10 +308,9 @@ def _price_rows(index: PriceIndex, calls: Sequence[Call], recorded_at: datetime)
     for call in calls:
         moment = call.timestamp
         epoch = moment.timestamp()
-        match = pricer.match(call.provider, call.model, moment, epoch)
+        match = pricer.match(call.provider, call.model, moment, epoch, call.service_tier)
         price = match.price
-        cached = call.cached_input_tokens
-        cost_input, cost_output, cost_total = cost_in_pico(price, call.input_tokens, call.output_tokens, cached)
+        cost = price_call(price, call.usage)
         rows.append(
             (
                 moment,
@@ -207,13 +320,25 @@ def _price_rows(index: PriceIndex, calls: Sequence[Call], recorded_at: datetime)
                 call.request_id,
                 call.input_tokens,
                 call.output_tokens,
-                cached,
-                cost_input,
-                cost_output,
-                cost_total,
+                call.cached_input_tokens,
+                cost.cost_input,
+                cost.cost_output,
+                cost.cost_total,
                 price.pricing_id,
                 match.matched_by,
                 recorded_at,
+                call.cache_write_tokens,
+                call.cache_write_1h_tokens,
+                call.reasoning_tokens,
+                call.web_search_calls,
+                call.service_tier,
+                price.service_tier if price.pricing_id is not None else call.service_tier,
+                cost.tier,
+                call.project,
+                call.latency_ms,
+                call.status,
+                cost.web_search,
+                cost.request,
             )
         )
     return rows
@@ -242,16 +367,16 @@ def _insert_sqlite(conn: Connection, rows: list[tuple]) -> tuple[int, ...]:
         else columns[name].type.dialect_impl(dialect).bind_processor(dialect)
         for name in LOG_COLUMNS
     ]
-    constant = {LOG_COLUMNS.index("recorded_at")}  # the same for every row: processed once
+    constant = {RECORDED_AT}  # the same for every row: processed once
     per_row = [(i, p) for i, p in enumerate(processors) if p is not None and i not in constant]
-    recorded_at = processors[LOG_COLUMNS.index("recorded_at")]
-    fixed = recorded_at(rows[0][-1]) if recorded_at else rows[0][-1]
+    recorded_at = processors[RECORDED_AT]
+    fixed = recorded_at(rows[0][RECORDED_AT]) if recorded_at else rows[0][RECORDED_AT]
     params = []
     for row in rows:
         values = list(row)
         for i, process in per_row:
             values[i] = process(values[i])
-        values[-1] = fixed
+        values[RECORDED_AT] = fixed
         params.append(tuple(values))
     before = conn.execute(select(func.coalesce(func.max(UsageRecord.id), 0))).scalar_one()
     conn.exec_driver_sql(sql, params)
@@ -334,16 +459,85 @@ def get_call(engine: Engine, log_id: int | None = None, request_id: str | None =
         return session.scalars(select(UsageRecord).where(UsageRecord.request_id == request_id)).first()
 
 
-def call_from_mapping(raw: Mapping[str, object], *, now: datetime | None = None) -> Call:
-    """A call from a dict with the import's field names (timestamp, provider, model, ...)."""
+CALL_FIELDS = (
+    "timestamp",
+    "provider",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+    "web_search_calls",
+    "service_tier",
+    "project",
+    "latency_ms",
+    "status",
+    "user",
+    "request_id",
+    "usage",
+)
+TOKEN_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+    "web_search_calls",
+)
+
+
+def usage_counts(usage: object) -> dict[str, object]:
+    """A provider's usage object (OpenAI, Anthropic, Gemini, as returned) as the call's count fields."""
+    from core.provider_usage import UsageShapeError, normalise_usage
+
+    try:
+        fields = normalise_usage(usage)
+    except UsageShapeError as exc:
+        raise CallError(str(exc) if str(exc).startswith("usage") else f"usage: {exc}") from None
+    counts: dict[str, object] = {name: getattr(fields, name) for name in TOKEN_FIELDS}
+    if getattr(fields, "service_tier", None):
+        counts["service_tier"] = fields.service_tier
+    return counts
+
+
+def call_from_mapping(
+    raw: Mapping[str, object], *, now: datetime | None = None, default_project: str | None = None
+) -> Call:
+    """A call from a dict with the import's field names (timestamp, provider, model, ...; see CALL_FIELDS).
+
+    ``usage`` (a provider's usage object) replaces the token fields; giving both is refused.
+    """
+    values: dict[str, object] = dict(raw)
+    usage = values.pop("usage", None)
+    if usage is not None:
+        given = [name for name in TOKEN_FIELDS if values.get(name) not in (None, "", 0)]
+        if given:
+            raise CallError(f"usage: given together with {', '.join(given)}; send one or the other")
+        counts = usage_counts(usage)
+        if values.get("service_tier") in (None, "") and "service_tier" in counts:
+            values["service_tier"] = counts.pop("service_tier")
+        counts.pop("service_tier", None)
+        values.update(counts)
+    project = values.get("project")
     return make_call(
-        raw.get("provider"),
-        raw.get("model"),
-        raw.get("input_tokens"),
-        raw.get("output_tokens"),
-        raw.get("cached_input_tokens") or 0,
-        raw.get("user"),
-        raw.get("request_id"),
-        raw.get("timestamp"),
+        values.get("provider"),
+        values.get("model"),
+        values.get("input_tokens"),
+        values.get("output_tokens"),
+        values.get("cached_input_tokens") or 0,
+        values.get("user"),
+        values.get("request_id"),
+        values.get("timestamp"),
         now=now,
+        cache_write_tokens=values.get("cache_write_tokens") or 0,
+        cache_write_1h_tokens=values.get("cache_write_1h_tokens") or 0,
+        reasoning_tokens=values.get("reasoning_tokens") or 0,
+        web_search_calls=values.get("web_search_calls") or 0,
+        service_tier=values.get("service_tier") or STANDARD,
+        project=project if project not in (None, "") else default_project,
+        latency_ms=values.get("latency_ms"),
+        status=values.get("status") or "ok",
     )
