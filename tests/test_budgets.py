@@ -268,8 +268,8 @@ def _webhook_budget(engine: Engine, url: str, secret: str = SPEC_SECRET, **kw): 
 def test_event_is_signed_and_shaped_as_designed(engine: Engine) -> None:
     with receiver() as hook:
         hook.secret = SPEC_SECRET
-        added = _webhook_budget(engine, hook.url, scope="user:web")
-        record_batch(engine, [usd("1.25", user="web")])
+        added = _webhook_budget(engine, hook.url, scope="project:web")
+        record_batch(engine, [usd("1.25", project="web"), usd("5", project="other")])
         result = service.check(engine)
         assert result.report.delivered == 1
         (got,) = hook.received
@@ -277,7 +277,7 @@ def test_event_is_signed_and_shaped_as_designed(engine: Engine) -> None:
     body = got.payload
     assert body["type"] == "budget.threshold_crossed"
     data = body["data"]
-    assert data["budget_id"] == added.budget.id and data["budget_name"] == "team" and data["scope"] == "user:web"
+    assert data["budget_id"] == added.budget.id and data["budget_name"] == "team" and data["scope"] == "project:web"
     assert (data["amount"], data["spend"], data["threshold"], data["currency"]) == ("1", "1.25", 100, "USD")
     period = period_of(datetime.now(UTC), "month", ZoneInfo("UTC"))
     assert data["period_start"] == period.start.isoformat().replace("+00:00", "Z")
@@ -435,13 +435,13 @@ def test_cli_add_list_check(engine: Engine, db_url: str, monkeypatch: pytest.Mon
     with receiver() as hook:
         code, out, err = run_cli(
             db_url, monkeypatch, capsys, "budgets", "add", "--name", "web", "--amount", "2.50", "--period", "week",
-            "--scope", "user:web", "--tz", "Europe/Berlin", "--webhook", hook.url, "--json",
+            "--scope", "project:web", "--tz", "Europe/Berlin", "--webhook", hook.url, "--json",
         )  # fmt: skip
         assert code == 0, err
         added = json.loads(out)
         assert added["secret"].startswith("whsec_") and added["thresholds"] == [50, 80, 100]
         hook.secret = added["secret"]
-        record_batch(engine, [usd("2", user="web")])
+        record_batch(engine, [usd("2", project="web"), usd("3", user="web")])
         code, out, err = run_cli(db_url, monkeypatch, capsys, "budgets", "list", "--json")
         assert code == 0, err
         (row,) = json.loads(out)["budgets"]

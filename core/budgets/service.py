@@ -72,6 +72,8 @@ def parse_scope(text: object) -> tuple[str, str | None]:
     value = value.strip()
     if not value or len(value) > 300 or not value.isprintable():
         raise BudgetError(f"scope: {raw!r} names no {kind}")
+    if kind == "provider":  # calls keep their provider name lower-cased
+        value = value.lower()
     return kind, value
 
 
