@@ -190,15 +190,6 @@ def reconcile_quarters(engine: Engine, budgets: Sequence[Budget], quarters: Sequ
     return write_crossings(engine, find_crossings(engine, watch))
 
 
-def matches(budget: Budget, call: object) -> bool:
-    """Whether a call (a ``core.usage.Call``) counts towards the budget's scope."""
-    kind = budget.scope_kind
-    if kind == "all":
-        return True
-    attribute = {"provider": "provider", "model": "model", "user": "user", "project": "project"}[kind]
-    return getattr(call, attribute, None) == budget.scope_value
-
-
 def on_recorded(engine: Engine, calls: Sequence[object]) -> int:
     """After a batch of calls committed: reconcile the budgets whose scope they match, in the periods they touch.
 
@@ -209,20 +200,22 @@ def on_recorded(engine: Engine, calls: Sequence[object]) -> int:
         budgets = cached_budgets(engine)
         if not budgets or not calls:
             return 0
-        all_quarters: set[int] = set()
+        # every period boundary of every zone is on a quarter hour: a call's quarter tells its period
+        quarters = [int(call.timestamp.timestamp()) // QUARTER * QUARTER for call in calls]  # type: ignore[attr-defined]
+        all_quarters = set(quarters)
         by_scope: dict[tuple[str, object], set[int]] = {}
-        kinds = {b.scope_kind for b in budgets} - {"all"}
-        for call in calls:
-            q = int(call.timestamp.timestamp()) // QUARTER * QUARTER  # type: ignore[attr-defined]
-            all_quarters.add(q)
-            for kind in kinds:
-                value = getattr(call, "user" if kind == "user" else kind, None)
-                by_scope.setdefault((kind, value), set()).add(q)
+        for kind in {b.scope_kind for b in budgets} - {"all"}:
+            wanted = {b.scope_value for b in budgets if b.scope_kind == kind}
+            attribute = "user" if kind == "user" else kind
+            for call, q in zip(calls, quarters, strict=True):
+                value = getattr(call, attribute, None)
+                if value in wanted:
+                    by_scope.setdefault((kind, value), set()).add(q)
         watch: dict[int, tuple[Budget, list[Period]]] = {}
         for b in budgets:
-            quarters = all_quarters if b.scope_kind == "all" else by_scope.get((b.scope_kind, b.scope_value))
-            if quarters:
-                watch[b.id] = (b, periods_touching(b, sorted(quarters)))
+            touched = all_quarters if b.scope_kind == "all" else by_scope.get((b.scope_kind, b.scope_value))
+            if touched:
+                watch[b.id] = (b, periods_touching(b, sorted(touched)))
         return write_crossings(engine, find_crossings(engine, watch))
     except SQLAlchemyError as exc:  # e.g. an old database without the budget tables
         log.warning("budget detection after recording failed (the reconciler will retry): %s", exc)

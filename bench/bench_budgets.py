@@ -1,0 +1,137 @@
+"""Recording with 20 active budgets against none: record_batch and import rates side by side.
+
+Goal (issue 13): with 20 budgets, >= 0.8x the rate without. Calls: BENCH_BUDGET_ROWS demo
+calls (default 100,000) over the last 30 days, in time order; record_batch in batches of
+BENCH_BUDGET_BATCH (default 5,000), import of the same calls as JSON Lines. The 20 budgets
+(made 60 days ago, so every period of the calls is watched) mix periods, zones and scopes:
+all, provider, model and user, with thresholds that some periods cross.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from common import OUT, backends, figure, fresh_database, machine
+from sqlalchemy import func, select
+
+from core.budgets import service
+from core.budgets.detect import forget_budgets
+from core.budgets.models import BudgetEvent
+from core.demo import generate
+from core.importer import import_file
+from core.usage import record_batch
+
+ROWS = int(os.environ.get("BENCH_BUDGET_ROWS", "100000"))
+BATCH = int(os.environ.get("BENCH_BUDGET_BATCH", "5000"))
+ZONES = ("UTC", "Europe/Berlin", "Asia/Kolkata", "America/New_York")
+PERIODS = ("day", "week", "month")
+
+
+def budgets(calls: list) -> list[service.BudgetSpec]:  # type: ignore[type-arg]
+    providers = sorted({c.provider for c in calls})
+    models = sorted({c.model for c in calls})
+    users = sorted({c.user for c in calls if c.user})
+    specs = []
+    for i in range(20):
+        kind = ("all", "provider", "model", "user")[i % 4]
+        value = {"all": None, "provider": providers, "model": models, "user": users}[kind]
+        scope = "all" if value is None else f"{kind}:{value[i % len(value)]}"
+        amount = ("5", "50", "500", "5000")[i % 4]
+        specs.append(service.validate(f"budget-{i}", amount, PERIODS[i % 3], scope, ZONES[i % 4], "50,80,100", None))
+    return specs
+
+
+def _setup(backend: str, name: str, with_budgets: bool, calls: list):  # type: ignore[no-untyped-def,type-arg]
+    engine = fresh_database(backend, name)
+    forget_budgets()
+    if with_budgets:
+        created = datetime.now(UTC) - timedelta(days=60)
+        for spec in budgets(calls):
+            service.add_budget(engine, spec, now=created)
+    return engine
+
+
+def _events(engine) -> int:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(BudgetEvent)).scalar_one()
+
+
+REPEAT = int(os.environ.get("BENCH_BUDGET_REPEAT", "3"))
+
+
+def _record(backend: str, with_budgets: bool, calls: list) -> tuple[float, int]:  # type: ignore[type-arg]
+    engine = _setup(backend, f"budgets_record_{int(with_budgets)}", with_budgets, calls)
+    started = time.perf_counter()
+    for start in range(0, len(calls), BATCH):
+        record_batch(engine, calls[start : start + BATCH])
+    rate = len(calls) / (time.perf_counter() - started)
+    events = _events(engine)
+    engine.dispose()
+    return rate, events
+
+
+def _import(backend: str, with_budgets: bool, calls: list, path: Path) -> tuple[float, int]:  # type: ignore[type-arg]
+    engine = _setup(backend, f"budgets_import_{int(with_budgets)}", with_budgets, calls)
+    started = time.perf_counter()
+    result = import_file(engine, path)
+    rate = result.taken / (time.perf_counter() - started)
+    events = _events(engine)
+    engine.dispose()
+    return rate, events
+
+
+def side_by_side(label: str, backend: str, run) -> None:  # type: ignore[no-untyped-def]
+    """Best of REPEAT runs each, alternating without and with budgets (the machine is shared and noisy)."""
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    events = 0
+    for _ in range(REPEAT):
+        for with_budgets in (False, True):
+            rate, found = run(with_budgets)
+            rates[with_budgets].append(rate)
+            events = found if with_budgets else events
+    best = {k: max(v) for k, v in rates.items()}
+    figure(f"{label}, {ROWS:,} calls, no budgets, {backend}", best[False], "calls/s")
+    figure(
+        f"{label}, {ROWS:,} calls, 20 budgets, {backend}",
+        best[True],
+        "calls/s",
+        "no budgets",
+        best[True] / best[False],
+        events=events,
+        runs={str(k): [round(r) for r in v] for k, v in rates.items()},
+    )
+
+
+def write_jsonl(path: Path, calls: list) -> None:  # type: ignore[type-arg]
+    with open(path, "w") as handle:
+        for i, c in enumerate(calls):
+            row = {
+                "timestamp": c.timestamp.isoformat(),
+                "provider": c.provider,
+                "model": c.model,
+                "input_tokens": c.input_tokens,
+                "output_tokens": c.output_tokens,
+                "cached_input_tokens": c.cached_input_tokens,
+                "user": c.user,
+                "request_id": f"bench-{i}",
+            }
+            handle.write(json.dumps(row) + "\n")
+
+
+def main() -> None:
+    print(f"# budgets: {machine()}")
+    calls = list(generate(30, ROWS, end=datetime.now(UTC) - timedelta(minutes=5)))
+    path = OUT / "budget_calls.jsonl"
+    OUT.mkdir(parents=True, exist_ok=True)
+    write_jsonl(path, calls)
+    for backend in backends():
+        side_by_side("record_batch", backend, lambda b: _record(backend, b, calls))  # noqa: B023
+        side_by_side("import", backend, lambda b: _import(backend, b, calls, path))  # noqa: B023
+
+
+if __name__ == "__main__":
+    main()
