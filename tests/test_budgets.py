@@ -526,3 +526,33 @@ def test_no_budgets_costs_one_cached_lookup(engine: Engine, monkeypatch: pytest.
         record_batch(engine, [usd("0.01")])
     assert len(calls) == 1
     assert len(BudgetDelivery.__table__.columns) > 0
+
+
+def test_detection_sum_equals_the_report_sum(engine: Engine) -> None:
+    """The prepared roll-up sum used after each batch and reports.totals agree to the last pico-dollar."""
+    import random
+
+    from core.budgets.spend import rollup_spend, spend_in
+
+    rng = random.Random(5)
+    now = datetime.now(UTC)
+    calls = [
+        make_call(
+            rng.choice(["acme", "openai", "huggingface"]),
+            rng.choice(["gpt-4o", "model-x", "openai/gpt-oss-120b:groq"]),
+            rng.randrange(1, 50_000),
+            rng.randrange(0, 5_000),
+            user=rng.choice([None, "alice", "bob"]),
+            project=rng.choice([None, "web", "batch"]),
+            timestamp=now - timedelta(minutes=rng.randrange(1, 60 * 24 * 40)),
+        )
+        for _ in range(600)
+    ]
+    record_batch(engine, calls)
+    scopes = ["all", "provider:acme", "model:gpt-4o", "user:alice", "project:web", "project:none-such"]
+    for i, scope in enumerate(scopes):
+        for period, tz in [("day", "Asia/Kolkata"), ("week", "Europe/Berlin"), ("month", "UTC")]:
+            budget = add(engine, f"b{i}-{period}", amount="1000", period=period, tz=tz, scope=scope).budget
+            for p in periods_between(now - timedelta(days=40), now, period, ZoneInfo(tz)):
+                with engine.connect() as conn:
+                    assert rollup_spend(conn, budget, p.start, p.end) == spend_in(engine, budget, p.start, p.end)
