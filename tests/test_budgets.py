@@ -32,6 +32,12 @@ LONG_AGO = datetime(2026, 1, 1, tzinfo=UTC)
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
+@pytest.fixture(autouse=True)
+def check_after_every_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Detection after recording runs at most once a second in production; here after every batch."""
+    monkeypatch.setattr(detect, "MIN_INTERVAL_SECONDS", 0.0)
+
+
 def usd(amount: str, at: datetime | None = None, provider: str = "acme", **kw: object) -> Call:
     """A call that costs exactly ``amount`` dollars (the $1 per 1M tokens estimate)."""
     tokens = int(Decimal(amount) * 1_000_000)
@@ -556,3 +562,20 @@ def test_detection_sum_equals_the_report_sum(engine: Engine) -> None:
             for p in periods_between(now - timedelta(days=40), now, period, ZoneInfo(tz)):
                 with engine.connect() as conn:
                     assert rollup_spend(conn, budget, p.start, p.end) == spend_in(engine, budget, p.start, p.end)
+
+
+def test_detection_after_recording_is_throttled_but_never_lost(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within the interval a batch only marks its periods; a timer (or the next batch, or exit) checks them."""
+    monkeypatch.setattr(detect, "MIN_INTERVAL_SECONDS", 0.5)
+    add(engine, amount="1", thresholds="50,100", created=datetime.now(UTC) - timedelta(days=40))
+    record_batch(engine, [usd("0.6")])  # checked at once: 50%
+    assert [e.threshold for e in events(engine)] == [50]
+    record_batch(engine, [usd("0.6")])  # within the interval: deferred
+    assert [e.threshold for e in events(engine)] == [50]
+    deadline = time.monotonic() + 10
+    while len(events(engine)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [e.threshold for e in events(engine)] == [50, 100]
+    record_batch(engine, [usd("5", datetime.now(UTC) - timedelta(days=33))])  # last month, deferred
+    assert detect.flush(engine) == 2  # what exit does too
+    assert len(events(engine)) == 4

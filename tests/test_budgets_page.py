@@ -28,6 +28,12 @@ def app_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return url
 
 
+@pytest.fixture(autouse=True)
+def check_after_every_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Detection after recording runs at most once a second in production; here after every batch."""
+    monkeypatch.setattr(detect, "MIN_INTERVAL_SECONDS", 0.0)
+
+
 def _page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=30)
     at.run()

@@ -10,6 +10,7 @@ crossing found after its period closed (a back-dated call, a reprice) is marked 
 
 from __future__ import annotations
 
+import atexit
 import logging
 import secrets
 import threading
@@ -189,36 +190,113 @@ def reconcile_quarters(engine: Engine, budgets: Sequence[Budget], quarters: Sequ
     return write_crossings(engine, find_crossings(engine, watch))
 
 
-def on_recorded(engine: Engine, calls: Sequence[object]) -> int:
-    """After a batch of calls committed: reconcile the budgets whose scope they match, in the periods they touch.
+# Detection after recording runs at most this often per process and database; batches in
+# between only add the periods they touch, checked by the next pass (a timer runs it if no
+# batch comes). Its cost is then bounded whatever the batch size: one call at a time too.
+MIN_INTERVAL_SECONDS = 1.0
 
-    Costs one cached look-up when there are no budgets. Never raises: the calls are
-    stored already, and the reconciler catches anything missed here.
+
+class _Pending:
+    """Periods touched by recorded calls and not checked yet, for one database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.quarters: dict[int, set[int]] = {}  # budget id -> quarter-hour starts (epoch s)
+        self.last_pass = float("-inf")
+        self.timer: threading.Timer | None = None
+        self.lock = threading.Lock()  # held while a pass runs: one pass at a time
+
+
+_pending_lock = threading.Lock()
+_pending: dict[str, _Pending] = {}
+
+
+def _touched_quarters(budgets: Sequence[Budget], calls: Sequence[object]) -> dict[int, set[int]]:
+    """For each budget whose scope some call matches: the quarter hours those calls fall in."""
+    # every period boundary of every zone is on a quarter hour: a call's quarter tells its period
+    quarters = [int(call.timestamp.timestamp()) // QUARTER * QUARTER for call in calls]  # type: ignore[attr-defined]
+    all_quarters = set(quarters)
+    by_scope: dict[tuple[str, object], set[int]] = {}
+    for kind in {b.scope_kind for b in budgets} - {"all"}:
+        wanted = {b.scope_value for b in budgets if b.scope_kind == kind}
+        attribute = "user" if kind == "user" else kind
+        for call, q in zip(calls, quarters, strict=True):
+            value = getattr(call, attribute, None)
+            if value in wanted:
+                by_scope.setdefault((kind, value), set()).add(q)
+    touched: dict[int, set[int]] = {}
+    for b in budgets:
+        found = all_quarters if b.scope_kind == "all" else by_scope.get((b.scope_kind, b.scope_value))
+        if found:
+            touched[b.id] = set(found)
+    return touched
+
+
+def _run_pass(state: _Pending) -> int:
+    """Check every pending period now (one pass at a time per database)."""
+    with state.lock:
+        with _pending_lock:
+            quarters, state.quarters = state.quarters, {}
+            state.last_pass = time.monotonic()
+            if state.timer is not None:
+                state.timer.cancel()
+                state.timer = None
+        if not quarters:
+            return 0
+        try:
+            budgets = {b.id: b for b in cached_budgets(state.engine)}
+            watch = {
+                i: (budgets[i], periods_touching(budgets[i], sorted(q))) for i, q in quarters.items() if i in budgets
+            }
+            return write_crossings(state.engine, find_crossings(state.engine, watch))
+        except Exception as exc:  # noqa: BLE001 - the calls are committed; the reconciler retries
+            log.warning("budget detection after recording failed (the reconciler will retry): %s", exc)
+            return 0
+
+
+def flush(engine: Engine | None = None) -> int:
+    """Check now whatever recorded calls left pending (all databases when ``engine`` is None)."""
+    with _pending_lock:
+        states = list(_pending.values()) if engine is None else [s for s in [_pending.get(str(engine.url))] if s]
+    return sum(_run_pass(state) for state in states)
+
+
+def on_recorded(engine: Engine, calls: Sequence[object]) -> int:
+    """After a batch of calls committed: check the budgets whose scope they match, in the periods they touch.
+
+    Costs one cached look-up when there are no budgets. Runs the check at once unless one ran
+    less than ``MIN_INTERVAL_SECONDS`` ago; then a timer runs it when the interval is over.
+    Never raises: the calls are stored already, and the reconciler catches anything missed.
+    Returns the events written by this call (0 when the check was deferred).
     """
     try:
         budgets = cached_budgets(engine)
         if not budgets or not calls:
             return 0
-        # every period boundary of every zone is on a quarter hour: a call's quarter tells its period
-        quarters = [int(call.timestamp.timestamp()) // QUARTER * QUARTER for call in calls]  # type: ignore[attr-defined]
-        all_quarters = set(quarters)
-        by_scope: dict[tuple[str, object], set[int]] = {}
-        for kind in {b.scope_kind for b in budgets} - {"all"}:
-            wanted = {b.scope_value for b in budgets if b.scope_kind == kind}
-            attribute = "user" if kind == "user" else kind
-            for call, q in zip(calls, quarters, strict=True):
-                value = getattr(call, attribute, None)
-                if value in wanted:
-                    by_scope.setdefault((kind, value), set()).add(q)
-        watch: dict[int, tuple[Budget, list[Period]]] = {}
-        for b in budgets:
-            touched = all_quarters if b.scope_kind == "all" else by_scope.get((b.scope_kind, b.scope_value))
-            if touched:
-                watch[b.id] = (b, periods_touching(b, sorted(touched)))
-        return write_crossings(engine, find_crossings(engine, watch))
+        touched = _touched_quarters(budgets, calls)
+        if not touched:
+            return 0
+        key = str(engine.url)
+        with _pending_lock:
+            state = _pending.get(key)
+            if state is None or state.engine is not engine:
+                state = _pending[key] = _Pending(engine)
+            for budget_id, quarters in touched.items():
+                state.quarters.setdefault(budget_id, set()).update(quarters)
+            wait = state.last_pass + MIN_INTERVAL_SECONDS - time.monotonic()
+            if wait > 0:
+                if state.timer is None:
+                    state.timer = threading.Timer(wait, _run_pass, args=(state,))
+                    state.timer.daemon = True
+                    state.timer.start()
+                return 0
+        return _run_pass(state)
     except Exception as exc:  # noqa: BLE001 - the calls are committed; never fail the caller for an alert check
         log.warning("budget detection after recording failed (the reconciler will retry): %s", exc)
         return 0
+
+
+atexit.register(flush)
 
 
 class Watermark:
