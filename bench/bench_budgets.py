@@ -1,7 +1,7 @@
 """Recording with 20 active budgets against none: record_batch and import rates side by side.
 
 Goal (issue 13): with 20 budgets, >= 0.8x the rate without. Calls: BENCH_BUDGET_ROWS demo
-calls (default 100,000) over the last 30 days, in time order; record_batch in batches of
+calls (default 100,000) over the last BENCH_BUDGET_DAYS (default 30) days, in time order; record_batch in batches of
 BENCH_BUDGET_BATCHES (default 5,000 and 100), import of the same calls as JSON Lines. The 20 budgets
 (made 60 days ago, so every period of the calls is watched) mix periods, zones and scopes:
 all, provider, model and user, with thresholds that some periods cross.
@@ -26,6 +26,7 @@ from core.importer import import_file
 from core.usage import record_batch
 
 ROWS = int(os.environ.get("BENCH_BUDGET_ROWS", "100000"))
+DAYS = int(os.environ.get("BENCH_BUDGET_DAYS", "30"))  # 1: live traffic, one period per budget per pass
 BATCHES = [int(b) for b in os.environ.get("BENCH_BUDGET_BATCHES", "5000,100").split(",")]
 ZONES = ("UTC", "Europe/Berlin", "Asia/Kolkata", "America/New_York")
 PERIODS = ("day", "week", "month")
@@ -157,7 +158,8 @@ def write_jsonl(path: Path, calls: list) -> None:  # type: ignore[type-arg]
 
 def main() -> None:
     print(f"# budgets: {machine()}")
-    calls = list(generate(30, ROWS, end=datetime.now(UTC) - timedelta(minutes=5)))
+    calls = list(generate(DAYS, ROWS, end=datetime.now(UTC) - timedelta(minutes=5)))
+    print(f"# {ROWS:,} calls over the last {DAYS} days")
     path = OUT / "budget_calls.jsonl"
     OUT.mkdir(parents=True, exist_ok=True)
     write_jsonl(path, calls)
