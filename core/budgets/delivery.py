@@ -159,6 +159,18 @@ class DeliveryReport:
 def claim_due(engine: Engine, now: datetime, limit: int = CLAIM_LIMIT) -> list[tuple[int, datetime]]:
     """Take a lease on due events (pending, due, not leased by another sender); returns (id, lease end)."""
     lease = now + LEASE
+    with engine.connect() as conn:  # a read first: no write lock every few seconds when nothing is due
+        due = conn.execute(
+            select(BudgetEvent.id)
+            .where(
+                BudgetEvent.status == PENDING,
+                BudgetEvent.next_attempt_at <= now,
+                (BudgetEvent.claimed_until.is_(None)) | (BudgetEvent.claimed_until <= now),
+            )
+            .limit(1)
+        ).first()
+    if due is None:
+        return []
 
     def work(conn: Connection) -> list[tuple[int, datetime]]:
         query = (
