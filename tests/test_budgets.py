@@ -579,3 +579,29 @@ def test_detection_after_recording_is_throttled_but_never_lost(engine: Engine, m
     record_batch(engine, [usd("5", datetime.now(UTC) - timedelta(days=33))])  # last month, deferred
     assert detect.flush(engine) == 2  # what exit does too
     assert len(events(engine)) == 4
+
+
+def test_the_running_server_delivers_within_seconds(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.budgets import worker
+
+    monkeypatch.setenv("SPENDBOARD_BUDGET_WORKER", "0")
+    assert worker.start_worker(engine) is None  # switched off
+    monkeypatch.delenv("SPENDBOARD_BUDGET_WORKER")
+    with receiver() as hook:
+        hook.secret = SPEC_SECRET
+        _webhook_budget(engine, hook.url)
+        thread = worker.start_worker(engine, interval=0.2)
+        try:
+            assert thread is not None and worker.start_worker(engine, interval=0.2) is thread  # once per database
+            monkeypatch.setattr(detect, "MIN_INTERVAL_SECONDS", 3600.0)  # recording leaves it to the server
+            record_batch(engine, [usd("0.3")])  # the first pass of the process runs now: below every threshold
+            record_batch(engine, [usd("2")])  # deferred for an hour; the server's loop finds it
+            deadline = time.monotonic() + 10
+            while not hook.received and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            worker.stop_worker(engine)
+            detect.flush(engine)  # the deferred mark (and its hour-long timer) goes; nothing new is found
+            detect.forget_budgets()
+    assert [r.verified for r in hook.received] == [True]
+    assert [e.status for e in events(engine)] == [DELIVERED]

@@ -13,7 +13,7 @@ from core.budgets import delivery, detect
 log = logging.getLogger(__name__)
 INTERVAL_SECONDS = 5.0  # due events go out within 10 s
 _lock = threading.Lock()
-_started: dict[str, threading.Thread] = {}
+_started: dict[str, tuple[threading.Thread, threading.Event]] = {}
 
 
 def tick(engine: Engine, mark: detect.Watermark) -> None:
@@ -39,11 +39,19 @@ def start_worker(engine: Engine, interval: float = INTERVAL_SECONDS) -> threadin
     key = str(engine.url)
     with _lock:
         running = _started.get(key)
-        if running is not None and running.is_alive():
-            return running
-        thread = threading.Thread(
-            target=_loop, args=(engine, threading.Event(), interval), name="spendboard-budgets", daemon=True
-        )
+        if running is not None and running[0].is_alive():
+            return running[0]
+        stop = threading.Event()
+        thread = threading.Thread(target=_loop, args=(engine, stop, interval), name="spendboard-budgets", daemon=True)
         thread.start()
-        _started[key] = thread
+        _started[key] = (thread, stop)
         return thread
+
+
+def stop_worker(engine: Engine, timeout: float = 10.0) -> None:
+    """Stop the loop for this database (tests; a server simply exits)."""
+    with _lock:
+        running = _started.pop(str(engine.url), None)
+    if running is not None:
+        running[1].set()
+        running[0].join(timeout)
