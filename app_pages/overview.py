@@ -9,7 +9,7 @@ from core.config import database_url
 from core.demo import load_demo
 from core.forecast import change_ratio, format_change, previous_period
 from core.money import format_total, to_text
-from ui import common
+from ui import budget_banner, common
 from ui.charts import spend_figure
 from ui.views import EXACT_SPEND, SPEND_HELP, breakdown_table, estimate_notice, kpi_values
 
@@ -18,6 +18,7 @@ FILTER_OPTIONS = 500  # the biggest spenders first; a filter list of every user 
 
 st.title("Overview")
 engine = common.get_engine()
+budget_banner.render(engine)  # a budget at or past a threshold shows first
 url = database_url()
 flt = common.filters()
 

@@ -150,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     from core.prices_cli import add_prices_commands  # parsers only; the handlers import lazily
 
     add_sync_command(add_prices_commands(sub))
+    # budgets (issue 13): add | list | check; the arguments live with the feature
+    from core.budgets.cli import add_arguments as budget_arguments
+
+    budget_arguments(sub.add_parser("budgets", help="budgets and threshold alerts: add, list, check"))
     return parser
 
 
@@ -565,6 +569,12 @@ def cmd_reset_admin_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_budgets(args: argparse.Namespace) -> int:
+    from core.budgets.cli import run
+
+    return run(args, _engine)
+
+
 def cmd_test_call(args: argparse.Namespace) -> int:
     """Provider failures exit 1 with one line; bad input (names, prompt) exits 2 through ``main``."""
     from core.testcall import DEFAULT_PROMPT, TestCallError, make_test_call
@@ -617,6 +627,7 @@ COMMANDS = {
     "prices": cmd_prices,
     "serve": lambda args: _ingest_command(args),
     "keys": lambda args: _ingest_command(args),
+    "budgets": cmd_budgets,
 }
 
 

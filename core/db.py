@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
 from core import config
+from core.budgets import models as _budget_models  # noqa: F401 - registers the budget tables on Base
 from core.models import Base
 
 BUSY_TIMEOUT_MS = 5_000

@@ -423,7 +423,12 @@ def record_batch(engine: Engine, calls: Sequence[Call]) -> BatchResult:
                 add_stored_to_rollups(conn, ids[0], ids[-1], ids)
         return BatchResult(len(ids), len(calls) - len(ids), ids)
 
-    return run_write(engine, work)
+    result = run_write(engine, work)
+    if result.recorded:  # after the commit, outside its lock; a no-op while there are no budgets
+        from core.budgets.detect import on_recorded
+
+        on_recorded(engine, calls)
+    return result
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,23 @@
-"""The ingestion routes alone, as one Starlette app: what ``python -m core serve`` runs under uvicorn."""
+"""The ingestion routes alone, as one Starlette app: what ``python -m core serve`` runs under uvicorn.
+
+Each worker process also runs the budget loop (reconcile, deliver due alerts), as the dashboard does,
+so an API-only deployment still sends its alerts; the outbox keeps them exactly-once across workers.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 
 from routes import ingest
 
-app = Starlette(routes=ingest.ROUTES)
+
+@asynccontextmanager
+async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+    from core.budgets.worker import start_worker
+
+    start_worker(ingest.get_engine())
+    yield
+
+
+app = Starlette(routes=ingest.ROUTES, lifespan=lifespan)

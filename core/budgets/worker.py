@@ -1,0 +1,57 @@
+"""The running server's budget loop: reconcile what changed and post what is due, every few seconds."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from sqlalchemy import Engine
+
+from core.budgets import delivery, detect
+
+log = logging.getLogger(__name__)
+INTERVAL_SECONDS = 5.0  # due events go out within 10 s
+_lock = threading.Lock()
+_started: dict[str, tuple[threading.Thread, threading.Event]] = {}
+
+
+def tick(engine: Engine, mark: detect.Watermark) -> None:
+    detect.reconcile_changes(engine, mark)
+    delivery.deliver_due(engine)
+
+
+def _loop(engine: Engine, stop: threading.Event, interval: float) -> None:
+    mark = detect.Watermark()
+    while not stop.is_set():
+        try:
+            if detect.cached_budgets(engine):
+                tick(engine, mark)
+        except Exception as exc:  # noqa: BLE001 - the loop must outlive a database hiccup
+            log.warning("budget check failed, trying again in %.0f s: %s", interval, exc)
+        stop.wait(interval)
+
+
+def start_worker(engine: Engine, interval: float = INTERVAL_SECONDS) -> threading.Thread | None:
+    """Start the loop once per process and database (``SPENDBOARD_BUDGET_WORKER=0`` turns it off)."""
+    if os.environ.get("SPENDBOARD_BUDGET_WORKER", "1").strip() in ("0", "false", "no", "off"):
+        return None
+    key = str(engine.url)
+    with _lock:
+        running = _started.get(key)
+        if running is not None and running[0].is_alive():
+            return running[0]
+        stop = threading.Event()
+        thread = threading.Thread(target=_loop, args=(engine, stop, interval), name="spendboard-budgets", daemon=True)
+        thread.start()
+        _started[key] = (thread, stop)
+        return thread
+
+
+def stop_worker(engine: Engine, timeout: float = 10.0) -> None:
+    """Stop the loop for this database (tests; a server simply exits)."""
+    with _lock:
+        running = _started.pop(str(engine.url), None)
+    if running is not None:
+        running[1].set()
+        running[0].join(timeout)
