@@ -355,6 +355,14 @@ def initialize_default_pricing(engine: Engine, catalog: list[CatalogPrice] | Non
                 output_token_cost=wanted[1],
                 cached_input_token_cost=base.cached_input_token_cost if base else None,
                 cost_per_request=base.cost_per_request if base else None,
+                # the environment sets input and output; every other rate, the tiers and the
+                # match rule stay as the version it replaces has them
+                cache_write_token_cost=base.cache_write_token_cost if base else None,
+                cache_write_1h_token_cost=base.cache_write_1h_token_cost if base else None,
+                reasoning_token_cost=base.reasoning_token_cost if base else None,
+                cost_per_web_search=base.cost_per_web_search if base else None,
+                tiers=tiers_to_json(base.tiers) if base else None,
+                match_rule=base.match_rule if base else None,
                 effective_from=BEGINNING_OF_TIME if (key in fresh or base is None) else now,
                 source="env",
                 changed_by="environment",

@@ -423,6 +423,7 @@ def match_rule(rule: Any) -> Callable[[str], bool]:
 
 
 Key = tuple[str, str, str]  # provider, model name lower-cased, service tier
+COMPACT_DATE = re.compile(r"-(20\d\d)(\d\d)(\d\d)$")
 
 
 class PriceIndex:
@@ -491,8 +492,21 @@ class PriceIndex:
                 found = next((name for name, test in rules if test(candidate)), None)
                 if found is not None:
                     break
+        if found is None:
+            found = self._dated_alias(provider, model.strip().lower())
         self._alias_cache[key] = found
         return found
+
+    def _dated_alias(self, provider: str, lowered: str) -> str | None:
+        """A compact date suffix written with dashes, as the package does when nothing else matches:
+        ``gpt-4o-20240806`` is ``gpt-4o-2024-08-06``."""
+        dashed = COMPACT_DATE.sub(r"-\1-\2-\3", lowered)
+        if dashed == lowered:
+            return None
+        entry = self._versions.get((provider, dashed, STANDARD))
+        if entry is not None:
+            return entry[1][-1].model_name
+        return next((name for name, test in self._rules.get(provider, ()) if test(dashed)), None)
 
     def _in_force(self, provider: str, name: str, at: datetime, tier: str) -> tuple[Price | None, str]:
         """The tier's version of ``name`` when there is one, else the standard one; and a note."""

@@ -20,6 +20,11 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "huggingface": ("hf", "huggingface-hub", "hugging-face"),
     "cohere": ("cohere-ai",),
     "perplexity": ("perplexity-ai",),
+    "moonshotai": ("moonshot", "moonshot-ai", "kimi"),
+    "voyageai": ("voyage", "voyage-ai"),
+    "zhipuai": ("zhipu", "zhipu-ai", "bigmodel"),
+    "zai": ("z-ai", "z.ai"),
+    "cloudflare": ("workers-ai", "cloudflare-workers-ai"),
 }
 
 _CANONICAL: dict[str, str] = {}

@@ -197,3 +197,13 @@ def test_a_dated_price_change_in_a_newer_package_is_a_version_from_its_date(
     after = calculate_cost(engine, "openai", "gpt-4o", 1_000_000, 0, at=datetime(2026, 11, 1, tzinfo=UTC))
     assert (before.cost_total, after.cost_total) == (Decimal("2.5"), Decimal(2))
     assert sync_package(engine).versions_written == 0
+
+
+def test_a_compact_dated_id_is_priced_by_its_dashed_date(engine: Engine) -> None:
+    """``gpt-4o-20240806`` is ``gpt-4o-2024-08-06`` (the package's own fallback), not the $1/1M estimate."""
+    from core.pricing import calculate_cost
+
+    b = calculate_cost(engine, "openai", "gpt-4o-20240806", 1000, 100)
+    assert b.matched_by == "alias"
+    assert b.cost_total == calculate_cost(engine, "openai", "gpt-4o-2024-08-06", 1000, 100).cost_total
+    assert calculate_cost(engine, "moonshot", "kimi-k2-0905-preview", 1000, 100).matched_by != "estimate"

@@ -115,3 +115,18 @@ def test_init_names_only_the_rate_that_changed(empty_engine: Engine, monkeypatch
     line = next(c for c in changes if "huggingface/openai/gpt-oss-120b:groq" in c)
     assert "input $1.00 / 1M tokens -> $2.00 / 1M tokens" in line
     assert "output" not in line
+
+
+def test_an_env_price_keeps_the_other_rates_of_the_version_it_replaces(
+    empty_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    initialize_default_pricing(empty_engine)
+    edit = PriceEdit("acme", "default", "1", "2", cache_write_per_1m="1.25", reasoning_per_1m="4")
+    assert save_price(empty_engine, edit) is not None
+    monkeypatch.setenv("ACME_INPUT_TOKEN_COST", "0.000003")
+    monkeypatch.setenv("ACME_OUTPUT_TOKEN_COST", "0.000006")
+    initialize_default_pricing(empty_engine)
+    b = calculate_cost(empty_engine, "acme", "any-model", 1000, 100, cache_write_tokens=1000, reasoning_tokens=100)
+    assert b.input_token_cost == Decimal("0.000003")
+    assert b.cache_write_token_cost == Decimal("0.00000125")
+    assert b.reasoning_token_cost == Decimal("0.000004")
