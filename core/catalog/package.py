@@ -35,22 +35,12 @@ from decimal import Decimal
 from typing import Any
 
 from core.money import MAX_REQUEST_PRICE, MAX_TOKEN_PRICE, to_text
+from core.pricing import RATE_FIELDS  # the rate columns of a version, in the order versions are compared
 from core.times import BEGINNING_OF_TIME
 
 SOURCE = "package"
 CHANGED_BY = "genai-prices"
 
-# the rate columns of a price version, in the order versions are compared
-RATE_FIELDS = (
-    "input_token_cost",
-    "output_token_cost",
-    "cached_input_token_cost",
-    "cache_write_token_cost",
-    "cache_write_1h_token_cost",
-    "reasoning_token_cost",
-    "cost_per_web_search",
-    "cost_per_request",
-)
 
 # Spendboard service tier -> the package's price context selecting its variant
 SERVICE_TIERS: dict[str, dict[str, str]] = {
