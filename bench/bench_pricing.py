@@ -1,79 +1,130 @@
-"""Pricing a call in-process (in-memory price index) vs ``litellm.cost_per_token`` on the same calls (goal >= 10x).
+"""Pricing whole-bill calls in-process vs ``litellm.cost_per_token`` and ``genai_prices.calc_price`` on the same
+calls (goal: >= 10x faster than either on the full-breakdown path).
 
-litellm is installed only in bench/out/venv-litellm (created here on first run), never in the app's venv.
+The calls carry what release 2 bills: cache reads, 5-minute cache writes, reasoning, long-context tiers
+(Gemini 2.5 Pro above 200k input tokens), batch calls. Every library prices the same (provider, model,
+usage) list; LiteLLM uses the cost map shipped in its wheel (LITELLM_LOCAL_MODEL_COST_MAP=True, no network).
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+import os
+import random
 import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from common import OUT, figure, fresh_database
+from common import figure, fresh_database
 
-from core.demo import generate
-from core.pricing import breakdown, cost_in_pico, current_index
+from core.pricing import Usage, breakdown, current_index, price_call
 from core.usage import _Pricer
 
-CALLS = 100_000
-VENV = OUT / "venv-litellm"
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+CALLS = int(os.environ.get("BENCH_PRICING_CALLS", "50000"))
+MODELS = [  # (provider, model): known to all three
+    ("openai", "gpt-4o"),
+    ("openai", "gpt-4o-mini"),
+    ("openai", "gpt-5"),
+    ("anthropic", "claude-sonnet-4-5"),
+    ("anthropic", "claude-haiku-4-5"),
+    ("google", "gemini-2.5-pro"),
+    ("google", "gemini-2.5-flash"),
+]
 
 
-def litellm_python() -> str | None:
-    python = VENV / "bin" / "python"
-    if not python.exists():
-        print("  installing litellm into bench/out/venv-litellm (once) ...", flush=True)
-        made = subprocess.run([sys.executable, "-m", "venv", str(VENV)], capture_output=True)
-        if made.returncode == 0:
-            subprocess.run([str(python), "-m", "pip", "install", "-q", "litellm"], capture_output=True)
-    ok = python.exists() and subprocess.run([str(python), "-c", "import litellm"], capture_output=True).returncode == 0
-    return str(python) if ok else None
+def make_calls(n: int, seed: int = 7) -> list[tuple[str, str, Usage, str, datetime]]:
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    calls = []
+    for _ in range(n):
+        provider, model = rng.choice(MODELS)
+        input_tokens = rng.choice([rng.randint(10, 5_000), rng.randint(5_000, 60_000), rng.randint(150_000, 400_000)])
+        cached = rng.randint(0, input_tokens // 2) if rng.random() < 0.5 else 0
+        written = rng.randint(0, (input_tokens - cached) // 2) if provider == "anthropic" and rng.random() < 0.3 else 0
+        output_tokens = rng.randint(1, 4_000)
+        reasoning = rng.randint(0, output_tokens) if model in ("gpt-5", "gemini-2.5-pro") else 0
+        tier = "batch" if rng.random() < 0.1 and provider != "google" else "standard"
+        usage = Usage(input_tokens, output_tokens, cached, written, 0, reasoning, 0)
+        calls.append((provider, model, usage, tier, now - timedelta(minutes=rng.randint(0, 60 * 24 * 30))))
+    return calls
+
+
+def rate(work: Any, calls: list) -> float:
+    started = time.perf_counter()
+    work(calls)
+    return len(calls) / (time.perf_counter() - started)
 
 
 def main() -> None:
-    calls = list(generate(90, CALLS, seed=5))
+    calls = make_calls(CALLS)
     engine = fresh_database("sqlite", "pricing")
     index = current_index(engine)
-    started = time.perf_counter()
-    for c in calls:
-        match = index.lookup(c.provider, c.model, c.timestamp)
-        breakdown(match, c.provider, c.model, c.input_tokens, c.output_tokens, c.cached_input_tokens)
-    ours = len(calls) / (time.perf_counter() - started)
-    # the ingestion path: the lookup memoised per (provider, model, price span), cost in pico-dollars
-    started = time.perf_counter()
-    pricer = _Pricer(index)
-    for c in calls:
-        match = pricer.match(c.provider, c.model, c.timestamp, c.timestamp.timestamp())
-        cost_in_pico(match.price, c.input_tokens, c.output_tokens, c.cached_input_tokens)
-    ingest = len(calls) / (time.perf_counter() - started)
+
+    def full_breakdown(batch: list) -> None:
+        for provider, model, usage, tier, moment in batch:
+            match = index.lookup(provider, model, moment, tier)
+            breakdown(
+                match,
+                provider,
+                model,
+                usage.input_tokens,
+                usage.output_tokens,
+                usage=usage,
+                requested_service_tier=tier,
+            ).cost_total  # the total as a Decimal, as the libraries return theirs
+
+    def as_record_batch(batch: list) -> None:
+        pricer = _Pricer(index)  # the lookup memoised per (provider, model, tier, price span)
+        for provider, model, usage, tier, moment in batch:
+            price_call(pricer.match(provider, model, moment, moment.timestamp(), tier).price, usage)
+
+    ours = rate(full_breakdown, calls)
+    ingest = rate(as_record_batch, calls)
     engine.dispose()
-    python = litellm_python()
-    if python is None:
-        figure(f"pricing a call in-process, {CALLS:,} calls", ours, "calls/s")
-        figure(f"pricing a call as record_batch does, {CALLS:,}", ingest, "calls/s")
-        print("  litellm line skipped: litellm could not be installed into bench/out/venv-litellm (no registry?)")
-        return
-    path = OUT / "pricing_calls.json"
-    path.write_text(json.dumps([[c.provider, c.model, c.input_tokens, c.output_tokens] for c in calls]))
-    side = OUT.parent / "litellm_side.py"
-    done = subprocess.run([python, str(side), str(path)], capture_output=True, text=True)
-    if done.returncode != 0:
-        figure(f"pricing a call in-process, {CALLS:,} calls", ours, "calls/s")
-        print(f"  litellm line skipped: {done.stderr.strip().splitlines()[-1:]}")
-        return
-    theirs = json.loads(done.stdout.strip().splitlines()[-1])
-    baseline = f"litellm {theirs['version']} cost_per_token"
-    figure(
-        f"pricing a call in-process (lookup + CostBreakdown), {CALLS:,}",
-        ours,
-        "calls/s",
-        baseline,
-        ours / theirs["rate"],
-    )
-    figure(f"pricing a call as record_batch does, {CALLS:,}", ingest, "calls/s", baseline, ingest / theirs["rate"])
-    note = f" ({theirs['failed']:,} calls unknown to litellm)" if theirs["failed"] else ""
-    figure(f"litellm.cost_per_token, same calls{note}", theirs["rate"], "calls/s")
+
+    import genai_prices
+    import litellm
+
+    def with_genai_prices(batch: list) -> None:
+        for provider, model, usage, tier, moment in batch:
+            genai_prices.calc_price(
+                genai_prices.Usage(
+                    input_tokens=usage.input_tokens,
+                    cache_read_tokens=usage.cached_input_tokens,
+                    cache_write_tokens=usage.cache_write_tokens,
+                    output_tokens=usage.output_tokens,
+                ),
+                model,
+                provider_id=provider,
+                genai_request_timestamp=moment,
+                price_context={"service_tier": tier} if tier != "standard" else None,
+            )
+
+    def with_litellm(batch: list) -> None:
+        for provider, model, usage, tier, _moment in batch:
+            litellm.cost_per_token(
+                model=model,
+                prompt_tokens=usage.input_tokens,
+                completion_tokens=usage.output_tokens,
+                cache_read_input_tokens=usage.cached_input_tokens,
+                cache_creation_input_tokens=usage.cache_write_tokens,
+                custom_llm_provider="gemini" if provider == "google" else provider,
+                service_tier=None if tier == "standard" else tier,
+            )
+
+    sample = calls[: max(1, CALLS // 5)]  # the libraries are slower: a fifth of the calls is plenty
+    genai = rate(with_genai_prices, sample)
+    lite = rate(with_litellm, sample)
+    gp = f"genai-prices {genai_prices.__version__} calc_price"
+    ll = f"litellm {litellm.__version__ if hasattr(litellm, '__version__') else ''} cost_per_token".replace("  ", " ")
+    label = f"{CALLS:,} whole-bill calls"
+    figure(f"pricing, lookup + full CostBreakdown, {label}", ours, "calls/s", gp, ours / genai)
+    figure(f"pricing, lookup + full CostBreakdown, {label}", ours, "calls/s", ll, ours / lite)
+    figure(f"pricing as record_batch does, {label}", ingest, "calls/s", gp, ingest / genai)
+    figure(f"pricing as record_batch does, {label}", ingest, "calls/s", ll, ingest / lite)
+    figure(f"genai_prices.calc_price, {len(sample):,} of the same calls", genai, "calls/s")
+    figure(f"litellm.cost_per_token, {len(sample):,} of the same calls", lite, "calls/s")
 
 
 if __name__ == "__main__":

@@ -68,9 +68,19 @@ def to_pico(amount: Decimal) -> int:
     return integral
 
 
+_ZERO = Decimal(0)
+
+
 def from_pico(pico: int) -> Decimal:
-    """Whole pico-dollars back to a normalised ``Decimal`` (no trailing zeros)."""
-    return _normalize(Decimal(pico).scaleb(-12))
+    """Whole pico-dollars back to a normalised ``Decimal`` (no trailing zeros).
+
+    On the pricing hot path: a whole number of dollars (zero included) is built from the
+    integer; anything else has a fractional part, so ``normalize`` cannot produce an exponent
+    above zero and needs no quantize.
+    """
+    if pico % PICO == 0:
+        return Decimal(pico // PICO) if pico else _ZERO
+    return Decimal(pico).scaleb(-12).normalize()
 
 
 def per_million(per_token: Decimal) -> Decimal:

@@ -27,9 +27,10 @@ import threading
 import weakref
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
@@ -104,6 +105,11 @@ class Rates:
     reasoning: int
     web_search: int
     request: int
+
+    @cached_property
+    def as_decimals(self) -> tuple[Decimal, ...]:
+        """The rates as USD Decimals, in field order; made once per price and tier, not once per call."""
+        return tuple(from_pico(getattr(self, f.name)) for f in fields(self))
 
     @classmethod
     def resolve(cls, raw: dict[str, Decimal | None]) -> Rates:
@@ -275,47 +281,138 @@ class Usage:
 
 @dataclass(frozen=True)
 class CostBreakdown:
-    """A call's cost, every figure exact, with the price that produced it and every line of the formula."""
+    """A call's cost, every figure exact, with the price that produced it and every line of the formula.
+
+    The lines are kept in whole pico-dollars and become ``Decimal`` when read (once each), so pricing
+    a call builds no Decimal it does not show.
+    """
 
     provider: str
     model: str
     matched_by: str
     pricing_id: int | None
     reason: str
-    input_tokens: int
-    output_tokens: int
-    cached_input_tokens: int
-    input_token_cost: Decimal
-    output_token_cost: Decimal
-    cached_input_token_cost: Decimal
-    cost_per_request: Decimal
-    cost_input: Decimal
-    cost_output: Decimal
-    cost_total: Decimal
     price_effective_from: datetime | None
-    cache_write_tokens: int = 0
-    cache_write_1h_tokens: int = 0
-    reasoning_tokens: int = 0
-    web_search_calls: int = 0
+    usage: Usage
+    cost: PicoCost
     requested_service_tier: str = STANDARD
     service_tier: str = STANDARD  # the tier whose rates were used
-    tier: int | None = None  # above_input_tokens of the long-context tier used
-    cache_write_token_cost: Decimal = Decimal(0)
-    cache_write_1h_token_cost: Decimal = Decimal(0)
-    reasoning_token_cost: Decimal = Decimal(0)
-    cost_per_web_search: Decimal = Decimal(0)
-    cost_uncached_input: Decimal = Decimal(0)
-    cost_cached_input: Decimal = Decimal(0)
-    cost_cache_write: Decimal = Decimal(0)
-    cost_cache_write_1h: Decimal = Decimal(0)
-    cost_plain_output: Decimal = Decimal(0)
-    cost_reasoning: Decimal = Decimal(0)
-    cost_web_search: Decimal = Decimal(0)
-    cost_request: Decimal = Decimal(0)
+
+    # the call's counts
+    @property
+    def input_tokens(self) -> int:
+        return self.usage.input_tokens
+
+    @property
+    def output_tokens(self) -> int:
+        return self.usage.output_tokens
+
+    @property
+    def cached_input_tokens(self) -> int:
+        return self.usage.cached_input_tokens
+
+    @property
+    def cache_write_tokens(self) -> int:
+        return self.usage.cache_write_tokens
+
+    @property
+    def cache_write_1h_tokens(self) -> int:
+        return self.usage.cache_write_1h_tokens
+
+    @property
+    def reasoning_tokens(self) -> int:
+        return self.usage.reasoning_tokens
+
+    @property
+    def web_search_calls(self) -> int:
+        return self.usage.web_search_calls
 
     @property
     def uncached_input_tokens(self) -> int:
         return self.input_tokens - self.cached_input_tokens - self.cache_write_tokens - self.cache_write_1h_tokens
+
+    @property
+    def tier(self) -> int | None:
+        """above_input_tokens of the long-context tier used, or None."""
+        return self.cost.tier
+
+    # the rates as in force for the call (inside a tier, the tier's), fallbacks applied
+    @property
+    def input_token_cost(self) -> Decimal:
+        return self.cost.rates.as_decimals[0]
+
+    @property
+    def output_token_cost(self) -> Decimal:
+        return self.cost.rates.as_decimals[1]
+
+    @property
+    def cached_input_token_cost(self) -> Decimal:
+        return self.cost.rates.as_decimals[2]
+
+    @property
+    def cache_write_token_cost(self) -> Decimal:
+        return self.cost.rates.as_decimals[3]
+
+    @property
+    def cache_write_1h_token_cost(self) -> Decimal:
+        return self.cost.rates.as_decimals[4]
+
+    @property
+    def reasoning_token_cost(self) -> Decimal:
+        return self.cost.rates.as_decimals[5]
+
+    @property
+    def cost_per_web_search(self) -> Decimal:
+        return self.cost.rates.as_decimals[6]
+
+    @property
+    def cost_per_request(self) -> Decimal:
+        return self.cost.rates.as_decimals[7]
+
+    # the lines of the formula, USD
+    @cached_property
+    def cost_input(self) -> Decimal:
+        return from_pico(self.cost.cost_input)
+
+    @cached_property
+    def cost_output(self) -> Decimal:
+        return from_pico(self.cost.cost_output)
+
+    @cached_property
+    def cost_total(self) -> Decimal:
+        return from_pico(self.cost.cost_total)
+
+    @cached_property
+    def cost_uncached_input(self) -> Decimal:
+        return from_pico(self.cost.uncached)
+
+    @cached_property
+    def cost_cached_input(self) -> Decimal:
+        return from_pico(self.cost.cached)
+
+    @cached_property
+    def cost_cache_write(self) -> Decimal:
+        return from_pico(self.cost.cache_write)
+
+    @cached_property
+    def cost_cache_write_1h(self) -> Decimal:
+        return from_pico(self.cost.cache_write_1h)
+
+    @cached_property
+    def cost_plain_output(self) -> Decimal:
+        return from_pico(self.cost.plain_output)
+
+    @cached_property
+    def cost_reasoning(self) -> Decimal:
+        return from_pico(self.cost.reasoning)
+
+    @cached_property
+    def cost_web_search(self) -> Decimal:
+        return from_pico(self.cost.web_search)
+
+    @cached_property
+    def cost_request(self) -> Decimal:
+        return from_pico(self.cost.request)
 
 
 def validate_tokens(value: object, field_name: str) -> int:
@@ -656,44 +753,17 @@ def breakdown(
 ) -> CostBreakdown:
     price = match.price
     usage = usage or Usage(input_tokens, output_tokens, cached_input_tokens)
-    cost = price_call(price, usage)
-    r = cost.rates
     return CostBreakdown(
         provider=normalize_provider(provider),
         model=model.strip(),
         matched_by=match.matched_by,
         pricing_id=price.pricing_id,
         reason=match.reason,
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cached_input_tokens=usage.cached_input_tokens,
-        input_token_cost=from_pico(r.input),
-        output_token_cost=from_pico(r.output),
-        cached_input_token_cost=from_pico(r.cached),
-        cost_per_request=from_pico(r.request),
-        cost_input=from_pico(cost.cost_input),
-        cost_output=from_pico(cost.cost_output),
-        cost_total=from_pico(cost.cost_total),
         price_effective_from=price.effective_from,
-        cache_write_tokens=usage.cache_write_tokens,
-        cache_write_1h_tokens=usage.cache_write_1h_tokens,
-        reasoning_tokens=usage.reasoning_tokens,
-        web_search_calls=usage.web_search_calls,
+        usage=usage,
+        cost=price_call(price, usage),
         requested_service_tier=requested_service_tier,
         service_tier=price.service_tier if price.pricing_id is not None else requested_service_tier,
-        tier=cost.tier,
-        cache_write_token_cost=from_pico(r.cache_write),
-        cache_write_1h_token_cost=from_pico(r.cache_write_1h),
-        reasoning_token_cost=from_pico(r.reasoning),
-        cost_per_web_search=from_pico(r.web_search),
-        cost_uncached_input=from_pico(cost.uncached),
-        cost_cached_input=from_pico(cost.cached),
-        cost_cache_write=from_pico(cost.cache_write),
-        cost_cache_write_1h=from_pico(cost.cache_write_1h),
-        cost_plain_output=from_pico(cost.plain_output),
-        cost_reasoning=from_pico(cost.reasoning),
-        cost_web_search=from_pico(cost.web_search),
-        cost_request=from_pico(cost.request),
     )
 
 
