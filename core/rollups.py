@@ -284,23 +284,25 @@ def add_stored_to_rollups(conn: Connection, first_id: int, last_id: int, only_id
 
     # Users and projects: the batch summed per UTC day and entity, then fanned out to
     # days and weeks, both dimensions in one upsert.
+    user = func.coalesce(logs.c.user_id, "")  # one expression (and parameter) for SELECT and GROUP BY
+    project = func.coalesce(logs.c.project, "")
     per_day = [
         select(
             literal("user").label("dimension"),
             day.label("day"),
-            func.coalesce(logs.c.user_id, "").label("entity"),
+            user.label("entity"),
             *_sums(logs),
         )
         .where(*chosen)
-        .group_by(day, func.coalesce(logs.c.user_id, "")),
+        .group_by(day, user),
         select(
             literal("project").label("dimension"),
             day.label("day"),
-            func.coalesce(logs.c.project, "").label("entity"),
+            project.label("entity"),
             *_sums(logs),
         )
         .where(*chosen)
-        .group_by(day, func.coalesce(logs.c.project, "")),
+        .group_by(day, project),
     ]
     days = per_day[0].union_all(per_day[1]).cte("days").prefix_with("MATERIALIZED")
     entity_grains = (

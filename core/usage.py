@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from sqlalchemy import ARRAY, Connection, Engine, String, any_, bindparam, cast, func, insert, select
-from sqlalchemy.dialects import postgresql
 
 from core.columns import Money
 from core.db import run_write
@@ -387,6 +386,45 @@ def _insert_sqlite(conn: Connection, rows: list[tuple]) -> tuple[int, ...]:
     return ids
 
 
+STAGING = "spendboard_usage_staging"
+
+
+def _insert_postgresql(conn: Connection, rows: list[tuple]) -> tuple[int, ...]:
+    """COPY into a temporary staging table, then one INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING.
+
+    PostgreSQL writers run concurrently: another may store one of these request ids after
+    our check, so the conflict clause (on the unique index) decides, and the roll-ups take
+    only the rows this transaction stored (their ids may interleave with another writer's).
+    The staging table lives as long as the connection and is emptied at commit.
+    """
+    columns = ", ".join(LOG_COLUMNS)
+    conn.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING} ON COMMIT DELETE ROWS AS "
+        f"SELECT {columns} FROM api_usage_logs WITH NO DATA"  # noqa: S608 (constant column names)
+    )
+    money = [i for i, name in enumerate(LOG_COLUMNS) if name in PICO_COLUMNS]
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cursor.copy(f"COPY {STAGING} ({columns}) FROM STDIN") as copy:
+            write = copy.write_row
+            for row in rows:
+                values = list(row)
+                for i in money:
+                    values[i] = from_pico(values[i])
+                write(values)
+    finally:
+        cursor.close()
+    returned = conn.exec_driver_sql(
+        f"INSERT INTO api_usage_logs ({columns}) SELECT {columns} FROM {STAGING} "  # noqa: S608 (constants)
+        "ON CONFLICT (request_id) DO NOTHING RETURNING id"
+    ).scalars()
+    ids = tuple(sorted(returned))
+    conn.exec_driver_sql(f"TRUNCATE {STAGING}")
+    if ids:
+        add_stored_to_rollups(conn, ids[0], ids[-1], ids)
+    return ids
+
+
 def record_batch(engine: Engine, calls: Sequence[Call]) -> BatchResult:
     """Price and store calls in one transaction; known request_ids are skipped."""
     if not calls:
@@ -411,16 +449,7 @@ def record_batch(engine: Engine, calls: Sequence[Call]) -> BatchResult:
         if sqlite:
             ids = _insert_sqlite(conn, rows)
         else:
-            # PostgreSQL writers run concurrently: one may store an id after our check.
-            statement = postgresql.insert(UsageRecord).on_conflict_do_nothing(index_elements=["request_id"])
-            params = [
-                {name: from_pico(v) if name in PICO_COLUMNS else v for name, v in zip(LOG_COLUMNS, row, strict=True)}
-                for row in rows
-            ]
-            returned = conn.execute(statement.returning(UsageRecord.id, UsageRecord.request_id), params).all()
-            ids = tuple(sorted(r.id for r in returned))
-            if ids:  # only the rows this transaction stored: ids of concurrent writers may interleave
-                add_stored_to_rollups(conn, ids[0], ids[-1], ids)
+            ids = _insert_postgresql(conn, rows)
         return BatchResult(len(ids), len(calls) - len(ids), ids)
 
     return run_write(engine, work)
