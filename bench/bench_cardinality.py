@@ -217,13 +217,10 @@ def bench_import(backend: str, label: str, url: str) -> None:
         with engine.begin() as conn:
             for table in inspect(conn).get_table_names(schema=schema):
                 conn.execute(text(f'CREATE TABLE "bench_{name}"."{table}" (LIKE "{schema}"."{table}" INCLUDING ALL)'))
-                conn.execute(text(f'INSERT INTO "bench_{name}"."{table}" SELECT * FROM "{schema}"."{table}"'))
-            conn.execute(
-                text(
-                    f"SELECT setval(pg_get_serial_sequence('\"{schema}\".api_usage_logs', 'id'), "
-                    f'(SELECT max(id) FROM "bench_{name}".api_usage_logs))'
-                )
-            )
+                conn.execute(text(f'INSERT INTO "bench_{name}"."{table}" SELECT * FROM "{schema}"."{table}"'))  # noqa: S608
+            sequence = f"pg_get_serial_sequence('\"{schema}\".api_usage_logs', 'id')"
+            highest = f'SELECT max(id) FROM "bench_{name}".api_usage_logs'  # noqa: S608
+            conn.execute(text(f"SELECT setval({sequence}, ({highest}))"))
         engine.dispose()
     engine = make_engine(target)
     create_tables(engine)
@@ -261,7 +258,7 @@ def _pg_raw_rate(source: Engine) -> float:
     """psycopg executemany of the stored rows into a fresh copy of the schema."""
     columns = [c.name for c in UsageRecord.__table__.columns if c.name != "id"]
     with source.connect() as conn:
-        rows = [tuple(r) for r in conn.exec_driver_sql(f"SELECT {', '.join(columns)} FROM api_usage_logs ORDER BY id")]
+        rows = [tuple(r) for r in conn.exec_driver_sql(f"SELECT {', '.join(columns)} FROM api_usage_logs ORDER BY id")]  # noqa: S608
     target = fresh_database("postgresql", f"card_{TAG}_rawtarget")
     statement = f"INSERT INTO api_usage_logs ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"  # noqa: S608
     raw = target.raw_connection()

@@ -398,9 +398,9 @@ def _insert_postgresql(conn: Connection, rows: list[tuple]) -> tuple[int, ...]:
     The staging table lives as long as the connection and is emptied at commit.
     """
     columns = ", ".join(LOG_COLUMNS)
-    conn.exec_driver_sql(
-        f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING} ON COMMIT DELETE ROWS AS "
-        f"SELECT {columns} FROM api_usage_logs WITH NO DATA"  # noqa: S608 (constant column names)
+    conn.exec_driver_sql(  # constant names only
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING} ON COMMIT DELETE ROWS AS "  # noqa: S608
+        f"SELECT {columns} FROM api_usage_logs WITH NO DATA"
     )
     money = [i for i, name in enumerate(LOG_COLUMNS) if name in PICO_COLUMNS]
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
