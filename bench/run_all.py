@@ -14,7 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_ingest.py", "bench_indexes.py", "bench_pricing.py", "bench_queries.py", "bench_app.py"]
+SCRIPTS = [
+    "bench_ingest.py",
+    "bench_indexes.py",
+    "bench_pricing.py",
+    "bench_queries.py",
+    "bench_cardinality.py",
+    "bench_app.py",
+]
 
 
 def main() -> int:
