@@ -128,6 +128,7 @@ class UsageRollup(_RollupSums, Base):
     """
 
     __tablename__ = "usage_rollups"
+    __table_args__ = {"sqlite_with_rowid": False}  # SQLite: rows live in the key's b-tree (one lookup, not two)
 
     grain: Mapped[int] = mapped_column(Integer, primary_key=True)
     bucket_start: Mapped[int] = mapped_column(primary_key=True)  # epoch seconds, UTC
@@ -144,6 +145,7 @@ class EntityRollup(_RollupSums, Base):
     """
 
     __tablename__ = "usage_entity_rollups"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     dimension: Mapped[str] = mapped_column(String(10), primary_key=True)
     grain: Mapped[int] = mapped_column(Integer, primary_key=True)  # 86400 or 604800

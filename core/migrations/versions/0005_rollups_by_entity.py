@@ -4,7 +4,8 @@
 provider, model); ``usage_entity_rollups`` (dimension 'user' | 'project', grain one UTC
 day | 7 days, bucket_start, entity) is new. Roll-ups are derived data: both tables are
 rebuilt from the logs in the same transaction, so every upgraded database is consistent
-whatever it held before.
+whatever it held before. On SQLite both are WITHOUT ROWID tables: a range of buckets is
+read from the key's own b-tree, without a second lookup per row.
 
 Revision ID: 0005_rollups_by_entity
 Revises: 0004_budgets
@@ -51,6 +52,7 @@ def upgrade() -> None:
         sa.Column("provider", sa.String(100), primary_key=True),
         sa.Column("model", sa.String(300), primary_key=True),
         *_sum_columns(),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "usage_entity_rollups",
@@ -59,6 +61,7 @@ def upgrade() -> None:
         sa.Column("bucket_start", sa.BigInteger(), primary_key=True, autoincrement=False),
         sa.Column("entity", sa.String(200), primary_key=True),
         *_sum_columns(),
+        sqlite_with_rowid=False,
     )
     _rebuild()
 
