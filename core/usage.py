@@ -343,6 +343,9 @@ def _price_rows(index: PriceIndex, calls: Sequence[Call], recorded_at: datetime)
     return rows
 
 
+SQLITE_CACHE_KIB = 256 * 1024  # per writing connection; pages are only held as they are used
+
+
 def _insert_sqlite(conn: Connection, rows: list[tuple]) -> tuple[int, ...]:
     """One executemany of the compiled INSERT, then roll-ups summed in SQL from the rows just stored.
 
@@ -354,6 +357,9 @@ def _insert_sqlite(conn: Connection, rows: list[tuple]) -> tuple[int, ...]:
     """
     dialect = conn.dialect
     columns = UsageRecord.__table__.c
+    # Calls in random time order (and random request ids) touch index pages all over a
+    # large log: SQLite's default 2 MB page cache made each batch re-read them.
+    conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
     compiled = insert(UsageRecord).compile(dialect=dialect, column_keys=list(LOG_COLUMNS))
     if tuple(compiled.positiontup or ()) != LOG_COLUMNS:
         raise RuntimeError(f"unexpected INSERT parameter order {compiled.positiontup}")
