@@ -32,6 +32,7 @@ from sqlalchemy import (
     case,
     column,
     func,
+    or_,
     select,
     text,
     true,
@@ -179,6 +180,18 @@ def _grouped(
     dimensions = {_dimension(name) for name in (where or {})} | ({_dimension(by)} if by else set())
     if dimensions <= {"provider", "model"}:
         query = _from_series(engine, labelled, by, where)
+    elif len(dimensions) == 1 and limit is not None and by is not None:
+        # top N users or projects: rank on spend alone (two sums per row, not thirteen),
+        # then sum everything for the N keys found
+        ranking = _from_entities(engine, labelled, by, where, ["calls", "cost_total"])
+        if ranking is None:
+            return []
+        ranking = ranking.order_by(text("cost_total DESC"), text("key")).limit(limit)
+        keys = [row.key for row in _run(engine, ranking)]
+        if not keys:
+            return []
+        query = _from_entities(engine, labelled, by, where, keys=keys)
+        limit = None
     elif len(dimensions) == 1:
         query = _from_entities(engine, labelled, by, where)
     else:
@@ -187,18 +200,21 @@ def _grouped(
         return []
     if limit is not None:
         query = query.order_by(text("cost_total DESC"), *([text("key")] if by else [])).limit(limit)
+    return [(row.label, _label(by, row.key if by else None), _totals(row)) for row in _run(engine, query)]
+
+
+def _run(engine: Engine, query: Select[Any]) -> list[Any]:
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
             # the planner overestimates these few index scans and would spend more on JIT than on the query
             conn.execute(text("SET LOCAL jit = off"))
-        result = conn.execute(query).all()
-    return [(row.label, _label(by, row.key if by else None), _totals(row)) for row in result]
+        return list(conn.execute(query).all())
 
 
-def _summed(source: FromClause, group: list[Any], having: bool = False) -> Select[Any]:
-    """Sums of the TOTAL_NAMES columns of ``source`` per group (money typed as money)."""
+def _summed(source: FromClause, group: list[Any], having: bool = False, names: list[str] = TOTAL_NAMES) -> Select[Any]:
+    """Sums of the ``names`` columns of ``source`` per group (money typed as money)."""
     sums = []
-    for name in TOTAL_NAMES:
+    for name in names:
         total: Any = func.coalesce(func.sum(source.c[name]), 0)
         if name in MONEY_COLUMNS:
             total = type_coerce(total, Money())
@@ -295,7 +311,12 @@ def _log_conditions(logs: FromClause, where: Where | None) -> list[ColumnElement
 
 
 def _raw_part(
-    engine: Engine, pieces: list[tuple[int, int, datetime, datetime]], by: str | None, where: Where | None
+    engine: Engine,
+    pieces: list[tuple[int, int, datetime, datetime]],
+    by: str | None,
+    where: Where | None,
+    names: list[str] = TOTAL_NAMES,
+    keys: list[str] | None = None,
 ) -> Select[Any]:
     """Signed sums of the raw logs in each piece (label, sign, from, to), one row per log, keyed like the roll-ups."""
     raw = (
@@ -311,19 +332,25 @@ def _raw_part(
     )
     logs = UsageRecord.__table__
     in_piece = (logs.c.timestamp >= raw.c.lo) & (logs.c.timestamp < raw.c.hi)
+    conditions = _log_conditions(logs, where)
+    if keys is not None and by is not None:
+        key_column = logs.c[_dimension(by)]
+        named = [key for key in keys if key]
+        # no coalesce around the column, so its (column, timestamp, id) index serves the few keys
+        conditions.append(or_(key_column.in_(named), key_column.is_(None)) if "" in keys else key_column.in_(named))
     source: FromClause
     if engine.dialect.name == "postgresql":
-        source = select(logs).where(in_piece, *_log_conditions(logs, where)).offset(0).lateral("l")
+        source = select(logs).where(in_piece, *conditions).offset(0).lateral("l")
         joined = raw.join(source, true())
     else:
         source = logs
-        joined = raw.join(source, and_(in_piece, *_log_conditions(logs, where)))
+        joined = raw.join(source, and_(in_piece, *conditions))
     sign = raw.c.sign
     estimated = source.c.matched_by == "estimate"
     columns: list[Any] = [raw.c.label.label("label")]
     if by is not None:
         columns.append(func.coalesce(source.c[_dimension(by)], "").label("key"))
-    for name in TOTAL_NAMES:
+    for name in names:
         if name == "calls":
             value: Any = sign
         elif name == "estimated_calls":
@@ -337,9 +364,17 @@ def _raw_part(
 
 
 def _from_entities(
-    engine: Engine, labelled: list[tuple[int, datetime, datetime]], by: str | None, where: Where | None
+    engine: Engine,
+    labelled: list[tuple[int, datetime, datetime]],
+    by: str | None,
+    where: Where | None,
+    names: list[str] = TOTAL_NAMES,
+    keys: list[str] | None = None,
 ) -> Select[Any] | None:
-    """Users only, or projects only: entity buckets plus signed raw edges, summed per label and key."""
+    """Users only, or projects only: entity buckets plus signed raw edges, summed per label and key.
+
+    ``names``: the sums wanted; ``keys``: only these entities ('' for none).
+    """
     dimension = "user" if "user" in (where or {}) or by == "user" else "project"
     buckets, pieces = entity_pieces(labelled)
     parts: list[Select[Any]] = []
@@ -353,6 +388,8 @@ def _from_entities(
         wanted = [
             table.c.entity == ("" if value in (NO_USER, NO_PROJECT) else value) for value in (where or {}).values()
         ]
+        if keys is not None:
+            wanted.append(table.c.entity.in_(keys))
         # one primary-key lookup (or prefix scan) per bucket
         matches = [table.c.dimension == dimension, table.c.grain == seg.c.grain, table.c.bucket_start == seg.c.bucket]
         source: FromClause
@@ -365,17 +402,17 @@ def _from_entities(
         columns: list[Any] = [seg.c.label.label("label")]
         if by is not None:
             columns.append(source.c.entity.label("key"))
-        columns.extend(source.c[name].label(name) for name in TOTAL_NAMES)
+        columns.extend(source.c[name].label(name) for name in names)
         parts.append(select(*columns).select_from(joined))
     if pieces:
-        parts.append(_raw_part(engine, pieces, by, where))
+        parts.append(_raw_part(engine, pieces, by, where, names, keys))
     if not parts:
         return None
     union = (parts[0] if len(parts) == 1 else parts[0].union_all(*parts[1:])).subquery("u")
     group: list[Any] = [union.c.label]
     if by is not None:
         group.append(union.c.key)
-    return _summed(union, group, having=True)
+    return _summed(union, group, having=True, names=names)
 
 
 def _from_logs(
