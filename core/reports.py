@@ -42,7 +42,7 @@ from sqlalchemy import (
 
 from core.columns import Money, UTCDateTime
 from core.models import EntityRollup, UsageRecord, UsageRollup
-from core.rollups import DAY, ENTITY_GRAINS, GRAINS, MONEY_COLUMNS, QUARTER
+from core.rollups import ALL_MODELS, DAY, ENTITY_GRAINS, GRAINS, MONEY_COLUMNS, QUARTER
 from core.times import local_midnight, local_periods
 
 DIMENSIONS = ("provider", "model", "user", "project")
@@ -247,15 +247,18 @@ def _from_series(
         )
 
     table = UsageRollup.__table__
+    # a provider's total over its models is kept as model '': read it unless models are asked for
+    by_model = by == "model" or "model" in (where or {})
+    level = table.c.model != ALL_MODELS if by_model else table.c.model == ALL_MODELS
     source: FromClause
     if engine.dialect.name == "postgresql":
         # one primary-key range scan per run: without the OFFSET 0 fence PostgreSQL pulls the
         # subquery up into a hash join that reads the whole table
-        source = select(table).where(in_run(table), *_conditions(table, where)).offset(0).lateral("r")
+        source = select(table).where(in_run(table), level, *_conditions(table, where)).offset(0).lateral("r")
         joined = seg.join(source, true())
     else:  # SQLite already loops over the runs and range-scans the primary key for each
         source = table
-        joined = seg.join(source, and_(in_run(source), *_conditions(source, where)))
+        joined = seg.join(source, and_(in_run(source), level, *_conditions(source, where)))
     group: list[Any] = [seg.c.label]
     if by is not None:
         group.append(source.c[_dimension(by)].label("key"))

@@ -47,6 +47,7 @@ QUARTER, HOUR, SIX_HOURS, DAY, WEEK = 900, 3600, 21600, 86400, 7 * 86400
 GRAINS = (QUARTER, HOUR, SIX_HOURS, DAY)  # ascending; each divides the next
 ENTITY_GRAINS = (DAY, WEEK)  # per user / project; weeks start on epoch Thursdays, any alignment is exact
 ENTITY_DIMENSIONS = ("user", "project")
+ALL_MODELS = ""  # the series' model for a provider's total over all its models
 SUM_COLUMNS = (
     "calls",
     "input_tokens",
@@ -164,6 +165,7 @@ def split_totals(
     entities: dict[tuple[str, int, int, str], list[int]] = {}
     for (grain, bucket, provider, model, user, project), sums in totals.items():
         _add(series, (grain, bucket, provider, model), sums)
+        _add(series, (grain, bucket, provider, ALL_MODELS), sums)
         if grain == DAY:
             for entity_grain in ENTITY_GRAINS:
                 start = bucket - bucket % entity_grain
@@ -270,12 +272,25 @@ def add_stored_to_rollups(conn: Connection, first_id: int, last_id: int, only_id
         .cte("batch")
         .prefix_with("MATERIALIZED")
     )
+    # each provider's total over its models too (model ''): charts by provider read 5 rows a bucket, not 200
+    both = (
+        select(batch)
+        .union_all(
+            select(
+                batch.c.quarter,
+                batch.c.provider,
+                literal(ALL_MODELS).label("model"),
+                *[func.sum(batch.c[name]).label(name) for name in sum_names],
+            ).group_by(batch.c.quarter, batch.c.provider)
+        )
+        .subquery("both_levels")
+    )
     grains = values(column("grain", Integer), name="grains").data([(g,) for g in GRAINS]).cte("grains")
-    bucket = (batch.c.quarter - batch.c.quarter % grains.c.grain).label("bucket_start")
-    keys = [grains.c.grain, bucket, batch.c.provider, batch.c.model]
+    bucket = (both.c.quarter - both.c.quarter % grains.c.grain).label("bucket_start")
+    keys = [grains.c.grain, bucket, both.c.provider, both.c.model]
     query = (
-        select(*keys, *[func.sum(batch.c[name]) for name in sum_names])
-        .select_from(batch.join(grains, true()))
+        select(*keys, *[func.sum(both.c[name]) for name in sum_names])
+        .select_from(both.join(grains, true()))
         .where(true())  # SQLite: an INSERT ... SELECT with a join needs a WHERE before ON CONFLICT
         .group_by(*keys)
         .order_by(*keys)  # one lock order for concurrent PostgreSQL writers
@@ -391,7 +406,7 @@ def check_rollups(engine: Engine) -> RollupCheck:
         rolled: dict[str, Decimal | int] = {}
         for grain in GRAINS:
             cols = [func.coalesce(func.sum(getattr(UsageRollup, n)), 0) for n in names]
-            row = conn.execute(select(*cols).where(UsageRollup.grain == grain)).one()
+            row = conn.execute(select(*cols).where(UsageRollup.grain == grain, UsageRollup.model != ALL_MODELS)).one()
             values = {n: (Decimal(v) if n in MONEY_COLUMNS else int(v)) for n, v in zip(names, row, strict=True)}
             if grain == DAY:
                 rolled = values
@@ -446,6 +461,7 @@ def check_rollups(engine: Engine) -> RollupCheck:
             day = epoch - epoch % DAY
             cost = raw_row.cost_total
             add(("series", day, raw_row.provider, raw_row.model), cost)
+            add(("series", day, raw_row.provider, ALL_MODELS), cost)
             for grain in ENTITY_GRAINS:
                 bucket = epoch - epoch % grain
                 add(("user", grain, bucket, raw_row.user_id or ""), cost)

@@ -1,11 +1,12 @@
 """Roll-ups sized by what reports read: the series per (provider, model), users and projects apart.
 
 ``usage_rollups`` loses ``user_id`` and ``project`` from its key (grain, bucket_start,
-provider, model); ``usage_entity_rollups`` (dimension 'user' | 'project', grain one UTC
-day | 7 days, bucket_start, entity) is new. Roll-ups are derived data: both tables are
-rebuilt from the logs in the same transaction, so every upgraded database is consistent
-whatever it held before. On SQLite both are WITHOUT ROWID tables: a range of buckets is
-read from the key's own b-tree, without a second lookup per row.
+provider, model) and gains each provider's total over its models (model '').
+``usage_entity_rollups`` (dimension 'user' | 'project', grain one UTC day | 7 days,
+bucket_start, entity) is new. Roll-ups are derived data: both tables are rebuilt from
+the logs in the same transaction, so every upgraded database is consistent whatever it
+held before. On SQLite both are WITHOUT ROWID tables: a range of buckets is read from
+the key's own b-tree, without a second lookup per row.
 
 Revision ID: 0005_rollups_by_entity
 Revises: 0004_budgets
@@ -89,7 +90,10 @@ def _rebuild() -> None:
         f"INSERT INTO usage_rollups (grain, bucket_start, provider, model, {names}) "  # noqa: S608 (constants)
         f"SELECT g.grain, b.quarter - b.quarter % g.grain, b.provider, b.model, {outer} "
         f"FROM (SELECT {epoch} - {epoch} % 900 AS quarter, provider, model, {sums} "
-        f"FROM api_usage_logs GROUP BY 1, 2, 3) b CROSS JOIN ({grains}) g GROUP BY 1, 2, 3, 4"
+        f"FROM api_usage_logs GROUP BY 1, 2, 3 "
+        # each provider's total over its models, as model ''
+        f"UNION ALL SELECT {epoch} - {epoch} % 900 AS quarter, provider, '' AS model, {sums} "
+        f"FROM api_usage_logs GROUP BY 1, 2) b CROSS JOIN ({grains}) g GROUP BY 1, 2, 3, 4"
     )
     entity_grains = " UNION ALL ".join(f"SELECT {g} AS grain" for g in ENTITY_GRAINS)
     for dimension, column in (("user", "user_id"), ("project", "project")):
