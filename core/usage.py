@@ -343,9 +343,6 @@ def _price_rows(index: PriceIndex, calls: Sequence[Call], recorded_at: datetime)
     return rows
 
 
-SQLITE_CACHE_KIB = 256 * 1024  # per writing connection; pages are only held as they are used
-
-
 def _insert_sqlite(conn: Connection, rows: list[tuple]) -> tuple[int, ...]:
     """One executemany of the compiled INSERT, then roll-ups summed in SQL from the rows just stored.
 
@@ -359,7 +356,7 @@ def _insert_sqlite(conn: Connection, rows: list[tuple]) -> tuple[int, ...]:
     columns = UsageRecord.__table__.c
     # Calls in random time order (and random request ids) touch index pages all over a
     # large log: SQLite's default 2 MB page cache made each batch re-read them.
-    conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+    conn.exec_driver_sql("PRAGMA cache_size = -262144")  # 256 MB, pages held only as used
     compiled = insert(UsageRecord).compile(dialect=dialect, column_keys=list(LOG_COLUMNS))
     if tuple(compiled.positiontup or ()) != LOG_COLUMNS:
         raise RuntimeError(f"unexpected INSERT parameter order {compiled.positiontup}")
@@ -393,6 +390,18 @@ def _insert_sqlite(conn: Connection, rows: list[tuple]) -> tuple[int, ...]:
 
 
 STAGING = "spendboard_usage_staging"
+_COLUMN_LIST = ", ".join(LOG_COLUMNS)
+# statement text made once from constant names (no value is ever spliced in)
+CREATE_STAGING = (
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING} ON COMMIT DELETE ROWS AS "  # noqa: S608
+    f"SELECT {_COLUMN_LIST} FROM api_usage_logs WITH NO DATA"
+)
+COPY_STAGING = f"COPY {STAGING} ({_COLUMN_LIST}) FROM STDIN"
+INSERT_STAGED = (
+    f"INSERT INTO api_usage_logs ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM {STAGING} "  # noqa: S608
+    "ON CONFLICT (request_id) DO NOTHING RETURNING id"
+)
+EMPTY_STAGING = f"TRUNCATE {STAGING}"
 
 
 def _insert_postgresql(conn: Connection, rows: list[tuple]) -> tuple[int, ...]:
@@ -403,15 +412,11 @@ def _insert_postgresql(conn: Connection, rows: list[tuple]) -> tuple[int, ...]:
     only the rows this transaction stored (their ids may interleave with another writer's).
     The staging table lives as long as the connection and is emptied at commit.
     """
-    columns = ", ".join(LOG_COLUMNS)
-    conn.exec_driver_sql(  # constant names only
-        f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING} ON COMMIT DELETE ROWS AS "  # noqa: S608
-        f"SELECT {columns} FROM api_usage_logs WITH NO DATA"
-    )
+    conn.exec_driver_sql(CREATE_STAGING)
     money = [i for i, name in enumerate(LOG_COLUMNS) if name in PICO_COLUMNS]
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        with cursor.copy(f"COPY {STAGING} ({columns}) FROM STDIN") as copy:
+        with cursor.copy(COPY_STAGING) as copy:
             write = copy.write_row
             for row in rows:
                 values = list(row)
@@ -420,12 +425,9 @@ def _insert_postgresql(conn: Connection, rows: list[tuple]) -> tuple[int, ...]:
                 write(values)
     finally:
         cursor.close()
-    returned = conn.exec_driver_sql(
-        f"INSERT INTO api_usage_logs ({columns}) SELECT {columns} FROM {STAGING} "  # noqa: S608 (constants)
-        "ON CONFLICT (request_id) DO NOTHING RETURNING id"
-    ).scalars()
+    returned = conn.exec_driver_sql(INSERT_STAGED).scalars()
     ids = tuple(sorted(returned))
-    conn.exec_driver_sql(f"TRUNCATE {STAGING}")
+    conn.exec_driver_sql(EMPTY_STAGING)
     if ids:
         add_stored_to_rollups(conn, ids[0], ids[-1], ids)
     return ids
