@@ -34,6 +34,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    text,
     true,
     values,
 )
@@ -348,6 +349,8 @@ def rebuild_rollups(engine: Engine, batch_size: int = 500_000) -> int:
         ).one()
         for first in range(low, high + 1, batch_size):
             add_stored_to_rollups(conn, first, first + batch_size - 1)
+        if conn.dialect.name == "postgresql":  # fresh statistics, or the planner expects one row per bucket
+            conn.execute(text("ANALYZE usage_rollups, usage_entity_rollups"))
         return int(count)
 
     return run_write(engine, work)
