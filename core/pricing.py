@@ -398,7 +398,7 @@ def match_rule(rule: Any) -> Callable[[str], bool]:
     """
     if not isinstance(rule, dict) or len(rule) != 1:
         raise ValueError(f"match_rule: {rule!r} is not a match clause")
-    ((kind, value),) = rule.items()
+    (kind, value), = rule.items()
     if kind == "equals":
         wanted = str(value).lower()
         return lambda name: name == wanted
@@ -689,7 +689,9 @@ def formula_lines(b: CostBreakdown) -> list[str]:
     and the long-context tier and service tier used."""
     lines: list[str] = []
     if b.tier is not None:
-        lines.append(f"tier: input_tokens {b.input_tokens} is above {b.tier}, so the tier's rates price the whole call")
+        lines.append(
+            f"tier: input_tokens {b.input_tokens} is above {b.tier}, so the tier's rates price the whole call"
+        )
     if b.requested_service_tier != STANDARD or b.service_tier != STANDARD:
         if b.service_tier == b.requested_service_tier:
             lines.append(f"service tier: {b.service_tier} rates")
