@@ -12,6 +12,7 @@ from ui.views import EXACT_COST, logs_table
 COST_HELP = "Whole cents from a cent up; below a cent, two significant digits. Exact: the last column."
 
 ALL = "All"
+FILTER_OPTIONS = 500  # the biggest spenders first
 CURSORS_KEY = "logs_cursors"
 
 st.title("Usage logs")
@@ -35,8 +36,8 @@ if span is None:
     st.stop()
 
 providers = common.breakdown(url, span[0], span[1], "provider")
-users = common.breakdown(url, span[0], span[1], "user")
-projects = common.breakdown(url, span[0], span[1], "project")
+users = common.breakdown(url, span[0], span[1], "user", limit=FILTER_OPTIONS)
+projects = common.breakdown(url, span[0], span[1], "project", limit=FILTER_OPTIONS)
 cols = st.columns(6)
 provider = cols[0].selectbox("Provider", [ALL] + sorted(r.key or "" for r in providers), key="logs_provider")
 # only the chosen provider's models; a model picked for another provider falls back to All

@@ -15,6 +15,7 @@ from ui.views import EXACT_SPEND, SPEND_HELP, breakdown_table, estimate_notice, 
 
 DEMO_DAYS, DEMO_ROWS = 90, 20_000
 FILTER_OPTIONS = 500  # the biggest spenders first; a filter list of every user would not help anyone
+TOP = 50  # rows of the top models / users / projects tables
 
 st.title("Overview")
 engine = common.get_engine()
@@ -46,7 +47,7 @@ for column, (by, label) in zip(
     pick, (("provider", "Provider"), ("model", "Model"), ("user", "User"), ("project", "Project")), strict=True
 ):
     narrowed = tuple((k, v) for k, v in chosen.items())
-    options = [r.key or "" for r in common.breakdown(url, start, end, by, narrowed)][:FILTER_OPTIONS]
+    options = [r.key or "" for r in common.breakdown(url, start, end, by, narrowed, FILTER_OPTIONS)]
     if st.session_state.get(f"overview_{by}") not in (None, ALL, *options):
         st.session_state[f"overview_{by}"] = ALL
     value = column.selectbox(label, [ALL, *options], key=f"overview_{by}")
@@ -127,12 +128,12 @@ st.dataframe(
 models, users = st.columns([1.4, 1])
 with models:
     st.markdown("**Top models**")
-    table = breakdown_table(common.breakdown(url, start, end, "model", where), "Model")
+    table = breakdown_table(common.breakdown(url, start, end, "model", where, TOP), "Model", total=current.cost_total)
     st.dataframe(table, hide_index=True, column_config=MONEY_COLUMNS)
 with users:
     st.markdown("**Top users**")
-    table = breakdown_table(common.breakdown(url, start, end, "user", where), "User")
+    table = breakdown_table(common.breakdown(url, start, end, "user", where, TOP), "User", total=current.cost_total)
     st.dataframe(table, hide_index=True, column_config=MONEY_COLUMNS)
 st.markdown("**Top projects**")
-table = breakdown_table(common.breakdown(url, start, end, "project", where), "Project")
+table = breakdown_table(common.breakdown(url, start, end, "project", where, TOP), "Project", total=current.cost_total)
 st.dataframe(table, hide_index=True, column_config=MONEY_COLUMNS, key="projects_table")

@@ -12,6 +12,7 @@ import os
 import random
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from common import figure, fresh_database
@@ -62,9 +63,10 @@ def main() -> None:
     index = current_index(engine)
 
     def full_breakdown(batch: list) -> None:
+        total = Decimal(0)
         for provider, model, usage, tier, moment in batch:
             match = index.lookup(provider, model, moment, tier)
-            breakdown(
+            total += breakdown(
                 match,
                 provider,
                 model,
@@ -73,6 +75,7 @@ def main() -> None:
                 usage=usage,
                 requested_service_tier=tier,
             ).cost_total  # the total as a Decimal, as the libraries return theirs
+        assert total > 0
 
     def as_record_batch(batch: list) -> None:
         pricer = _Pricer(index)  # the lookup memoised per (provider, model, tier, price span)

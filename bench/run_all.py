@@ -20,6 +20,7 @@ SCRIPTS = [
     "bench_pricing.py",
     "bench_catalog.py",
     "bench_queries.py",
+    "bench_cardinality.py",
     "bench_app.py",
     "bench_http.py",
 ]

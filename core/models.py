@@ -99,22 +99,9 @@ class UsageRecord(Base):
     )
 
 
-class UsageRollup(Base):
-    """Totals per (grain, bucket, provider, model, user, project).
+class _RollupSums:
+    """The sums every roll-up row keeps (money exact)."""
 
-    Grains are 900 s, 3600 s and 86400 s (UTC). Every local day boundary in
-    every time zone falls on a quarter hour, so any period is an exact sum of
-    buckets; the coarse grains keep long periods to few rows.
-    """
-
-    __tablename__ = "usage_rollups"
-
-    grain: Mapped[int] = mapped_column(Integer, primary_key=True)
-    bucket_start: Mapped[int] = mapped_column(primary_key=True)  # epoch seconds, UTC
-    provider: Mapped[str] = mapped_column(String(100), primary_key=True)
-    model: Mapped[str] = mapped_column(String(300), primary_key=True)
-    user_id: Mapped[str] = mapped_column(String(200), primary_key=True)  # '' when none
-    project: Mapped[str] = mapped_column(String(200), primary_key=True, server_default=text("''"))  # '' when none
     calls: Mapped[int]
     input_tokens: Mapped[int]
     output_tokens: Mapped[int]
@@ -128,6 +115,42 @@ class UsageRollup(Base):
     cost_total: Mapped[Decimal]
     estimated_calls: Mapped[int]
     estimated_cost: Mapped[Decimal]
+
+
+class UsageRollup(_RollupSums, Base):
+    """The time series: totals per (grain, bucket, provider, model).
+
+    Grains are 900 s, 3600 s, 21600 s and 86400 s (UTC). Every local day boundary in
+    every time zone falls on a quarter hour, so any period is an exact sum of
+    buckets; the coarse grains keep long periods to few rows. Users and projects are
+    not in this key (their cross-product with time and models is what grows with
+    thousands of users): they have :class:`EntityRollup`.
+    """
+
+    __tablename__ = "usage_rollups"
+    __table_args__ = {"sqlite_with_rowid": False}  # SQLite: rows live in the key's b-tree (one lookup, not two)
+
+    grain: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket_start: Mapped[int] = mapped_column(primary_key=True)  # epoch seconds, UTC
+    provider: Mapped[str] = mapped_column(String(100), primary_key=True)
+    model: Mapped[str] = mapped_column(String(300), primary_key=True)
+
+
+class EntityRollup(_RollupSums, Base):
+    """Totals per (dimension, grain, bucket, entity): dimension ``user`` or ``project``, entity '' when none.
+
+    One row per user (or project) and UTC day (and 7-day block) with any call. Periods whose ends are not
+    UTC midnights add (or subtract) the raw logs between the end and the nearest
+    midnight, read through ``ix_usage_time``, so every local period stays exact.
+    """
+
+    __tablename__ = "usage_entity_rollups"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    dimension: Mapped[str] = mapped_column(String(10), primary_key=True)
+    grain: Mapped[int] = mapped_column(Integer, primary_key=True)  # 86400 or 604800
+    bucket_start: Mapped[int] = mapped_column(primary_key=True)  # epoch seconds, UTC
+    entity: Mapped[str] = mapped_column(String(200), primary_key=True)
 
 
 class Setting(Base):

@@ -1,11 +1,15 @@
-"""Roll-ups: usage totals per bucket, kept in step with the logs.
+"""Roll-ups: usage totals per bucket, kept in step with the logs, sized by what reports read.
 
-Each call adds to four buckets, a quarter hour, an hour, six hours and a UTC day,
-keyed by provider, model and user. Any period whose ends fall on quarter hours
-(every local day, week or month, in every time zone) is an exact sum of at most
-seven runs of buckets: quarters up to the first whole hour, hours up to the first
-whole six hours, those up to the first whole day, days, then back down. So reports
-read few rows whatever the number of calls.
+The time series (``usage_rollups``): each call adds to four buckets, a quarter hour, an
+hour, six hours and a UTC day, keyed by provider and model. Any period whose ends fall
+on quarter hours (every local day, week or month, in every time zone) is an exact sum
+of at most seven runs of buckets: quarters up to the first whole hour, hours up to the
+first whole six hours, those up to the first whole day, days, then back down.
+
+Users and projects (``usage_entity_rollups``): one row per user, or project, per UTC
+day and per 7-day block; reports add or subtract the raw logs between a period's ends
+and the nearest UTC midnight. Keying the series by user too made the roll-ups grow
+with users x models x quarter hours (four rows per call at 10,000 users).
 """
 
 from __future__ import annotations
@@ -18,10 +22,10 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    ColumnElement,
     Connection,
     Engine,
     Integer,
-    any_,
     bindparam,
     case,
     cast,
@@ -30,16 +34,20 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    text,
     true,
     values,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.db import run_write
-from core.models import UsageRecord, UsageRollup
+from core.models import EntityRollup, UsageRecord, UsageRollup
 
-QUARTER, HOUR, SIX_HOURS, DAY = 900, 3600, 21600, 86400
+QUARTER, HOUR, SIX_HOURS, DAY, WEEK = 900, 3600, 21600, 86400, 7 * 86400
 GRAINS = (QUARTER, HOUR, SIX_HOURS, DAY)  # ascending; each divides the next
+ENTITY_GRAINS = (DAY, WEEK)  # per user / project; weeks start on epoch Thursdays, any alignment is exact
+ENTITY_DIMENSIONS = ("user", "project")
+ALL_MODELS = ""  # the series' model for a provider's total over all its models
 SUM_COLUMNS = (
     "calls",
     "input_tokens",
@@ -133,29 +141,65 @@ def _money(pico: int) -> Decimal:
     return Decimal(pico).scaleb(-12)
 
 
-KEY_COLUMNS = ("grain", "bucket_start", "provider", "model", "user_id", "project")
+KEY_COLUMNS = ("grain", "bucket_start", "provider", "model")
 ROW_COLUMNS = KEY_COLUMNS + SUM_COLUMNS
+ENTITY_KEY_COLUMNS = ("dimension", "grain", "bucket_start", "entity")
+ENTITY_ROW_COLUMNS = ENTITY_KEY_COLUMNS + SUM_COLUMNS
 MONEY_POSITIONS = tuple(i for i, name in enumerate(SUM_COLUMNS) if name in MONEY_COLUMNS)
 
 
-def add_to_rollups(conn: Connection, totals: dict[RollupKey, list[int]]) -> None:
+def _add(target: dict, key: tuple, sums: list[int]) -> None:
+    row = target.get(key)
+    if row is None:
+        target[key] = list(sums)
+    else:
+        for i, value in enumerate(sums):
+            row[i] += value
+
+
+def split_totals(
+    totals: dict[RollupKey, list[int]],
+) -> tuple[dict[tuple[int, int, str, str], list[int]], dict[tuple[str, int, int, str], list[int]]]:
+    """Deltas keyed as :func:`aggregate` gives them, summed into series keys and entity keys."""
+    series: dict[tuple[int, int, str, str], list[int]] = {}
+    entities: dict[tuple[str, int, int, str], list[int]] = {}
+    for (grain, bucket, provider, model, user, project), sums in totals.items():
+        _add(series, (grain, bucket, provider, model), sums)
+        _add(series, (grain, bucket, provider, ALL_MODELS), sums)
+        if grain == DAY:
+            for entity_grain in ENTITY_GRAINS:
+                start = bucket - bucket % entity_grain
+                _add(entities, ("user", entity_grain, start, user), sums)
+                _add(entities, ("project", entity_grain, start, project), sums)
+    return series, entities
+
+
+def _upsert_rows(conn: Connection, model: type, keys: tuple[str, ...], totals: dict) -> None:
     """Upsert summed deltas in one executemany, in key order (concurrent PostgreSQL writers lock rows in one order)."""
     if not totals:
         return
     rows = []
     money = _money
+    columns = keys + SUM_COLUMNS
     for key in sorted(totals):
         values: list[int | Decimal] = list(totals[key])
         for i in MONEY_POSITIONS:
             values[i] = money(totals[key][i])
-        rows.append(dict(zip(ROW_COLUMNS, key + tuple(values), strict=True)))
-    insert = _insert_for(conn)(UsageRollup)
-    table = UsageRollup.__table__
+        rows.append(dict(zip(columns, key + tuple(values), strict=True)))
+    insert = _insert_for(conn)(model)
+    table = model.__table__  # type: ignore[attr-defined]
     statement = insert.on_conflict_do_update(
-        index_elements=list(KEY_COLUMNS),
+        index_elements=list(keys),
         set_={name: table.c[name] + insert.excluded[name] for name in SUM_COLUMNS},
     )
     conn.execute(statement, rows)
+
+
+def add_to_rollups(conn: Connection, totals: dict[RollupKey, list[int]]) -> None:
+    """Add deltas (as :func:`aggregate` sums them, or differences of two) to the series and the entity roll-ups."""
+    series, entities = split_totals(totals)
+    _upsert_rows(conn, UsageRollup, KEY_COLUMNS, series)
+    _upsert_rows(conn, EntityRollup, ENTITY_KEY_COLUMNS, entities)
 
 
 def _epoch_seconds(conn: Connection):  # type: ignore[no-untyped-def]
@@ -165,67 +209,133 @@ def _epoch_seconds(conn: Connection):  # type: ignore[no-untyped-def]
     return cast(func.floor(func.extract("epoch", UsageRecord.timestamp)), BigInteger)
 
 
+def _sums(source: Any) -> list[Any]:
+    """The roll-up sums of stored log rows (``source`` is the log table or an alias of it)."""
+    estimated = source.c.matched_by == "estimate"
+    return [
+        func.count().label("calls"),
+        *[
+            func.sum(source.c[name]).label(name)
+            for name in (
+                "input_tokens",
+                "output_tokens",
+                "cached_input_tokens",
+                "cost_input",
+                "cost_output",
+                "cost_total",
+            )
+        ],
+        func.sum(case((estimated, 1), else_=0)).label("estimated_calls"),
+        func.sum(case((estimated, source.c.cost_total), else_=0)).label("estimated_cost"),
+        *[
+            func.sum(source.c[name]).label(name)
+            for name in ("cache_write_tokens", "cache_write_1h_tokens", "reasoning_tokens", "web_search_calls")
+        ],
+    ]
+
+
+def _upsert_from(conn: Connection, model: type, keys: tuple[str, ...], query: Any) -> None:
+    insert = _insert_for(conn)(model)
+    table = model.__table__  # type: ignore[attr-defined]
+    from_select = insert.from_select(list(keys + SUM_COLUMNS), query)
+    conn.execute(
+        from_select.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={name: table.c[name] + from_select.excluded[name] for name in SUM_COLUMNS},
+        )
+    )
+
+
 def add_stored_to_rollups(conn: Connection, first_id: int, last_id: int, only_ids: Sequence[int] | None = None) -> None:
     """Add the stored calls with ``first_id <= id <= last_id`` (and in ``only_ids``, if given) to the roll-ups.
 
     Used right after a batch insert (same transaction): nothing is bound per roll-up row,
     and the sums run over the stored values of the same column type, so they stay exact.
+    Two statements, each one pass over the new rows by primary key: the series, and the
+    users and projects.
     """
+    logs = UsageRecord.__table__
     epoch = _epoch_seconds(conn)
-    chosen = (
-        [] if only_ids is None else [UsageRecord.id == any_(cast(bindparam("ids", list(only_ids)), ARRAY(BigInteger)))]
-    )
-    user = func.coalesce(UsageRecord.user_id, "")
-    project = func.coalesce(UsageRecord.project, "")
-    estimated = UsageRecord.matched_by == "estimate"
+    chosen: list[ColumnElement[bool]] = [logs.c.id.between(first_id, last_id)]
+    if only_ids is not None:
+        # a semi-join on the unnested array (hashed): ``id = ANY(array)`` compared every row
+        # with every id, 20,000 x 20,000 per batch
+        ids = select(func.unnest(cast(bindparam("ids", list(only_ids)), ARRAY(BigInteger))))
+        chosen.append(logs.c.id.in_(ids))
     quarter = epoch - epoch % QUARTER  # timestamps are after 2000: epoch is positive
-    # The batch summed once per quarter hour (materialised), then fanned out to every grain
-    # in one upsert: one pass over the new rows instead of one per grain.
+    day = epoch - epoch % DAY
+    sum_names = [name for name in SUM_COLUMNS]
+
+    # The series: the batch summed once per quarter hour (materialised), then fanned out to
+    # every grain in one upsert.
     batch = (
-        select(
-            quarter.label("quarter"),
-            UsageRecord.provider,
-            UsageRecord.model,
-            user.label("user_id"),
-            project.label("project"),
-            func.count().label("calls"),
-            func.sum(UsageRecord.input_tokens).label("input_tokens"),
-            func.sum(UsageRecord.output_tokens).label("output_tokens"),
-            func.sum(UsageRecord.cached_input_tokens).label("cached_input_tokens"),
-            func.sum(UsageRecord.cost_input).label("cost_input"),
-            func.sum(UsageRecord.cost_output).label("cost_output"),
-            func.sum(UsageRecord.cost_total).label("cost_total"),
-            func.sum(case((estimated, 1), else_=0)).label("estimated_calls"),
-            func.sum(case((estimated, UsageRecord.cost_total), else_=0)).label("estimated_cost"),
-            func.sum(UsageRecord.cache_write_tokens).label("cache_write_tokens"),
-            func.sum(UsageRecord.cache_write_1h_tokens).label("cache_write_1h_tokens"),
-            func.sum(UsageRecord.reasoning_tokens).label("reasoning_tokens"),
-            func.sum(UsageRecord.web_search_calls).label("web_search_calls"),
-        )
-        .where(UsageRecord.id.between(first_id, last_id), *chosen)
-        .group_by(quarter, UsageRecord.provider, UsageRecord.model, user, project)
+        select(quarter.label("quarter"), logs.c.provider, logs.c.model, *_sums(logs))
+        .where(*chosen)
+        .group_by(quarter, logs.c.provider, logs.c.model)
         .cte("batch")
         .prefix_with("MATERIALIZED")
     )
+    # each provider's total over its models too (model ''): charts by provider read 5 rows a bucket, not 200
+    both = (
+        select(batch)
+        .union_all(
+            select(
+                batch.c.quarter,
+                batch.c.provider,
+                literal(ALL_MODELS).label("model"),
+                *[func.sum(batch.c[name]).label(name) for name in sum_names],
+            ).group_by(batch.c.quarter, batch.c.provider)
+        )
+        .subquery("both_levels")
+    )
     grains = values(column("grain", Integer), name="grains").data([(g,) for g in GRAINS]).cte("grains")
-    bucket = (batch.c.quarter - batch.c.quarter % grains.c.grain).label("bucket_start")
-    keys = [grains.c.grain, bucket, batch.c.provider, batch.c.model, batch.c.user_id, batch.c.project]
+    bucket = (both.c.quarter - both.c.quarter % grains.c.grain).label("bucket_start")
+    keys = [grains.c.grain, bucket, both.c.provider, both.c.model]
     query = (
-        select(*keys, *[func.sum(batch.c[name]) for name in SUM_COLUMNS])
-        .select_from(batch.join(grains, true()))
+        select(*keys, *[func.sum(both.c[name]) for name in sum_names])
+        .select_from(both.join(grains, true()))
         .where(true())  # SQLite: an INSERT ... SELECT with a join needs a WHERE before ON CONFLICT
         .group_by(*keys)
         .order_by(*keys)  # one lock order for concurrent PostgreSQL writers
     )
-    insert = _insert_for(conn)(UsageRollup)
-    table = UsageRollup.__table__
-    from_select = insert.from_select(list(ROW_COLUMNS), query)
-    conn.execute(
-        from_select.on_conflict_do_update(
-            index_elements=list(KEY_COLUMNS),
-            set_={name: table.c[name] + from_select.excluded[name] for name in SUM_COLUMNS},
+    _upsert_from(conn, UsageRollup, KEY_COLUMNS, query)
+
+    # Users and projects: the batch summed per UTC day and entity, then fanned out to
+    # days and weeks, both dimensions in one upsert.
+    user = func.coalesce(logs.c.user_id, "")  # one expression (and parameter) for SELECT and GROUP BY
+    project = func.coalesce(logs.c.project, "")
+    per_day = [
+        select(
+            literal("user").label("dimension"),
+            day.label("day"),
+            user.label("entity"),
+            *_sums(logs),
         )
+        .where(*chosen)
+        .group_by(day, user),
+        select(
+            literal("project").label("dimension"),
+            day.label("day"),
+            project.label("entity"),
+            *_sums(logs),
+        )
+        .where(*chosen)
+        .group_by(day, project),
+    ]
+    days = per_day[0].union_all(per_day[1]).cte("days").prefix_with("MATERIALIZED")
+    entity_grains = (
+        values(column("grain", Integer), name="entity_grains").data([(g,) for g in ENTITY_GRAINS]).cte("entity_grains")
     )
+    start = (days.c.day - days.c.day % entity_grains.c.grain).label("bucket_start")
+    entity_keys = [days.c.dimension, entity_grains.c.grain, start, days.c.entity]
+    entity_query = (
+        select(*entity_keys, *[func.sum(days.c[name]) for name in sum_names])
+        .select_from(days.join(entity_grains, true()))
+        .where(true())
+        .group_by(*entity_keys)
+        .order_by(*entity_keys)
+    )
+    _upsert_from(conn, EntityRollup, ENTITY_KEY_COLUMNS, entity_query)
 
 
 def rebuild_rollups(engine: Engine, batch_size: int = 500_000) -> int:
@@ -233,11 +343,14 @@ def rebuild_rollups(engine: Engine, batch_size: int = 500_000) -> int:
 
     def work(conn: Connection) -> int:
         conn.execute(delete(UsageRollup))
+        conn.execute(delete(EntityRollup))
         count, low, high = conn.execute(
             select(func.count(), func.coalesce(func.min(UsageRecord.id), 0), func.coalesce(func.max(UsageRecord.id), 0))
         ).one()
         for first in range(low, high + 1, batch_size):
             add_stored_to_rollups(conn, first, first + batch_size - 1)
+        if conn.dialect.name == "postgresql":  # fresh statistics, or the planner expects one row per bucket
+            conn.execute(text("ANALYZE usage_rollups, usage_entity_rollups"))
         return int(count)
 
     return run_write(engine, work)
@@ -298,27 +411,46 @@ def check_rollups(engine: Engine) -> RollupCheck:
         rolled: dict[str, Decimal | int] = {}
         for grain in GRAINS:
             cols = [func.coalesce(func.sum(getattr(UsageRollup, n)), 0) for n in names]
-            row = conn.execute(select(*cols).where(UsageRollup.grain == grain)).one()
+            row = conn.execute(select(*cols).where(UsageRollup.grain == grain, UsageRollup.model != ALL_MODELS)).one()
             values = {n: (Decimal(v) if n in MONEY_COLUMNS else int(v)) for n, v in zip(names, row, strict=True)}
             if grain == DAY:
                 rolled = values
             matches = matches and values == raw
-        # per-day detail: the day buckets equal the raw sums of the same UTC day, key by key
+        # detail: the day buckets of the series, and every user and project bucket, equal the
+        # raw sums of the same keys
         day_rows = conn.execute(
             select(
                 UsageRollup.bucket_start,
                 UsageRollup.provider,
                 UsageRollup.model,
-                UsageRollup.user_id,
-                UsageRollup.project,
                 UsageRollup.calls,
                 UsageRollup.cost_total,
             ).where(UsageRollup.grain == DAY)
         ).all()
-        rolled_days = {
-            (r.bucket_start, r.provider, r.model, r.user_id, r.project): (r.calls, r.cost_total) for r in day_rows
+        rolled_keys: dict[tuple, tuple[int, Decimal]] = {
+            ("series", r.bucket_start, r.provider, r.model): (r.calls, r.cost_total) for r in day_rows
         }
-    raw_days: dict[tuple[int, str, str, str, str], list] = {}
+        for r in conn.execute(
+            select(
+                EntityRollup.dimension,
+                EntityRollup.grain,
+                EntityRollup.bucket_start,
+                EntityRollup.entity,
+                EntityRollup.calls,
+                EntityRollup.cost_total,
+            )
+        ):
+            if r.calls or r.cost_total:
+                rolled_keys[(r.dimension, r.grain, r.bucket_start, r.entity)] = (r.calls, r.cost_total)
+    raw_keys: dict[tuple, list] = {}
+
+    def add(key: tuple, cost: Decimal) -> None:
+        entry = raw_keys.get(key)
+        if entry is None:
+            entry = raw_keys[key] = [0, Decimal(0)]
+        entry[0] += 1
+        entry[1] += cost
+
     with engine.connect() as conn:
         for raw_row in conn.execution_options(yield_per=50_000).execute(
             select(
@@ -331,9 +463,13 @@ def check_rollups(engine: Engine) -> RollupCheck:
             )
         ):
             epoch = int(raw_row.timestamp.timestamp())
-            key = (epoch - epoch % DAY, raw_row.provider, raw_row.model, raw_row.user_id or "", raw_row.project or "")
-            entry = raw_days.setdefault(key, [0, Decimal(0)])
-            entry[0] += 1
-            entry[1] += raw_row.cost_total
-    matches = matches and rolled_days == {k: (v[0], v[1]) for k, v in raw_days.items()}
+            day = epoch - epoch % DAY
+            cost = raw_row.cost_total
+            add(("series", day, raw_row.provider, raw_row.model), cost)
+            add(("series", day, raw_row.provider, ALL_MODELS), cost)
+            for grain in ENTITY_GRAINS:
+                bucket = epoch - epoch % grain
+                add(("user", grain, bucket, raw_row.user_id or ""), cost)
+                add(("project", grain, bucket, raw_row.project or ""), cost)
+    matches = matches and rolled_keys == {k: (v[0], v[1]) for k, v in raw_keys.items()}
     return RollupCheck(matches, raw, rolled)

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from sqlalchemy import ARRAY, Connection, Engine, String, any_, bindparam, cast, func, insert, select
-from sqlalchemy.dialects import postgresql
 
 from core.columns import Money
 from core.db import run_write
@@ -355,6 +354,9 @@ def _insert_sqlite(conn: Connection, rows: list[tuple]) -> tuple[int, ...]:
     """
     dialect = conn.dialect
     columns = UsageRecord.__table__.c
+    # Calls in random time order (and random request ids) touch index pages all over a
+    # large log: SQLite's default 2 MB page cache made each batch re-read them.
+    conn.exec_driver_sql("PRAGMA cache_size = -262144")  # 256 MB, pages held only as used
     compiled = insert(UsageRecord).compile(dialect=dialect, column_keys=list(LOG_COLUMNS))
     if tuple(compiled.positiontup or ()) != LOG_COLUMNS:
         raise RuntimeError(f"unexpected INSERT parameter order {compiled.positiontup}")
@@ -387,6 +389,50 @@ def _insert_sqlite(conn: Connection, rows: list[tuple]) -> tuple[int, ...]:
     return ids
 
 
+STAGING = "spendboard_usage_staging"
+_COLUMN_LIST = ", ".join(LOG_COLUMNS)
+# statement text made once from constant names (no value is ever spliced in)
+CREATE_STAGING = (
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING} ON COMMIT DELETE ROWS AS "  # noqa: S608
+    f"SELECT {_COLUMN_LIST} FROM api_usage_logs WITH NO DATA"
+)
+COPY_STAGING = f"COPY {STAGING} ({_COLUMN_LIST}) FROM STDIN"
+INSERT_STAGED = (
+    f"INSERT INTO api_usage_logs ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM {STAGING} "  # noqa: S608
+    "ON CONFLICT (request_id) DO NOTHING RETURNING id"
+)
+EMPTY_STAGING = f"TRUNCATE {STAGING}"
+
+
+def _insert_postgresql(conn: Connection, rows: list[tuple]) -> tuple[int, ...]:
+    """COPY into a temporary staging table, then one INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING.
+
+    PostgreSQL writers run concurrently: another may store one of these request ids after
+    our check, so the conflict clause (on the unique index) decides, and the roll-ups take
+    only the rows this transaction stored (their ids may interleave with another writer's).
+    The staging table lives as long as the connection and is emptied at commit.
+    """
+    conn.exec_driver_sql(CREATE_STAGING)
+    money = [i for i, name in enumerate(LOG_COLUMNS) if name in PICO_COLUMNS]
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cursor.copy(COPY_STAGING) as copy:
+            write = copy.write_row
+            for row in rows:
+                values = list(row)
+                for i in money:
+                    values[i] = from_pico(values[i])
+                write(values)
+    finally:
+        cursor.close()
+    returned = conn.exec_driver_sql(INSERT_STAGED).scalars()
+    ids = tuple(sorted(returned))
+    conn.exec_driver_sql(EMPTY_STAGING)
+    if ids:
+        add_stored_to_rollups(conn, ids[0], ids[-1], ids)
+    return ids
+
+
 def record_batch(engine: Engine, calls: Sequence[Call]) -> BatchResult:
     """Price and store calls in one transaction; known request_ids are skipped."""
     if not calls:
@@ -411,16 +457,7 @@ def record_batch(engine: Engine, calls: Sequence[Call]) -> BatchResult:
         if sqlite:
             ids = _insert_sqlite(conn, rows)
         else:
-            # PostgreSQL writers run concurrently: one may store an id after our check.
-            statement = postgresql.insert(UsageRecord).on_conflict_do_nothing(index_elements=["request_id"])
-            params = [
-                {name: from_pico(v) if name in PICO_COLUMNS else v for name, v in zip(LOG_COLUMNS, row, strict=True)}
-                for row in rows
-            ]
-            returned = conn.execute(statement.returning(UsageRecord.id, UsageRecord.request_id), params).all()
-            ids = tuple(sorted(r.id for r in returned))
-            if ids:  # only the rows this transaction stored: ids of concurrent writers may interleave
-                add_stored_to_rollups(conn, ids[0], ids[-1], ids)
+            ids = _insert_postgresql(conn, rows)
         return BatchResult(len(ids), len(calls) - len(ids), ids)
 
     result = run_write(engine, work)

@@ -534,11 +534,14 @@ def test_no_budgets_costs_one_cached_lookup(engine: Engine, monkeypatch: pytest.
     assert len(BudgetDelivery.__table__.columns) > 0
 
 
-def test_detection_sum_equals_the_report_sum(engine: Engine) -> None:
-    """The prepared roll-up sum used after each batch and reports.totals agree to the last pico-dollar."""
+def test_detection_sum_equals_the_raw_sum_of_the_calls(engine: Engine) -> None:
+    """A budget's spend per period (from the roll-ups) equals the raw sum of its calls to the last pico-dollar."""
     import random
 
-    from core.budgets.spend import rollup_spend, spend_in
+    from sqlalchemy import func, select
+
+    from core.budgets.spend import spend_in
+    from core.models import UsageRecord
 
     rng = random.Random(5)
     now = datetime.now(UTC)
@@ -559,9 +562,22 @@ def test_detection_sum_equals_the_report_sum(engine: Engine) -> None:
     for i, scope in enumerate(scopes):
         for period, tz in [("day", "Asia/Kolkata"), ("week", "Europe/Berlin"), ("month", "UTC")]:
             budget = add(engine, f"b{i}-{period}", amount="1000", period=period, tz=tz, scope=scope).budget
+            kind, _, value = scope.partition(":")
+            column = {
+                "provider": UsageRecord.provider,
+                "model": UsageRecord.model,
+                "user": UsageRecord.user_id,
+                "project": UsageRecord.project,
+            }.get(kind)
             for p in periods_between(now - timedelta(days=40), now, period, ZoneInfo(tz)):
+                query = select(func.coalesce(func.sum(UsageRecord.cost_total), 0)).where(
+                    UsageRecord.timestamp >= p.start, UsageRecord.timestamp < p.end
+                )
+                if column is not None:
+                    query = query.where(column == value)
                 with engine.connect() as conn:
-                    assert rollup_spend(conn, budget, p.start, p.end) == spend_in(engine, budget, p.start, p.end)
+                    raw = Decimal(conn.execute(query).scalar_one())
+                assert spend_in(engine, budget, p.start, p.end) == raw, (scope, period, p.start)
 
 
 def test_detection_after_recording_is_throttled_but_never_lost(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:

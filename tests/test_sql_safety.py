@@ -25,6 +25,24 @@ ALLOWED = {
     ("db.py", "_on_connect", "f'PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}'"): "a module constant int",
     ("db.py", "_on_begin", "f'BEGIN {mode}'"): "mode is one of the literals IMMEDIATE / DEFERRED",
     ("usage.py", "_insert_sqlite", "sql"): "str() of SQLAlchemy's compiled insert(UsageRecord); values are bound",
+    # PostgreSQL COPY ingestion: statements made once at import from the staging table's constant
+    # name and LOG_COLUMNS (constant column names); values travel through COPY and are never spliced
+    (
+        "usage.py",
+        "<module>",
+        "f'CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING} ON COMMIT DELETE ROWS AS "
+        "SELECT {_COLUMN_LIST} FROM api_usage_logs WITH NO DATA'",
+    ): "constant names",
+    (
+        "usage.py",
+        "<module>",
+        "f'INSERT INTO api_usage_logs ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM {STAGING} "
+        "ON CONFLICT (request_id) DO NOTHING RETURNING id'",
+    ): "constant names",
+    ("usage.py", "<module>", "f'TRUNCATE {STAGING}'"): "constant name",
+    ("usage.py", "_insert_postgresql", "CREATE_STAGING"): "module constant above",
+    ("usage.py", "_insert_postgresql", "INSERT_STAGED"): "module constant above",
+    ("usage.py", "_insert_postgresql", "EMPTY_STAGING"): "module constant above",
 }
 
 

@@ -130,8 +130,11 @@ def totals(url: str, start: datetime, end: datetime, where: Where = ()) -> repor
 
 
 @st.cache_data(ttl=CACHE_TTL, show_spinner=False)
-def breakdown(url: str, start: datetime, end: datetime, by: str, where: Where = ()) -> list[reports.Row]:
-    return reports.breakdown(_engine_for(url), start, end, by, dict(where) or None)
+def breakdown(
+    url: str, start: datetime, end: datetime, by: str, where: Where = (), limit: int | None = None
+) -> list[reports.Row]:
+    """Totals per key, biggest spend first; ``limit``: the top N only (ranked in SQL, not by reading every user)."""
+    return reports.breakdown(_engine_for(url), start, end, by, dict(where) or None, limit=limit)
 
 
 @st.cache_data(ttl=CACHE_TTL, show_spinner=False)

@@ -77,9 +77,11 @@ def estimate_notice(current: Totals) -> str | None:
     )
 
 
-def breakdown_table(rows: list[Row], label: str, top: int | None = 10) -> pd.DataFrame:
-    """Spend per provider / model / user, biggest first, with its share of the total."""
-    total = sum((r.totals.cost_total for r in rows), Decimal(0))
+def breakdown_table(rows: list[Row], label: str, top: int | None = 10, total: Decimal | None = None) -> pd.DataFrame:
+    """Spend per provider / model / user / project, biggest first, with its share of ``total`` (the period's
+    spend; by default the sum of ``rows``, right only when they are every key and not a top N)."""
+    if total is None:
+        total = sum((r.totals.cost_total for r in rows), Decimal(0))
     chosen = rows[:top] if top else rows
     return pd.DataFrame(
         {

@@ -1,0 +1,307 @@
+"""Cardinality: 8 vs 10,000 users, 200 models, timestamps in random order (issue 11).
+
+For each backend, size (BENCH_SIZES, default ``10k,1m``) and user count, a database of
+calls over 30 days is built once through ``record_batch`` (20,000 per transaction, in
+random time order) and reused. Printed: the build rate, roll-up rows per call, the
+Overview queries (UTC, Asia/Kolkata +5:30, Asia/Kathmandu +5:45) and ``report --by
+user`` in-process (median of 5), then ``import`` of a JSON Lines file (100,000 calls,
+10,000 users, random order) into a copy of the largest 10,000-user database, and
+``record_batch`` against a raw ``executemany`` of the same rows into the same schema.
+
+BENCH_TAG names the databases (e.g. ``base`` when running main's code for the
+baseline), so two designs never share a database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from common import OUT, backends, figure, fresh_database, pg_schema_url, raw_executemany_rate, sizes, timed
+from sqlalchemy import Engine, func, inspect, select, text
+
+from core import cli, reports
+from core.db import create_tables, make_engine
+from core.models import UsageRecord
+from core.usage import Call, record_batch
+
+TAG = os.environ.get("BENCH_TAG", "new")
+DAYS = 30
+MODELS = 200
+PROJECTS = 50
+BATCH = 20_000
+IMPORT_ROWS = int(os.environ.get("BENCH_IMPORT_ROWS", "100000"))
+RAW_ROWS = int(os.environ.get("BENCH_RAW_ROWS", "200000"))
+END = datetime(2026, 11, 1, tzinfo=UTC)
+PROVIDERS = ("openai", "anthropic", "gemini", "mistral", "groq")
+ZONES = ("UTC", "Asia/Kolkata", "Asia/Kathmandu")
+
+
+def _weights(n: int, skew: float) -> list[float]:
+    """Zipf-like popularity: a few users and models make most calls, as in real traffic."""
+    return [1 / (i + 1) ** skew for i in range(n)]
+
+
+def random_calls(rows: int, users: int, seed: int = 3) -> Iterator[Call]:
+    """``rows`` calls over the DAYS before END, each at a random moment (so in random order)."""
+    rng = random.Random(seed)
+    models = [(PROVIDERS[j % len(PROVIDERS)], f"bench-model-{j:03d}") for j in range(MODELS)]
+    model_weights = _weights(MODELS, 1.0)
+    user_names = [f"user-{i:05d}" for i in range(users)]
+    user_weights = _weights(users, 0.6)
+    span = DAYS * 86400
+    start = END - timedelta(seconds=span)
+    for first in range(0, rows, BATCH):
+        count = min(BATCH, rows - first)
+        chosen_models = rng.choices(models, model_weights, k=count)
+        chosen_users = rng.choices(range(users), user_weights, k=count)
+        for (provider, model), user in zip(chosen_models, chosen_users, strict=True):
+            tokens_in = max(1, int(rng.lognormvariate(math.log(1500), 0.6)))
+            yield Call(
+                start + timedelta(seconds=rng.random() * span),
+                provider,
+                model,
+                tokens_in,
+                max(1, int(rng.lognormvariate(math.log(400), 0.7))),
+                0,
+                user_names[user],
+                None,
+                project=f"project-{user % PROJECTS:02d}",
+            )
+
+
+def _url(backend: str, name: str, fresh: bool) -> str:
+    if backend == "sqlite":
+        OUT.mkdir(parents=True, exist_ok=True)
+        path = OUT / f"{name}.db"
+        if fresh:
+            for suffix in ("", "-wal", "-shm"):
+                path.with_name(path.name + suffix).unlink(missing_ok=True)
+        return f"sqlite:///{path}"
+    return pg_schema_url(f"bench_{name}", fresh=fresh)
+
+
+def _count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("api_usage_logs"):
+            return -1
+        return int(conn.execute(select(func.count()).select_from(UsageRecord)).scalar_one())
+
+
+def database(backend: str, label: str, rows: int, users: int) -> tuple[Engine, str]:
+    name = f"card_{TAG}_{label}_{users}u"
+    url = _url(backend, name, fresh=False)
+    engine = make_engine(url)
+    if _count(engine) == rows:
+        return engine, url
+    engine.dispose()
+    engine = fresh_database(backend, name)
+    print(f"  building {label} calls, {users:,} users ({backend}) ...", flush=True)
+    started = time.perf_counter()
+    batch: list[Call] = []
+    for call in random_calls(rows, users):
+        batch.append(call)
+        if len(batch) == BATCH:
+            record_batch(engine, batch)
+            batch = []
+    if batch:
+        record_batch(engine, batch)
+    rate = rows / (time.perf_counter() - started)
+    figure(f"record_batch build, random order, {label}, {users:,} users, {backend}", rate, "calls/s")
+    return engine, url
+
+
+def rollup_rows(engine: Engine) -> int:
+    with engine.connect() as conn:
+        names = [n for n in inspect(conn).get_table_names() if "rollups" in n]
+        return sum(int(conn.execute(text(f"SELECT count(*) FROM {n}")).scalar_one()) for n in names)  # noqa: S608
+
+
+def overview(engine: Engine, tz: ZoneInfo) -> None:
+    """What the Overview asks for: KPIs, spend per day by provider, by model, top users."""
+    last = (END - timedelta(seconds=1)).astimezone(tz).date()
+    start = datetime.combine(last - timedelta(days=DAYS - 1), datetime.min.time(), tz)
+    end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tz)
+    reports.totals(engine, start, end)
+    reports.over_time(engine, start, end, tz, "day", by="provider")
+    reports.breakdown(engine, start, end, "model")
+    try:
+        reports.breakdown(engine, start, end, "user", limit=10)  # type: ignore[call-arg]
+    except TypeError:  # main's API before top-N: every user
+        reports.breakdown(engine, start, end, "user")[:10]
+
+
+def cpu_ms(fn, repeat: int = 5) -> float:  # type: ignore[no-untyped-def]
+    """Median process CPU time of ``repeat`` runs, ms: SQLite works in-process, so this is its work
+    without the waits of a machine shared with other jobs (PostgreSQL's server time is not in it)."""
+    runs = []
+    for _ in range(repeat):
+        started = time.process_time()
+        fn()
+        runs.append(time.process_time() - started)
+    return sorted(runs)[len(runs) // 2] * 1000
+
+
+def report_by_user(url: str) -> None:
+    os.environ["DATABASE_URL"] = url
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cli.main(["report", "--by", "user", "--since", "2026-10-02", "--until", "2026-10-31"]) == 0
+
+
+def bench_queries(backend: str) -> Engine | None:
+    first: dict[str, float] = {}
+    largest = None
+    for label, rows in sizes():
+        for users in (8, 10_000):
+            engine, url = database(backend, label, rows, users)
+            per_call = rollup_rows(engine) / rows
+            figure(f"roll-up rows per call, {label}, {users:,} users, {backend}", per_call, "rows")
+            for zone_name in ZONES:
+                tz = ZoneInfo(zone_name)
+                overview(engine, tz)
+                ms = timed(lambda tz=tz, engine=engine: overview(engine, tz)) * 1000
+                key = f"{users} {zone_name}"
+                first.setdefault(key, ms)
+                figure(
+                    f"Overview, 30 days, {zone_name}, {label}, {users:,} users, {backend}",
+                    ms,
+                    "ms",
+                    "10k calls",
+                    ms / first[key],
+                )
+                if backend == "sqlite":
+                    cpu = cpu_ms(lambda tz=tz, engine=engine: overview(engine, tz))
+                    first.setdefault(key + " cpu", cpu)
+                    figure(
+                        f"  same, process CPU time, {zone_name}, {label}, {users:,} users",
+                        cpu,
+                        "ms",
+                        "10k calls",
+                        cpu / first[key + " cpu"],
+                    )
+            report_by_user(url)
+            ms = timed(lambda url=url: report_by_user(url)) * 1000
+            first.setdefault(f"{users} report", ms)
+            figure(
+                f"report --by user (in-process), {label}, {users:,} users, {backend}",
+                ms,
+                "ms",
+                "10k calls",
+                ms / first[f"{users} report"],
+            )
+            if users == 10_000:
+                largest = (label, url)
+            engine.dispose()
+    return largest  # type: ignore[return-value]
+
+
+def write_jsonl(path: os.PathLike, rows: int) -> None:
+    with open(path, "w") as handle:
+        for i, call in enumerate(random_calls(rows, 10_000, seed=29)):
+            row = {
+                "timestamp": call.timestamp.isoformat(),
+                "provider": call.provider,
+                "model": call.model,
+                "input_tokens": call.input_tokens,
+                "output_tokens": call.output_tokens,
+                "user": call.user,
+                "project": call.project,
+                "request_id": f"card-{i}",
+            }
+            handle.write(json.dumps(row) + "\n")
+
+
+def bench_import(backend: str, label: str, url: str) -> None:
+    """Import into a copy of the largest 10,000-user database (the copy is thrown away)."""
+    from core.importer import import_file
+
+    path = OUT / "cardinality.jsonl"
+    write_jsonl(path, IMPORT_ROWS)
+    name = f"card_{TAG}_import"
+    if backend == "sqlite":
+        source = url.removeprefix("sqlite:///")
+        target = _url(backend, name, fresh=True)
+        shutil.copyfile(source, target.removeprefix("sqlite:///"))
+    else:
+        target = _url(backend, name, fresh=True)
+        schema = url.split("search_path%3D", 1)[1]
+        engine = make_engine(target)
+        with engine.begin() as conn:
+            for table in inspect(conn).get_table_names(schema=schema):
+                conn.execute(text(f'CREATE TABLE "bench_{name}"."{table}" (LIKE "{schema}"."{table}" INCLUDING ALL)'))
+                conn.execute(text(f'INSERT INTO "bench_{name}"."{table}" SELECT * FROM "{schema}"."{table}"'))  # noqa: S608
+            sequence = f"pg_get_serial_sequence('\"{schema}\".api_usage_logs', 'id')"
+            highest = f'SELECT max(id) FROM "bench_{name}".api_usage_logs'  # noqa: S608
+            conn.execute(text(f"SELECT setval({sequence}, ({highest}))"))
+        engine.dispose()
+    engine = make_engine(target)
+    create_tables(engine)
+    started = time.perf_counter()
+    result = import_file(engine, path)
+    rate = result.taken / (time.perf_counter() - started)
+    figure(f"import JSON Lines, {IMPORT_ROWS:,} calls, 10,000 users, into {label}, {backend}", rate, "calls/s")
+    engine.dispose()
+
+
+def bench_raw(backend: str) -> None:
+    """record_batch (random order, 10,000 users) vs raw executemany of the same stored rows."""
+    engine = fresh_database(backend, f"card_{TAG}_raw")
+    calls = list(random_calls(RAW_ROWS, 10_000, seed=5))
+    started = time.perf_counter()
+    for start in range(0, len(calls), BATCH):
+        record_batch(engine, calls[start : start + BATCH])
+    rate = len(calls) / (time.perf_counter() - started)
+    if backend == "sqlite":
+        raw, _n = raw_executemany_rate(engine.url.render_as_string(hide_password=False), BATCH)
+    else:
+        raw = _pg_raw_rate(engine)
+    figure(
+        f"record_batch, {RAW_ROWS:,} calls, 10,000 users, random order, {backend}",
+        rate,
+        "calls/s",
+        "raw executemany",
+        rate / raw,
+    )
+    figure(f"raw executemany of the same rows, {backend}", raw, "calls/s")
+    engine.dispose()
+
+
+def _pg_raw_rate(source: Engine) -> float:
+    """psycopg executemany of the stored rows into a fresh copy of the schema."""
+    columns = [c.name for c in UsageRecord.__table__.columns if c.name != "id"]
+    with source.connect() as conn:
+        rows = [tuple(r) for r in conn.exec_driver_sql(f"SELECT {', '.join(columns)} FROM api_usage_logs ORDER BY id")]  # noqa: S608
+    target = fresh_database("postgresql", f"card_{TAG}_rawtarget")
+    statement = f"INSERT INTO api_usage_logs ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"  # noqa: S608
+    raw = target.raw_connection()
+    started = time.perf_counter()
+    try:
+        for start in range(0, len(rows), BATCH):
+            with raw.cursor() as cursor:
+                cursor.executemany(statement, rows[start : start + BATCH])
+            raw.commit()
+    finally:
+        raw.close()
+    target.dispose()
+    return len(rows) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    for backend in backends():
+        largest = bench_queries(backend)
+        if largest is not None and os.environ.get("BENCH_SKIP_INGEST") != "1":
+            bench_import(backend, *largest)
+            bench_raw(backend)
+
+
+if __name__ == "__main__":
+    main()
