@@ -309,7 +309,7 @@ def test_the_panel_in_a_browser_records_one_call(engine: Engine, served_panel: s
             page.goto(served_panel)
             page.get_by_text("Make a test call").first.click()
             page.get_by_role("button", name="Make a test call").click()
-            expect(page.get_by_text("Recorded as log #1")).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("Recorded as log #1")).to_be_visible(timeout=60_000)  # a loaded CI machine
             expect(page.get_by_text("cost_input = 1000 * 0.000001 = $0.001")).to_be_visible()
             expect(page.get_by_text("$0.0025").first).to_be_visible()
             assert TOKEN not in page.content()
