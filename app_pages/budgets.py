@@ -8,7 +8,7 @@ from core.auth import signed_in
 from core.budgets import service
 from core.budgets.periods import PERIODS
 from core.budgets.spend import SCOPE_KINDS
-from core.money import format_usd
+from core.money import format_total
 from ui import common
 from ui.budget_views import (
     burnup_figure,
@@ -38,7 +38,7 @@ for s in statuses:
     with st.container(border=True, key=f"budget_{b.id}"):
         top = st.columns([3, 2])
         top[0].markdown(f"**{plain(b.name)}** · {plain(b.scope)} · per {b.period} ({plain(b.tz)})")
-        top[1].markdown(f"**{format_usd(s.spend)}** / {format_usd(b.amount)} · {percent_text(s.percent)}")
+        top[1].markdown(f"**{format_total(s.spend)}** / {format_total(b.amount)} · {percent_text(s.percent)}")
         st.progress(progress_value(s))
         st.caption(f"Thresholds: {marks_text(s)} · {resets_text(s.period.end, now, b.tz)}")
         st.caption(projection_text(s, b.tz))

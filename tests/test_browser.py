@@ -17,7 +17,8 @@ from streamlit_server import CHROMIUM, CHROMIUM_ARGS, ROOT, needs_chromium, stre
 from core.db import make_engine
 from core.usage import make_call, record_usage
 
-SHOTS = Path(os.environ.get("SPENDBOARD_SCREENSHOTS") or ROOT / "test-artifacts" / "screenshots")
+# relative to the repository: the tests run in a temporary working directory
+SHOTS = ROOT / Path(os.environ.get("SPENDBOARD_SCREENSHOTS") or "test-artifacts/screenshots")
 PASSWORD = "browser-test-password"
 
 pytestmark = [pytest.mark.browser, needs_chromium]
@@ -66,6 +67,19 @@ def _no_exception(page) -> None:  # type: ignore[no-untyped-def]
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
+def _add_budgets(url: str) -> None:
+    """Two budgets over the demo data, so the Budgets page (and its screenshot) shows progress and a chart."""
+    from core.budgets import service
+    from core.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        service.add_budget(engine, service.validate("all-teams", "150", "month", tz="Europe/Berlin"))
+        service.add_budget(engine, service.validate("openai-daily", "2", "day", scope="provider:openai"))
+    finally:
+        engine.dispose()
+
+
 def test_every_page_loads_and_the_chart_renders(server, page) -> None:  # type: ignore[no-untyped-def]
     base, url = server
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -80,7 +94,14 @@ def test_every_page_loads_and_the_chart_renders(server, page) -> None:  # type: 
     assert page.get_by_role("button", name="Load demo data").count() == 0
     _no_exception(page)
     page.screenshot(path=str(SHOTS / "overview.png"), full_page=True)
-    for path, name in (("logs", "usage_logs"), ("pricing", "pricing"), ("calculator", "calculator")):
+    _add_budgets(url)
+    for path, name in (
+        ("logs", "usage_logs"),
+        ("budgets", "budgets"),
+        ("pricing", "pricing"),
+        ("calculator", "calculator"),
+        ("keys", "api_keys"),
+    ):
         _open(page, base, path)
         _no_exception(page)
         page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)

@@ -8,7 +8,7 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from core.budgets.service import alerting
-from core.money import format_usd
+from core.money import format_total
 from ui.budget_views import percent_text, plain
 
 
@@ -24,7 +24,7 @@ def render(engine: Engine) -> None:
         icon = ":material/error:" if s.spend >= b.amount else ":material/warning:"
         st.warning(
             f"Budget **{plain(b.name)}** ({plain(b.scope)}): "
-            f"{format_usd(s.spend)} of {format_usd(b.amount)} this {b.period} "
+            f"{format_total(s.spend)} of {format_total(b.amount)} this {b.period} "
             f"({percent_text(s.percent)}, past {max(s.crossed)}%); resets {end:%a %d %b %H:%M} {b.tz}. "
             "See [Budgets](/budgets).",
             icon=icon,

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import plotly.graph_objects as go
 
 from core.budgets.service import BudgetStatus, EventRow
-from core.money import format_usd, to_text
+from core.money import format_total, to_text
 
 STATUS_LABELS = {
     "pending": "waiting to send",
@@ -59,7 +59,7 @@ def projection_text(status: BudgetStatus, tz_name: str) -> str:
     period_word = {"day": "day", "week": "week", "month": "month"}[status.budget.period]
     if status.projected is None:
         return f"Projection shown once a tenth of the {period_word} has passed."
-    text = f"Projected end-of-{period_word} spend: {format_usd(status.projected)}"
+    text = f"Projected end-of-{period_word} spend: {format_total(status.projected)}"
     if status.projected_exceed_at is not None:
         local = status.projected_exceed_at.astimezone(ZoneInfo(tz_name))
         text += f" — on pace to exceed the budget on {local:%a %d %b %H:%M} {tz_name}"
@@ -128,8 +128,8 @@ def history_rows(rows: list[EventRow], tz_name: str) -> list[dict[str, object]]:
             "Budget": r.budget_name,
             "Period from": local(r.period_start),
             "Threshold": f"{r.threshold}%",
-            "Spend then": format_usd(r.spend),
-            "Budget amount": format_usd(r.amount),
+            "Spend then": format_total(r.spend),
+            "Budget amount": format_total(r.amount),
             "Late": "late" if r.late else "",
             "Delivery": STATUS_LABELS.get(r.status, r.status),
             "Attempts": r.attempts,
