@@ -40,9 +40,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from core.pricing import MAX_TOKENS
+from core.pricing import MAX_TOKENS, SERVICE_TIERS, Usage
 
-SERVICE_TIERS = ("standard", "batch", "flex", "priority")
 # OpenAI's response-level ``service_tier`` reports the tier that served the call ("default" is standard);
 # values with no per-token price of their own ("auto", "scale") are left unread.
 OPENAI_RESPONSE_TIERS = {"default": "standard", "standard": "standard", "flex": "flex", "priority": "priority"}
@@ -54,16 +53,10 @@ class UsageShapeError(ValueError):
 
 
 @dataclass(frozen=True)
-class UsageFields:
-    """A call's usage fields (DESIGN.md, "A call's usage"); ``service_tier`` None when not reported."""
+class UsageFields(Usage):
+    """A call's usage fields (DESIGN.md, "A call's usage"), and the service tier the response reported
+    (``None`` when it did not say)."""
 
-    input_tokens: int
-    output_tokens: int
-    cached_input_tokens: int = 0
-    cache_write_tokens: int = 0
-    cache_write_1h_tokens: int = 0
-    reasoning_tokens: int = 0
-    web_search_calls: int = 0
     service_tier: str | None = None
 
 

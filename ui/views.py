@@ -7,7 +7,7 @@ from data are left as plain strings for ``st.dataframe`` / ``st.text``, never ma
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -16,7 +16,6 @@ import pandas as pd
 from core.audit import Verification
 from core.logs import LogRow
 from core.money import format_per_million, format_total, format_usd, to_text
-from core.prices import PriceChange, PriceRow
 from core.pricing import CostBreakdown
 from core.reports import Row, Totals
 from core.times import local_midnight
@@ -140,58 +139,14 @@ def _tier_text(asked: str, used: str | None) -> str:
     return f"{asked} ({used} rates)"
 
 
-def _optional_per_million(value: Decimal | None) -> str:
-    return format_per_million(value) if value is not None else "-"
 
 
-def prices_table(rows: list[PriceRow], tz: ZoneInfo) -> pd.DataFrame:
-    """Current prices per 1M tokens with their source and since when."""
-    return pd.DataFrame(
-        {
-            "Provider": [r.provider for r in rows],
-            "Model": [r.model_name for r in rows],
-            "Input": [format_per_million(r.input_token_cost) for r in rows],
-            "Output": [format_per_million(r.output_token_cost) for r in rows],
-            "Cached input": [_optional_per_million(r.cached_input_token_cost) for r in rows],
-            "Per request": [format_usd(r.cost_per_request) if r.cost_per_request is not None else "-" for r in rows],
-            "Source": [r.source for r in rows],
-            "Since": [_since(r.effective_from, tz) for r in rows],
-        }
-    )
 
 
-def _since(moment: datetime, tz: ZoneInfo) -> str:
-    if moment <= datetime(1970, 1, 2, tzinfo=UTC):
-        return "always"
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
-def _price_text(row: PriceRow) -> str:
-    if row.retired:
-        return "retired"
-    text = f"in {format_per_million(row.input_token_cost)}, out {format_per_million(row.output_token_cost)}"
-    if row.cached_input_token_cost is not None:
-        text += f", cached {format_per_million(row.cached_input_token_cost)}"
-    if row.cost_per_request:
-        text += f", per request {format_usd(row.cost_per_request)}"
-    return text
 
 
-def history_table(changes: list[PriceChange], tz: ZoneInfo) -> pd.DataFrame:
-    """Every price version, newest first: who, when, old -> new."""
-    return pd.DataFrame(
-        {
-            "When": [c.version.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M") for c in changes],
-            "Who": [c.version.changed_by or c.version.source for c in changes],
-            "Provider": [c.version.provider for c in changes],
-            "Model": [c.version.model_name for c in changes],
-            "Old": [_price_text(c.previous) if c.previous else "-" for c in changes],
-            "New": [_price_text(c.version) for c in changes],
-            "In force from": [_since(c.version.effective_from, tz) for c in changes],
-            "Source": [c.version.source for c in changes],
-            "Note": [c.version.note or "" for c in changes],
-        }
-    )
 
 
 def prices_used(b: CostBreakdown) -> pd.DataFrame:
