@@ -434,7 +434,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    print(f"log #{v.id} {v.timestamp.isoformat()} {v.provider} / {v.model}: {v.input_tokens} in, {v.output_tokens} out")
+    parts = [f"{v.input_tokens} in", f"{v.output_tokens} out"] + [
+        f"{count} {name}"
+        for name, count in (
+            ("cache read", v.cached_input_tokens),
+            ("cache write 5m", v.cache_write_tokens),
+            ("cache write 1h", v.cache_write_1h_tokens),
+            ("reasoning", v.reasoning_tokens),
+            ("web searches", v.web_search_calls),
+        )
+        if count
+    ]
+    tier = f", {v.service_tier} tier" if v.service_tier != "standard" else ""
+    project = f", project {v.project}" if v.project else ""
+    print(f"log #{v.id} {v.timestamp.isoformat()} {v.provider} / {v.model}: {', '.join(parts)}{tier}{project}")
     print(f"stored cost:               {format_usd(v.stored_cost_total)} ({v.stored_matched_by})")
     print(f"at the prices of its time: {format_usd(v.at_its_time.cost_total)} ({v.at_its_time.matched_by})")
     print(f"at today's prices:         {format_usd(v.today.cost_total)} ({v.today.matched_by})")
