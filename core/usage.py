@@ -399,7 +399,9 @@ CREATE_STAGING = (
 COPY_STAGING = f"COPY {STAGING} ({_COLUMN_LIST}) FROM STDIN"
 INSERT_STAGED = (
     f"INSERT INTO api_usage_logs ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM {STAGING} "  # noqa: S608
-    "ON CONFLICT (request_id) DO NOTHING RETURNING id"
+    # one order for every writer: two batches sharing request ids wait on each other in the
+    # same order on the unique index instead of deadlocking
+    "ORDER BY request_id ON CONFLICT (request_id) DO NOTHING RETURNING id"
 )
 EMPTY_STAGING = f"TRUNCATE {STAGING}"
 

@@ -37,7 +37,7 @@ ALLOWED = {
         "usage.py",
         "<module>",
         "f'INSERT INTO api_usage_logs ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM {STAGING} "
-        "ON CONFLICT (request_id) DO NOTHING RETURNING id'",
+        "ORDER BY request_id ON CONFLICT (request_id) DO NOTHING RETURNING id'",
     ): "constant names",
     ("usage.py", "<module>", "f'TRUNCATE {STAGING}'"): "constant name",
     ("usage.py", "_insert_postgresql", "CREATE_STAGING"): "module constant above",
