@@ -27,6 +27,16 @@ MODELS = [
     ("huggingface", "openai/gpt-oss-120b:groq", 6, 1000, 500),
 ]
 USERS = ["support-bot", "search-api", "alice", "bob", "carol", "etl-nightly", "sales-assistant", "docs-writer"]
+# what each user's calls are for (the project dimension)
+PROJECTS = {
+    "support-bot": "support",
+    "search-api": "search",
+    "etl-nightly": "etl",
+    "sales-assistant": "sales",
+    "docs-writer": "docs",
+}
+REASONING_MODELS = frozenset({"o4-mini", "gemini-2.5-pro"})
+BATCH_PROVIDERS = frozenset({"openai", "anthropic"})
 
 
 def _busyness(moment: datetime) -> float:
@@ -69,8 +79,25 @@ def generate(days: int, rows: int, end: datetime | None = None, seed: int = 7) -
             tokens_in = max(1, int(rng.lognormvariate(math.log(typical_in), 0.6)))
             tokens_out = max(1, int(rng.lognormvariate(math.log(typical_out), 0.7)))
             cached = int(tokens_in * rng.choice((0, 0, 0, 0.5, 0.8))) if provider in ("openai", "anthropic") else 0
+            # Anthropic writes the prompt it later reads: some calls pay the (5-minute) cache write
+            written = int((tokens_in - cached) * 0.6) if provider == "anthropic" and rng.random() < 0.2 else 0
+            reasoning = int(tokens_out * 0.6) if model in REASONING_MODELS else 0
+            searches = rng.randint(1, 3) if user == "search-api" and provider in ("anthropic", "gemini") else 0
+            tier = "batch" if user == "etl-nightly" and provider in BATCH_PROVIDERS else "standard"
             yield Call(
-                day_start + timedelta(seconds=offset), provider, model, tokens_in, tokens_out, cached, user, None
+                day_start + timedelta(seconds=offset),
+                provider,
+                model,
+                tokens_in,
+                tokens_out,
+                cached,
+                user,
+                None,
+                cache_write_tokens=written,
+                reasoning_tokens=reasoning,
+                web_search_calls=searches,
+                service_tier=tier,
+                project=PROJECTS.get(user, "playground"),
             )
 
 
