@@ -191,34 +191,12 @@ class Price:
         object.__setattr__(self, "_thresholds", tuple(thresholds))
         object.__setattr__(self, "_rates", tuple(rates))
 
-    # kept for callers of release 1
-    @property
-    def input_pico(self) -> int:
-        return self._rates[0].input
-
-    @property
-    def output_pico(self) -> int:
-        return self._rates[0].output
-
-    @property
-    def cached_pico(self) -> int:
-        return self._rates[0].cached
-
-    @property
-    def request_pico(self) -> int:
-        return self._rates[0].request
-
     def rates_for(self, input_tokens: int) -> tuple[int | None, Rates]:
         """(the tier's above_input_tokens or None, the rates) for a call with that many input tokens."""
         position = bisect_left(self._thresholds, input_tokens)  # thresholds strictly below input_tokens
         if position == 0:
             return None, self._rates[0]
         return self._thresholds[position - 1], self._rates[position]
-
-    def tier_rate(self, threshold: int | None, name: str) -> Decimal:
-        """A rate as in force inside a tier (None: the base), fallbacks applied, as a Decimal."""
-        rates = self._rates[0] if threshold is None else self._rates[1 + self._thresholds.index(threshold)]
-        return from_pico(getattr(rates, _RATE_ATTR[name]))
 
     @classmethod
     def from_row(cls, row: PriceVersion) -> Price:
@@ -242,17 +220,6 @@ class Price:
             match_rule=row.match_rule,
         )
 
-
-_RATE_ATTR = {
-    "input_token_cost": "input",
-    "output_token_cost": "output",
-    "cached_input_token_cost": "cached",
-    "cache_write_token_cost": "cache_write",
-    "cache_write_1h_token_cost": "cache_write_1h",
-    "reasoning_token_cost": "reasoning",
-    "cost_per_web_search": "web_search",
-    "cost_per_request": "request",
-}
 
 ESTIMATE_PRICE = Price(None, "*", "*", ESTIMATE_PER_TOKEN, ESTIMATE_PER_TOKEN, None, None, None, "estimate")
 
@@ -495,7 +462,7 @@ def match_rule(rule: Any) -> Callable[[str], bool]:
     """
     if not isinstance(rule, dict) or len(rule) != 1:
         raise ValueError(f"match_rule: {rule!r} is not a match clause")
-    (kind, value), = rule.items()
+    ((kind, value),) = rule.items()
     if kind == "equals":
         wanted = str(value).lower()
         return lambda name: name == wanted
@@ -734,12 +701,6 @@ def price_call(price: Price, usage: Usage) -> PicoCost:
     return cost
 
 
-def cost_in_pico(price: Price, input_tokens: int, output_tokens: int, cached_input_tokens: int) -> tuple[int, int, int]:
-    """(cost_input, cost_output, cost_total) in whole pico-dollars for a release-1 shaped call."""
-    cost = price_call(price, Usage(input_tokens, output_tokens, cached_input_tokens))
-    return cost.cost_input, cost.cost_output, cost.cost_total
-
-
 def breakdown(
     match: PriceMatch,
     provider: str,
@@ -773,9 +734,7 @@ def formula_lines(b: CostBreakdown) -> list[str]:
     and the long-context tier and service tier used."""
     lines: list[str] = []
     if b.tier is not None:
-        lines.append(
-            f"tier: input_tokens {b.input_tokens} is above {b.tier}, so the tier's rates price the whole call"
-        )
+        lines.append(f"tier: input_tokens {b.input_tokens} is above {b.tier}, so the tier's rates price the whole call")
     if b.requested_service_tier != STANDARD or b.service_tier != STANDARD:
         if b.service_tier == b.requested_service_tier:
             lines.append(f"service tier: {b.service_tier} rates")

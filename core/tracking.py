@@ -11,6 +11,7 @@ billed once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import inspect
 import logging
@@ -21,7 +22,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
-from core.provider_usage import UsageShapeError, normalise_usage
+from core.provider_usage import UsageFields, UsageShapeError, normalise_usage
 from core.usage import Call, CallError, RecordedCall, make_call, record_usage
 
 logger = logging.getLogger(__name__)
@@ -40,19 +41,11 @@ class TrackingError(ValueError):
 
 
 @dataclass(frozen=True)
-class Usage:
-    """The billable figures of one response, as the provider reported them (see DESIGN.md "A call's usage")."""
+class Usage(UsageFields):
+    """The billable figures of one response as the provider reported them, with its id and model name."""
 
-    request_id: str | None
-    model: str | None
-    input_tokens: int
-    output_tokens: int
-    cached_input_tokens: int
-    cache_write_tokens: int = 0
-    cache_write_1h_tokens: int = 0
-    reasoning_tokens: int = 0
-    web_search_calls: int = 0
-    service_tier: str | None = None  # as the response reported it; None when it did not say
+    request_id: str | None = None
+    model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,18 +92,8 @@ def read_usage(response: object) -> Usage:
         fields = normalise_usage({key: block, "service_tier": None if tier is _MISSING else tier})
     except UsageShapeError as exc:
         raise TrackingError(f"{exc}; nothing recorded") from None
-    return Usage(
-        request_id=_text(_first(response, ID_KEYS)[1]),
-        model=_text(_first(response, MODEL_KEYS)[1]),
-        input_tokens=fields.input_tokens,
-        output_tokens=fields.output_tokens,
-        cached_input_tokens=fields.cached_input_tokens,
-        cache_write_tokens=fields.cache_write_tokens,
-        cache_write_1h_tokens=fields.cache_write_1h_tokens,
-        reasoning_tokens=fields.reasoning_tokens,
-        web_search_calls=fields.web_search_calls,
-        service_tier=fields.service_tier,
-    )
+    counts = {f.name: getattr(fields, f.name) for f in dataclasses.fields(fields)}
+    return Usage(**counts, request_id=_text(_first(response, ID_KEYS)[1]), model=_text(_first(response, MODEL_KEYS)[1]))
 
 
 def track_completion(
