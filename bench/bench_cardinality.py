@@ -15,6 +15,8 @@ baseline), so two designs never share a database.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import io
 import json
 import math
@@ -30,11 +32,12 @@ from common import OUT, backends, figure, fresh_database, pg_schema_url, raw_exe
 from sqlalchemy import Engine, func, inspect, select, text
 
 from core import cli, reports
-from core.db import create_tables, make_engine
-from core.models import UsageRecord
+from core.db import create_tables, make_engine, upgrade_database
+from core.models import PriceVersion, UsageRecord
+from core.prices import initialize_default_pricing
 from core.usage import Call, record_batch
 
-TAG = os.environ.get("BENCH_TAG", "new")
+TAG = os.environ.get("BENCH_TAG", "r2")
 DAYS = 30
 MODELS = 200
 PROJECTS = 50
@@ -42,7 +45,7 @@ BATCH = 20_000
 IMPORT_ROWS = int(os.environ.get("BENCH_IMPORT_ROWS", "100000"))
 RAW_ROWS = int(os.environ.get("BENCH_RAW_ROWS", "200000"))
 END = datetime(2026, 11, 1, tzinfo=UTC)
-PROVIDERS = ("openai", "anthropic", "gemini", "mistral", "groq")
+PROVIDERS = ("openai", "anthropic", "google", "mistral", "groq")
 ZONES = ("UTC", "Asia/Kolkata", "Asia/Kathmandu")
 
 
@@ -51,10 +54,42 @@ def _weights(n: int, skew: float) -> list[float]:
     return [1 / (i + 1) ** skew for i in range(n)]
 
 
+@functools.cache
+def priced_models() -> list[tuple[str, str]]:
+    """MODELS real models of PROVIDERS from the shipped price table, taken in turn from each
+    provider: calls priced by an exact match, as most real traffic is."""
+    path = OUT / "card_models.db"
+    path.unlink(missing_ok=True)
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade_database(engine)
+    initialize_default_pricing(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(PriceVersion.provider, PriceVersion.model_name)
+            .where(
+                PriceVersion.provider.in_(PROVIDERS),
+                PriceVersion.service_tier == "standard",
+                PriceVersion.tiers.is_(None),
+                PriceVersion.input_token_cost > 0,
+            )
+            .distinct()
+            .order_by(PriceVersion.provider, PriceVersion.model_name)
+        ).all()
+    engine.dispose()
+    path.unlink(missing_ok=True)
+    by_provider = {p: [m for q, m in rows if q == p] for p in PROVIDERS}
+    models: list[tuple[str, str]] = []
+    while len(models) < MODELS and any(by_provider.values()):
+        for provider in PROVIDERS:
+            if by_provider[provider] and len(models) < MODELS:
+                models.append((provider, by_provider[provider].pop(0)))
+    return models
+
+
 def random_calls(rows: int, users: int, seed: int = 3) -> Iterator[Call]:
     """``rows`` calls over the DAYS before END, each at a random moment (so in random order)."""
     rng = random.Random(seed)
-    models = [(PROVIDERS[j % len(PROVIDERS)], f"bench-model-{j:03d}") for j in range(MODELS)]
+    models = priced_models()
     model_weights = _weights(MODELS, 1.0)
     user_names = [f"user-{i:05d}" for i in range(users)]
     user_weights = _weights(users, 0.6)
@@ -79,6 +114,26 @@ def random_calls(rows: int, users: int, seed: int = 3) -> Iterator[Call]:
             )
 
 
+def arrival_calls(rows: int, users: int, seed: int = 3) -> Iterator[Call]:
+    """The same calls' shape in arrival order: each batch from its own slice of the 30 days, in
+    time order, shuffled inside the slice (live traffic; how the 10M databases are built)."""
+    slices = max(1, -(-rows // BATCH))
+    span = DAYS * 86400
+    start = END - timedelta(seconds=span)
+    for number, call in enumerate(random_calls(rows, users, seed)):
+        low = span * (number // BATCH) / slices  # the slice of this call's batch
+        squeezed = (call.timestamp - start).total_seconds() / slices  # its random moment, inside the slice
+        yield dataclasses.replace(call, timestamp=start + timedelta(seconds=low + squeezed))
+
+
+def order_for(rows: int) -> str:
+    """BENCH_ORDER (``random`` or ``arrival``); by default random up to 1M calls, arrival above."""
+    order = os.environ.get("BENCH_ORDER") or ("random" if rows <= 1_000_000 else "arrival")
+    if order not in ("random", "arrival"):
+        raise SystemExit(f"BENCH_ORDER: {order!r} is not random or arrival")
+    return order
+
+
 def _url(backend: str, name: str, fresh: bool) -> str:
     if backend == "sqlite":
         OUT.mkdir(parents=True, exist_ok=True)
@@ -98,17 +153,19 @@ def _count(engine: Engine) -> int:
 
 
 def database(backend: str, label: str, rows: int, users: int) -> tuple[Engine, str]:
-    name = f"card_{TAG}_{label}_{users}u"
+    order = order_for(rows)
+    name = f"card_{TAG}_{label}_{users}u" + ("" if order == "random" else f"_{order}")
     url = _url(backend, name, fresh=False)
     engine = make_engine(url)
     if _count(engine) == rows:
+        upgrade_database(engine)  # built by an earlier revision: its migrations apply
         return engine, url
     engine.dispose()
     engine = fresh_database(backend, name)
-    print(f"  building {label} calls, {users:,} users ({backend}) ...", flush=True)
+    print(f"  building {label} calls, {users:,} users, {order} order ({backend}) ...", flush=True)
     started = time.perf_counter()
     batch: list[Call] = []
-    for call in random_calls(rows, users):
+    for call in (random_calls if order == "random" else arrival_calls)(rows, users):
         batch.append(call)
         if len(batch) == BATCH:
             record_batch(engine, batch)
@@ -116,7 +173,7 @@ def database(backend: str, label: str, rows: int, users: int) -> tuple[Engine, s
     if batch:
         record_batch(engine, batch)
     rate = rows / (time.perf_counter() - started)
-    figure(f"record_batch build, random order, {label}, {users:,} users, {backend}", rate, "calls/s")
+    figure(f"record_batch build, {order} order, {label}, {users:,} users, {backend}", rate, "calls/s")
     return engine, url
 
 

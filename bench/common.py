@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import Engine, create_engine, func, select, text  # noqa: E402
 
-from core.db import create_tables, make_engine  # noqa: E402
+from core.db import create_tables, make_engine, upgrade_database  # noqa: E402
 from core.models import UsageRecord  # noqa: E402
 from core.prices import initialize_default_pricing  # noqa: E402
 
@@ -43,7 +43,13 @@ def sizes() -> list[tuple[str, int]]:
 
 
 def backends() -> list[str]:
-    return ["sqlite"] + (["postgresql"] if PG_URL else [])
+    """SQLite, and PostgreSQL when TEST_DATABASE_URL is set; BENCH_BACKENDS (e.g. ``postgresql``) picks some."""
+    available = ["sqlite"] + (["postgresql"] if PG_URL else [])
+    wanted = [n.strip() for n in os.environ.get("BENCH_BACKENDS", "").split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in available]
+    if unknown:
+        raise SystemExit(f"BENCH_BACKENDS: {', '.join(unknown)} not available (have: {', '.join(available)})")
+    return wanted or available
 
 
 def machine() -> str:
@@ -83,7 +89,7 @@ def fresh_database(backend: str, name: str) -> Engine:
     """An empty database with tables and seeded prices."""
     url = fresh_sqlite(f"{name}.db") if backend == "sqlite" else pg_schema_url(f"bench_{name}", fresh=True)
     engine = make_engine(url)
-    create_tables(engine)
+    upgrade_database(engine)  # made at head and stamped, so a later release's migrations apply to it
     initialize_default_pricing(engine)
     return engine
 
