@@ -136,7 +136,8 @@ def reprice_estimated(
     Each change is kept in ``usage_corrections``; the roll-ups move by the difference.
     Calls still without a real price are left as they are.
     """
-    conditions: list[ColumnElement[bool]] = [UsageRecord.matched_by == "estimate"]
+    # the second term is ix_usage_unexact_time's predicate, so the partial index serves this
+    conditions: list[ColumnElement[bool]] = [UsageRecord.matched_by == "estimate", UsageRecord.matched_by != "exact"]
     if since is not None:
         conditions.append(UsageRecord.timestamp >= since)
     return _reprice_where(engine, conditions, reason)

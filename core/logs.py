@@ -143,6 +143,9 @@ def _query(flt: LogFilter) -> Select:  # type: ignore[type-arg]
     ):
         if value:
             query = query.where(column == value)
+    if flt.matched_by and flt.matched_by != "exact":
+        # the same predicate as the partial index's, so SQLite and PostgreSQL both use it
+        query = query.where(u.matched_by != "exact")
     return query.order_by(u.timestamp.desc(), u.id.desc())
 
 

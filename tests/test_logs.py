@@ -175,3 +175,26 @@ def test_csv_is_produced_in_chunks_not_all_at_once(logged) -> None:  # type: ign
     chunks = list(csv_chunks(logged, LogFilter(), rows_per_chunk=3))
     assert len(chunks) == 4  # 10 rows: 3 + 3 + 3 + the last 1 (with the header in the first)
     assert "".join(chunks).count("\r\n") == 11
+
+
+def test_every_matched_by_filter_finds_exactly_its_calls_through_an_index(logged) -> None:  # type: ignore[no-untyped-def]
+    """Matched by: the rare steps are served by the partial index ix_usage_unexact_time
+    (the query repeats its predicate), "exact" by the time index; each finds exactly its calls."""
+    from sqlalchemy import text
+
+    from core.logs import _query
+    from core.pricing import MATCH_STEPS
+
+    everything = list(iter_rows(logged, LogFilter()))
+    for step in MATCH_STEPS:
+        found = [r.id for r in fetch_page(logged, LogFilter(matched_by=step), limit=100).rows]
+        assert found == [r.id for r in everything if r.matched_by == step], step
+    query = _query(LogFilter(matched_by="estimate")).limit(51)
+    with logged.connect() as conn:
+        sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+        if conn.dialect.name == "sqlite":
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+        else:  # a table this small would be read whole: ask which index PostgreSQL can use
+            conn.execute(text("SET LOCAL enable_seqscan = off"))
+            plan = " ".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + sql))
+    assert "ix_usage_unexact_time" in plan, plan

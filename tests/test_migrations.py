@@ -190,6 +190,12 @@ def test_release1_database_is_upgraded_in_place_keeping_every_row(release1: Engi
     assert _revision(release1) == head_revision()
     assert _schema_diff(release1, all_tables()) == []  # exactly the schema of today's models
     with release1.connect() as conn:
+        # only the indexes a query uses (0006): none on provider, estimates in a partial one
+        indexes = {i["name"]: i for i in inspect(conn).get_indexes("api_usage_logs")}
+        assert set(indexes) >= {"ix_usage_time", "ix_usage_model_time", "ix_usage_user_time", "ix_usage_project_time"}
+        assert not {"ix_usage_provider_time", "ix_usage_matched_time"} & set(indexes)
+        where = indexes["ix_usage_unexact_time"]["dialect_options"]
+        assert "exact" in str(where.get("sqlite_where", where.get("postgresql_where")))
         calls = conn.execute(select(UsageRecord.__table__).order_by(UsageRecord.id)).all()
         for call in calls:
             assert (call.cache_write_tokens, call.cache_write_1h_tokens, call.reasoning_tokens) == (0, 0, 0)
