@@ -93,7 +93,8 @@ class UsageRecord(Base):
     __table_args__ = (
         # Only what a query uses: each index costs every insert (migration 0006 says which
         # query needs each, and why provider has none).
-        Index("ix_usage_time", "timestamp", "id"),
+        # user, project and cost too: rankings read a period's raw edges from the index alone (0008)
+        Index("ix_usage_time", "timestamp", "id", "user_id", "project", "cost_total"),
         Index("ix_usage_model_time", "model", "timestamp", "id"),
         Index("ix_usage_user_time", "user_id", "timestamp", "id"),
         Index("ix_usage_project_time", "project", "timestamp", "id"),

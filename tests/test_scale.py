@@ -145,6 +145,24 @@ def test_top_n_is_the_head_of_the_full_breakdown(engine: Engine) -> None:
         reports.breakdown(engine, start, end, "user", limit=-1)
 
 
+def test_ranking_reads_the_period_edges_from_the_time_index_alone(engine: Engine) -> None:
+    """Top users in a half-hour zone: the raw edges come from ix_usage_time alone (it carries the
+    user, project and cost), and the users' roll-ups from their key (SQLite's plan; PostgreSQL's
+    depends on its statistics)."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's plan is deterministic; PostgreSQL chooses by statistics")
+    tz = ZoneInfo("Asia/Kolkata")
+    labelled = [(0, datetime(2025, 6, 2, tzinfo=tz), datetime(2025, 6, 20, tzinfo=tz))]
+    for by in ("user", "project"):
+        ranking = reports._from_entities(engine, labelled, by, None, ["calls", "cost_total"])
+        assert ranking is not None
+        with engine.connect() as conn:
+            sql = str(ranking.compile(conn, compile_kwargs={"literal_binds": True}))
+            plan = [str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
+        assert any("api_usage_logs USING COVERING INDEX ix_usage_time" in step for step in plan), plan
+        assert any("usage_entity_rollups USING PRIMARY KEY" in step for step in plan), plan
+
+
 def test_entity_pieces_snap_to_the_nearest_midnight() -> None:
     # Kolkata local day 2025-06-03: 06-02 18:30 UTC .. 06-03 18:30 UTC; nearest midnights are 06-03 and 06-04
     start = datetime(2025, 6, 2, 18, 30, tzinfo=UTC)
