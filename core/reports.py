@@ -8,6 +8,9 @@ Where a report reads from:
 - by or filtered on users only, or projects only: the entity roll-ups (per UTC day and
   7-day block) between the UTC midnights nearest the period's ends, plus (or minus) the
   raw logs between those midnights and the ends, read by ``ix_usage_time``;
+- the top N users or projects: first among the keys that spend most over the period widened
+  to whole UTC days (no raw edges), proved exact by a bound (:func:`top_from_whole_days`),
+  else ranked on the exact sums of every key as above;
 - any other mix (say, users of one model): the raw logs of the period, through the
   ``(column, timestamp, id)`` index of a filtered column.
 Every path sums stored values exactly, so all agree to the pico-dollar.
@@ -181,6 +184,10 @@ def _grouped(
     if dimensions <= {"provider", "model"}:
         query = _from_series(engine, labelled, by, where)
     elif len(dimensions) == 1 and limit is not None and by is not None:
+        if not where and len(labelled) == 1:
+            found = top_from_whole_days(engine, labelled[0], by, limit)
+            if found is not None:
+                return found
         # top N users or projects: rank on spend alone (two sums per row, not thirteen),
         # then sum everything for the N keys found
         ranking = _from_entities(engine, labelled, by, where, ["calls", "cost_total"])
@@ -201,6 +208,50 @@ def _grouped(
     if limit is not None:
         query = query.order_by(text("cost_total DESC"), *([text("key")] if by else [])).limit(limit)
     return [(row.label, _label(by, row.key if by else None), _totals(row)) for row in _run(engine, query)]
+
+
+CANDIDATES = 2  # top N is looked for among the first CANDIDATES x N (at least N + 10) by whole-day spend
+
+
+def top_from_whole_days(
+    engine: Engine, labelled: tuple[int, datetime, datetime], by: str, limit: int
+) -> list[tuple[int, str | None, Totals]] | None:
+    """The exact top ``limit`` users (or projects) of a period, without reading its raw edges; ``None``
+    when this cannot be proved (the caller then ranks on the exact sums of every key).
+
+    The period is widened to whole UTC days, which need no raw calls: each key's spend there
+    is at least its spend in the period (no cost is negative). The first K keys by that
+    spend are the candidates, and their exact sums are read by key. Any other key spends in
+    the period at most the widened spend of the (K+1)-th, so when the N-th exact candidate
+    spends more than that bound, no other key can rank among the first N. With a handful of
+    keys (all of them candidates) it holds trivially; with thousands of users it holds unless
+    the spend just outside the period reorders the head of the ranking.
+    """
+    label, start, end = labelled
+    low, high = _quarters(start, end)
+    if high <= low or limit == 0:
+        return None
+    whole = (label, datetime.fromtimestamp(_floor(low, DAY), UTC), datetime.fromtimestamp(-(-high // DAY) * DAY, UTC))
+    widened = _from_entities(engine, [whole], by, None, ["calls", "cost_total"])
+    if widened is None:
+        return []
+    count = max(limit * CANDIDATES, limit + 10)
+    ranked = _run(engine, widened.order_by(text("cost_total DESC"), text("key")).limit(count + 1))
+    candidates = [row.key for row in ranked[:count]]
+    if not candidates:
+        return []
+    exact = _from_entities(engine, [labelled], by, None, keys=candidates)
+    if exact is None:
+        return []
+    rows = sorted(
+        ((row.label, _label(by, row.key), _totals(row)) for row in _run(engine, exact)),
+        key=lambda item: (-item[2].cost_total, item[1] or ""),
+    )
+    if len(ranked) > count:  # keys beyond the candidates exist: the N-th must beat their bound
+        bound = Decimal(ranked[count].cost_total)
+        if len(rows) < limit or rows[limit - 1][2].cost_total <= bound:
+            return None
+    return rows[:limit]
 
 
 def _run(engine: Engine, query: Select[Any]) -> list[Any]:

@@ -145,6 +145,63 @@ def test_top_n_is_the_head_of_the_full_breakdown(engine: Engine) -> None:
         reports.breakdown(engine, start, end, "user", limit=-1)
 
 
+def _many_users(count: int, seed: int) -> list:
+    """Calls of ``count`` users with Zipf-like spend, at random moments over three weeks."""
+    rng = random.Random(seed)
+    start = datetime(2025, 6, 1, tzinfo=UTC)
+    calls = []
+    for i in range(count * 12):
+        user = min(int(rng.paretovariate(0.8)), count)  # a few users make most calls
+        calls.append(
+            make_call(
+                "openai",
+                "gpt-4o",
+                rng.randrange(1, 50_000),
+                rng.randrange(1, 5_000),
+                user=f"u{user:03d}" if rng.random() > 0.02 else None,
+                project=f"p{user % 17:02d}",
+                request_id=f"many-{seed}-{i}",
+                timestamp=(start + timedelta(seconds=rng.randrange(21 * 86400))).isoformat(),
+            )
+        )
+    return calls
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_top_n_from_whole_days_is_proved_and_equals_the_exact_ranking(engine: Engine, zone: str) -> None:
+    """With many users the head of the ranking is found from whole UTC days (no raw edges),
+    and it is exactly the head of the full breakdown, sums and all."""
+    record_batch(engine, _many_users(60, seed=11))
+    tz = ZoneInfo(zone)
+    start, end = datetime(2025, 6, 3, tzinfo=tz), datetime(2025, 6, 17, tzinfo=tz)
+    for by in ("user", "project"):
+        full = reports.breakdown(engine, start, end, by)
+        for limit in (1, 3, 5):
+            found = reports.top_from_whole_days(engine, (0, start, end), by, limit)
+            assert found is not None, (by, limit)  # proved: the spend just outside cannot reorder the head
+            assert [(key, totals) for _label, key, totals in found] == [(r.key, r.totals) for r in full[:limit]]
+            assert reports.breakdown(engine, start, end, by, limit=limit) == full[:limit]
+
+
+def test_top_n_falls_back_to_the_exact_ranking_when_the_edges_could_reorder_it(engine: Engine) -> None:
+    """Eleven users who spend a lot just outside the period (inside its widened UTC days) and a
+    little inside it, and one who spends more inside it: the widened ranking's candidates are
+    the eleven, the bound cannot exclude the twelfth, so every key is ranked exactly."""
+    tz = ZoneInfo("Asia/Kolkata")
+    start, end = datetime(2025, 6, 3, tzinfo=tz), datetime(2025, 6, 5, tzinfo=tz)  # from 06-02 18:30 UTC
+    inside, outside = start + timedelta(hours=10), start - timedelta(hours=3)  # 06-02 15:30 UTC: same UTC day
+    calls = []
+    for i in range(11):
+        calls.append(make_call("openai", "gpt-4o", 400_000, 0, user=f"decoy-{i:02d}", timestamp=outside))
+        calls.append(make_call("openai", "gpt-4o", 1_000, 0, user=f"decoy-{i:02d}", timestamp=inside))
+    calls.append(make_call("openai", "gpt-4o", 100_000, 0, user="real", timestamp=inside))
+    record_batch(engine, calls)
+    assert reports.top_from_whole_days(engine, (0, start, end), "user", 1) is None
+    top = reports.breakdown(engine, start, end, "user", limit=1)
+    assert [r.key for r in top] == ["real"]
+    assert top == reports.breakdown(engine, start, end, "user")[:1]
+
+
 def test_ranking_reads_the_period_edges_from_the_time_index_alone(engine: Engine) -> None:
     """Top users in a half-hour zone: the raw edges come from ix_usage_time alone (it carries the
     user, project and cost), and the users' roll-ups from their key (SQLite's plan; PostgreSQL's
