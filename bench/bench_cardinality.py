@@ -1,12 +1,15 @@
 """Cardinality: 8 vs 10,000 users, 200 models, timestamps in random order (issue 11).
 
-For each backend, size (BENCH_SIZES, default ``10k,1m``) and user count, a database of
-calls over 30 days is built once through ``record_batch`` (20,000 per transaction, in
-random time order) and reused. Printed: the build rate, roll-up rows per call, the
+For each backend (BENCH_BACKENDS), size (BENCH_SIZES, default ``10k,1m``) and user count
+(BENCH_USERS), a database of calls of 200 real priced models over 30 days is built once
+through ``record_batch`` (20,000 per transaction; in random time order up to 1M calls, in
+arrival order above, BENCH_ORDER to choose) and reused; PostgreSQL is measured after
+VACUUM ANALYZE. Printed: the build rate, roll-up rows per call, the
 Overview queries (UTC, Asia/Kolkata +5:30, Asia/Kathmandu +5:45) and ``report --by
 user`` in-process (median of 5), then ``import`` of a JSON Lines file (100,000 calls,
 10,000 users, random order) into a copy of the largest 10,000-user database, and
 ``record_batch`` against a raw ``executemany`` of the same rows into the same schema.
+The same JSON Lines rows sorted by time are imported too, for comparison.
 
 BENCH_TAG names the databases (e.g. ``base`` when running main's code for the
 baseline), so two designs never share a database.
@@ -115,8 +118,8 @@ def random_calls(rows: int, users: int, seed: int = 3) -> Iterator[Call]:
 
 
 def arrival_calls(rows: int, users: int, seed: int = 3) -> Iterator[Call]:
-    """The same calls' shape in arrival order: each batch from its own slice of the 30 days, in
-    time order, shuffled inside the slice (live traffic; how the 10M databases are built)."""
+    """The same calls' shape in arrival order: each batch from its own slice of the 30 days, the
+    slices in time order, the calls shuffled inside each (live traffic; how 10M is built)."""
     slices = max(1, -(-rows // BATCH))
     span = DAYS * 86400
     start = END - timedelta(seconds=span)

@@ -21,6 +21,7 @@ SCRIPTS = [
     "bench_catalog.py",
     "bench_queries.py",
     "bench_cardinality.py",
+    "bench_log_indexes.py",
     "bench_app.py",
     "bench_http.py",
 ]

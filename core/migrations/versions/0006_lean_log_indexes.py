@@ -1,7 +1,7 @@
 """The log keeps only the indexes a query uses: each one costs every insert.
 
 Measured on a copy of the 1M-call / 10,000-user benchmark database (raw ``executemany``
-of 100,000 stored rows in random time order, ``bench/bench_indexes.py``): every
+of 100,000 stored rows in random time order, ``bench/bench_log_indexes.py``): every
 ``(column, timestamp, id)`` index takes a random leaf page per row. Dropped:
 
 - ``ix_usage_provider_time``: no query needs it. Reports by provider read the roll-ups;
