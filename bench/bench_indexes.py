@@ -6,9 +6,8 @@ Reads the rows bench_ingest.py stored (bench/out/ingest_record_batch.db); run th
 from __future__ import annotations
 
 import sqlite3
-import time
 
-from common import OUT, figure
+from common import OUT, executemany_rate, figure
 
 SOURCE = OUT / "ingest_record_batch.db"
 TARGET = OUT / "indexes.db"
@@ -48,12 +47,7 @@ def main() -> None:
         for sql in indexes:
             if any(name in sql for name in keep):
                 target.execute(sql)
-        started = time.perf_counter()
-        for start in range(0, len(rows), 20_000):
-            target.execute("BEGIN IMMEDIATE")
-            target.executemany(statement, rows[start : start + 20_000])
-            target.execute("COMMIT")
-        rate = len(rows) / (time.perf_counter() - started)
+        rate = executemany_rate(target, statement, rows)
         target.close()
         first = first or rate
         figure(f"raw executemany, {label}", rate, "rows/s", "all indexes", rate / first)

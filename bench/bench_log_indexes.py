@@ -11,9 +11,8 @@ from __future__ import annotations
 import random
 import shutil
 import sqlite3
-import time
 
-from common import OUT, figure
+from common import OUT, executemany_rate, figure
 
 SOURCE = OUT / "card_r2_1m_10000u.db"
 TARGET = OUT / "log_indexes.db"
@@ -70,12 +69,7 @@ def main() -> None:
         at = columns.index("request_id")
         rows = [row[:at] + (f"idx-{n}",) + row[at + 1 :] for n, row in enumerate(rows)]
         statement = f"INSERT INTO api_usage_logs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"  # noqa: S608
-        started = time.perf_counter()
-        for start in range(0, len(rows), 20_000):
-            db.execute("BEGIN")
-            db.executemany(statement, rows[start : start + 20_000])
-            db.execute("COMMIT")
-        rate = len(rows) / (time.perf_counter() - started)
+        rate = executemany_rate(db, statement, rows)
         first = first or rate
         figure(f"raw executemany into the 1M log, {label}", rate, "rows/s", "the first set", rate / first)
         db.close()
