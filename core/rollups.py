@@ -305,22 +305,10 @@ def add_stored_to_rollups(conn: Connection, first_id: int, last_id: int, only_id
     user = func.coalesce(logs.c.user_id, "")  # one expression (and parameter) for SELECT and GROUP BY
     project = func.coalesce(logs.c.project, "")
     per_day = [
-        select(
-            literal("user").label("dimension"),
-            day.label("day"),
-            user.label("entity"),
-            *_sums(logs),
-        )
+        select(literal(dimension).label("dimension"), day.label("day"), entity.label("entity"), *_sums(logs))
         .where(*chosen)
-        .group_by(day, user),
-        select(
-            literal("project").label("dimension"),
-            day.label("day"),
-            project.label("entity"),
-            *_sums(logs),
-        )
-        .where(*chosen)
-        .group_by(day, project),
+        .group_by(day, entity)
+        for dimension, entity in (("user", user), ("project", project))
     ]
     days = per_day[0].union_all(per_day[1]).cte("days").prefix_with("MATERIALIZED")
     entity_grains = (

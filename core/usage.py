@@ -10,6 +10,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -517,15 +518,7 @@ CALL_FIELDS = (
     "request_id",
     "usage",
 )
-TOKEN_FIELDS = (
-    "input_tokens",
-    "output_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "reasoning_tokens",
-    "web_search_calls",
-)
+TOKEN_FIELDS = tuple(f.name for f in dataclass_fields(Usage))  # every count of a call's usage
 
 
 def usage_counts(usage: object) -> dict[str, object]:
