@@ -1,36 +1,48 @@
 # One command to run the dashboard, one to run the tests; both set up .venv first.
+# `make run` installs the runtime (requirements.txt) only; `make test` adds requirements-dev.txt.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+RUN_STAMP := $(VENV)/.run-$(shell cksum requirements.txt | cut -d' ' -f1)
+DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run test lint screenshots bench clean
+.PHONY: install install-dev run test lint screenshots bench clean
 
-$(STAMP): requirements.txt
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
 
-install: $(STAMP)
+$(RUN_STAMP): requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements.txt
+	rm -f $(VENV)/.run-*
+	touch $(RUN_STAMP)
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	rm -f $(VENV)/.dev-* $(VENV)/.run-*
+	touch $(DEV_STAMP) $(RUN_STAMP)
+
+install: $(RUN_STAMP)
+
+install-dev: $(DEV_STAMP)
 
 run: install
 	$(PY) -m core init
 	$(PY) -m streamlit run server.py
 
-lint: install
+lint: install-dev
 	$(PY) -m ruff check .
 	$(PY) -m mypy core
+	$(VENV)/bin/lint-imports
 
 test: lint
 	$(PY) -m pytest
 
 # Refresh the README's pictures (the browser tests write theirs to test-artifacts/ otherwise).
-screenshots: install
-	SPENDBOARD_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q tests/test_browser.py -k every_page_loads
+screenshots: install-dev
+	SPENDBOARD_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q tests/e2e/test_browser.py -k every_page_loads
 
-bench: install
+bench: install-dev
 	$(PY) bench/run_all.py
 
 clean:

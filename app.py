@@ -8,7 +8,7 @@ from core.budgets.worker import start_worker as start_budget_worker
 from ui.common import sidebar, start_app
 
 # A shipped file: a ":material/...:" or emoji page icon makes the browser fetch the favicon from a font host.
-ICON = Path(__file__).resolve().parent / "static" / "spendboard-icon.png"
+ICON = Path(__file__).resolve().parent / "ui" / "spendboard-icon.png"
 st.set_page_config(page_title="Spendboard", page_icon=str(ICON), layout="wide")
 
 engine = start_app()

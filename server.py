@@ -12,8 +12,8 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from core.config import ConfigError
-from core.db import CONNECTION_ERRORS, database_error
-from core.logs import EXPORT_PATH, LogFilterError, csv_chunks, filter_from_query
+from core.reporting.logs import EXPORT_PATH, LogFilterError, csv_chunks, filter_from_query
+from core.storage.engine import CONNECTION_ERRORS, database_error
 from routes import ingest
 
 

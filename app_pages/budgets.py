@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from core.auth import signed_in
+from core.admin.password import signed_in
 from core.budgets import service
 from core.budgets.periods import PERIODS
 from core.budgets.spend import SCOPE_KINDS

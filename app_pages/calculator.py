@@ -4,19 +4,14 @@ import json
 
 import streamlit as st
 
-from core.audit import verify_call
 from core.config import env_priced_providers
 from core.money import format_usd
-from core.pricing import (
-    SERVICE_TIERS,
-    STANDARD,
-    PricingError,
-    calculate_cost,
-    current_index,
-    formula_lines,
-    validate_tokens,
-)
-from core.provider_usage import UsageShapeError, normalise_usage
+from core.pricing.formula import formula_lines
+from core.pricing.lookup import calculate_cost, current_index
+from core.pricing.provider_usage import UsageShapeError, normalise_usage
+from core.pricing.rates import SERVICE_TIERS, STANDARD, PricingError
+from core.pricing.validation import validate_tokens
+from core.recording.audit import verify_call
 from ui import common, test_call_panel
 from ui.views import parse_lookup, prices_used, user_words, verification_table, verification_verdict
 

@@ -4,7 +4,7 @@ and the rejected ingestions: what the routes refused, by reason and count."""
 import pandas as pd
 import streamlit as st
 
-from core.auth import signed_in
+from core.admin.password import signed_in
 from core.ingest.keys import ApiKeyError, create_key, list_keys, revoke_key
 from core.ingest.rejections import rejection_summary
 from ui import common

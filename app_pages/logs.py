@@ -3,9 +3,9 @@
 import streamlit as st
 
 from core.config import database_url
-from core.logs import EXPORT_PATH, PAGE_SIZES, LogFilter, export_query, fetch_page, get_row
-from core.pricing import MATCH_STEPS
-from core.reports import NO_PROJECT, NO_USER
+from core.pricing.rates import MATCH_STEPS
+from core.reporting.aggregates import NO_PROJECT, NO_USER
+from core.reporting.logs import EXPORT_PATH, PAGE_SIZES, LogFilter, export_query, fetch_page, get_row
 from ui import common
 from ui.views import EXACT_COST, logs_table
 

@@ -6,9 +6,9 @@ from decimal import Decimal
 import streamlit as st
 
 from core.config import database_url
-from core.demo import load_demo
-from core.forecast import change_ratio, format_change, previous_period
 from core.money import format_total, to_text
+from core.recording.demo import load_demo
+from core.reporting.forecast import change_ratio, format_change, previous_period
 from ui import budget_banner, common
 from ui.charts import spend_figure
 from ui.views import EXACT_SPEND, SPEND_HELP, breakdown_table, estimate_notice, kpi_values

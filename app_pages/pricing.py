@@ -5,24 +5,19 @@ from datetime import UTC, date, datetime
 import pandas as pd
 import streamlit as st
 
-from core.audit import count_calls_since, reprice_calls
-from core.auth import signed_in
+from core.admin.password import signed_in
 from core.money import format_usd, per_million, to_text
-from core.prices import (
+from core.pricing.edits import PriceEdit, PricePlan, plan_price, retire_model, save_price, unit_preview
+from core.pricing.versions import (
     DEFAULT_TIER,
     RATE_FIELDS,
     SERVICE_TIERS,
-    PriceEdit,
     PriceEditError,
-    PricePlan,
     PriceRow,
     current_prices,
-    plan_price,
     price_history,
-    retire_model,
-    save_price,
-    unit_preview,
 )
+from core.recording.audit import count_calls_since, reprice_calls
 from core.times import BEGINNING_OF_TIME
 from ui import common
 from ui.price_tables import SHORT, history_table, matching_prices, prices_table

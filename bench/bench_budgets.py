@@ -20,10 +20,10 @@ from sqlalchemy import func, select
 
 from core.budgets import detect, service
 from core.budgets.detect import forget_budgets
-from core.budgets.models import BudgetEvent
-from core.demo import generate
-from core.importer import import_file
-from core.usage import record_batch
+from core.recording.calls import record_batch
+from core.recording.demo import generate
+from core.recording.importer import import_file
+from core.storage.budget_tables import BudgetEvent
 
 ROWS = int(os.environ.get("BENCH_BUDGET_ROWS", "100000"))
 DAYS = int(os.environ.get("BENCH_BUDGET_DAYS", "30"))  # 1: live traffic, one period per budget per pass

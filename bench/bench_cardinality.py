@@ -34,11 +34,13 @@ from zoneinfo import ZoneInfo
 from common import OUT, backends, figure, fresh_database, pg_schema_url, raw_executemany_rate, sizes, timed
 from sqlalchemy import Engine, func, inspect, select, text
 
-from core import cli, reports
-from core.db import create_tables, make_engine, upgrade_database
-from core.models import PriceVersion, UsageRecord
-from core.prices import initialize_default_pricing
-from core.usage import Call, record_batch
+from core.cli.main import main as cli
+from core.pricing.seeding import initialize_default_pricing
+from core.recording.calls import Call, record_batch
+from core.reporting import aggregates as reports
+from core.storage.engine import make_engine
+from core.storage.migrate import create_tables, upgrade_database
+from core.storage.tables import PriceVersion, UsageRecord
 
 TAG = os.environ.get("BENCH_TAG", "r2")
 DAYS = 30
@@ -316,7 +318,7 @@ def bench_import(backend: str, label: str, url: str) -> None:
 
 
 def _import_into_copy(backend: str, label: str, url: str, path: os.PathLike, order: str) -> None:
-    from core.importer import import_file
+    from core.recording.importer import import_file
 
     name = f"card_{TAG}_import"
     if backend == "sqlite":

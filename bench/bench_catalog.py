@@ -15,14 +15,15 @@ import time
 from common import OUT, ROOT, backends, figure, fresh_sqlite, pg_schema_url
 from sqlalchemy import func, select
 
-from core.catalog import load_catalog
-from core.catalog.package import convert
-from core.catalog.sync import sync_package
-from core.db import create_tables, make_engine
-from core.demo import generate
-from core.models import PriceVersion
-from core.prices import initialize_default_pricing
-from core.pricing import current_index
+from core.pricing.catalog import load_catalog
+from core.pricing.catalog.package import convert
+from core.pricing.catalog.sync import sync_package
+from core.pricing.lookup import current_index
+from core.pricing.seeding import initialize_default_pricing
+from core.recording.demo import generate
+from core.storage.engine import make_engine
+from core.storage.migrate import create_tables
+from core.storage.tables import PriceVersion
 
 LOOKUPS = 50_000
 
@@ -59,7 +60,7 @@ def init_process(backend: str) -> None:
 def init_parts(backend: str) -> None:
     engine = make_engine(_url(backend, "catalog_parts"))
     create_tables(engine)
-    from core.catalog import package
+    from core.pricing.catalog import package
 
     package._cache.clear()  # convert, not the per-process cache
     started = time.perf_counter()
@@ -90,7 +91,7 @@ def lookups(backend: str) -> None:
         if label == "full catalog":
             initialize_default_pricing(engine)
         else:  # the release-1 rows only, without the package
-            from core.catalog import sync as sync_module
+            from core.pricing.catalog import sync as sync_module
 
             saved = sync_module.sync_package
             sync_module.sync_package = lambda engine, **_: _Nothing()  # type: ignore[assignment]

@@ -12,9 +12,9 @@ import time
 
 from common import OUT, backends, figure, fresh_database, raw_executemany_rate
 
-from core.demo import generate
-from core.importer import import_file
-from core.usage import record_batch
+from core.recording.calls import record_batch
+from core.recording.demo import generate
+from core.recording.importer import import_file
 
 ROWS = int(os.environ.get("BENCH_INGEST_ROWS", "200000"))
 BATCH = 20_000

@@ -17,8 +17,10 @@ from typing import Any
 
 from common import figure, fresh_database
 
-from core.pricing import Usage, breakdown, current_index, price_call
-from core.usage import _Pricer
+from core.pricing.formula import breakdown, price_call
+from core.pricing.lookup import current_index
+from core.pricing.rates import Usage
+from core.recording.calls import _Pricer
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 

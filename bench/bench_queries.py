@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 
 from common import backends, demo_database, figure, sizes, timed
 
-from core import cli, reports
+from core.cli.main import main as cli
+from core.reporting import aggregates as reports
 
 
 def overview(engine, tz: ZoneInfo) -> None:  # type: ignore[no-untyped-def]

@@ -23,9 +23,10 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import Engine, create_engine, func, select, text  # noqa: E402
 
-from core.db import create_tables, make_engine, upgrade_database  # noqa: E402
-from core.models import UsageRecord  # noqa: E402
-from core.prices import initialize_default_pricing  # noqa: E402
+from core.pricing.seeding import initialize_default_pricing  # noqa: E402
+from core.storage.engine import make_engine  # noqa: E402
+from core.storage.migrate import create_tables, upgrade_database  # noqa: E402
+from core.storage.tables import UsageRecord  # noqa: E402
 
 SIZE_NAMES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000, "10m": 10_000_000}
 DEFAULT_SIZES = "10k,1m"
@@ -96,7 +97,7 @@ def fresh_database(backend: str, name: str) -> Engine:
 
 def demo_database(backend: str, label: str, rows: int, days: int = 90) -> tuple[Engine, str, float | None]:
     """A database of ``rows`` demo calls ending now-ish, built once and reused; returns (engine, url, build s)."""
-    from core.demo import load_demo
+    from core.recording.demo import load_demo
 
     if backend == "sqlite":
         OUT.mkdir(parents=True, exist_ok=True)

@@ -17,14 +17,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+import core.budgets  # noqa: F401 - registers budget detection on recording
 from core.config import ConfigError, database_url
-from core.db import DatabaseBusyError, DatabaseSchemaError, make_engine, upgrade_database
 from core.ingest import otlp
 from core.ingest.body import BodyError, BodyReader
 from core.ingest.calls import PayloadError, parse_calls
 from core.ingest.keys import KeyInfo, authenticate, parse_bearer
 from core.ingest.litellm import parse_litellm
 from core.ingest.record import IngestResult, Parsed, record_parsed
+from core.storage.engine import DatabaseBusyError, DatabaseSchemaError, make_engine
+from core.storage.migrate import upgrade_database
 
 CALLS_PATH = "/api/v1/calls"
 TRACES_PATH = "/v1/traces"

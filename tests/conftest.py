@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from core.db import create_tables, make_engine
-from core.models import Base
-from core.prices import initialize_default_pricing
+from core.pricing.seeding import initialize_default_pricing
+from core.storage.engine import make_engine
+from core.storage.migrate import create_tables
+from core.storage.tables import Base
 
 ENV_PREFIXES = ("HUGGINGFACE_", "OPENAI_", "GROQ_", "MISTRAL_", "ANTHROPIC_", "GEMINI_", "DEEPSEEK_")
 PG_URL = os.environ.get("TEST_DATABASE_URL")

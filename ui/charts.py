@@ -9,7 +9,7 @@ from decimal import Decimal
 import plotly.graph_objects as go
 
 from core.money import format_usd
-from core.reports import Row
+from core.reporting.aggregates import Row
 
 MAX_SERIES = 8  # more stacks than this are summed into "other"
 OTHER = "other"

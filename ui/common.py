@@ -13,14 +13,16 @@ from zoneinfo import ZoneInfo, available_timezones
 import streamlit as st
 from sqlalchemy import Engine
 
-from core import log_filters, reports
-from core.auth import bootstrap_admin_password
+from core.admin.password import bootstrap_admin_password
 from core.config import ConfigError, check_environment, database_url
-from core.db import CONNECTION_ERRORS, DatabaseSchemaError, database_error, make_engine, upgrade_database
-from core.forecast import MonthProjection, month_end_projection
-from core.log_filters import CallCount
-from core.logs import LogFilter
-from core.prices import initialize_default_pricing
+from core.pricing.seeding import initialize_default_pricing
+from core.reporting import aggregates as reports
+from core.reporting import filters as log_filters
+from core.reporting.filters import CallCount
+from core.reporting.forecast import MonthProjection, month_end_projection
+from core.reporting.logs import LogFilter
+from core.storage.engine import CONNECTION_ERRORS, DatabaseSchemaError, database_error, make_engine
+from core.storage.migrate import upgrade_database
 from core.times import TimeError, zone
 from ui.views import DEFAULT_PERIOD, PERIODS, period_dates, utc_range
 

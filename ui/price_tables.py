@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from core.money import format_per_million, format_usd
-from core.prices import RATE_FIELDS, PriceChange, PriceRow, PriceTier
+from core.pricing.versions import RATE_FIELDS, PriceChange, PriceRow, PriceTier
 
 SHORT = {
     "input_token_cost": "Input",

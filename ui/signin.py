@@ -10,7 +10,7 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from core import config
-from core.auth import SESSION_SECONDS, SignInRefused, sign_in, signed_in
+from core.admin.password import SESSION_SECONDS, SignInRefused, sign_in, signed_in
 
 SIGNED_IN_KEY = "admin_signed_in_until"
 

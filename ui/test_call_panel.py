@@ -1,6 +1,6 @@
 """The Calculator page's "Make a test call" panel: one real call, shown as the usage log stored it.
 
-It calls ``core.testcall`` only; the token stays in the environment (``HF_TOKEN``) and is never
+It calls ``core.recording.testcall`` only; the token stays in the environment (``HF_TOKEN``) and is never
 drawn, so the panel has no token field at all.
 """
 
@@ -11,8 +11,10 @@ from sqlalchemy import Engine
 from streamlit.errors import StreamlitAPIException
 
 from core.money import format_per_million, format_usd
-from core.pricing import current_index, formula_lines
-from core.testcall import (
+from core.pricing.formula import formula_lines
+from core.pricing.lookup import current_index
+from core.recording.calls import CallError
+from core.recording.testcall import (
     DEFAULT_MODEL,
     DEFAULT_PROMPT,
     DEFAULT_PROVIDER,
@@ -23,7 +25,6 @@ from core.testcall import (
     make_test_call,
     token_configured,
 )
-from core.usage import CallError
 
 LOGS_PAGE = "app_pages/logs.py"
 RESULT_KEY = "test_call_result"

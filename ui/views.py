@@ -13,11 +13,11 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from core.audit import Verification
-from core.logs import LogRow
 from core.money import format_per_million, format_total, format_usd, to_text
-from core.pricing import CostBreakdown
-from core.reports import Row, Totals
+from core.pricing.formula import CostBreakdown
+from core.recording.audit import Verification
+from core.reporting.aggregates import Row, Totals
+from core.reporting.logs import LogRow
 from core.times import local_midnight
 
 PERIODS = ("Last 7 days", "Last 30 days", "Last 90 days", "This month", "All time", "Custom")

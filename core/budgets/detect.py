@@ -26,11 +26,11 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.budgets.models import NO_WEBHOOK, PENDING, Budget, BudgetEvent
 from core.budgets.periods import Period, period_of, periods_between
 from core.budgets.spend import spend_by_period
-from core.db import run_write
-from core.models import PriceCorrection, UsageRecord
+from core.storage.budget_tables import NO_WEBHOOK, PENDING, Budget, BudgetEvent
+from core.storage.engine import run_write
+from core.storage.tables import PriceCorrection, UsageRecord
 from core.times import now_utc
 
 log = logging.getLogger(__name__)

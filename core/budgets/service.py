@@ -13,12 +13,13 @@ from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.budgets import delivery, detect
-from core.budgets.models import Budget, BudgetDelivery, BudgetEvent
+from core.budgets import detect
 from core.budgets.periods import PERIODS, Period, period_of
 from core.budgets.spend import SCOPE_KINDS, spend_in
-from core.db import run_write
 from core.money import MoneyError, parse_amount
+from core.notify import delivery
+from core.storage.budget_tables import Budget, BudgetDelivery, BudgetEvent
+from core.storage.engine import run_write
 from core.times import TimeError, now_utc, zone
 
 DEFAULT_THRESHOLDS = (50, 80, 100)

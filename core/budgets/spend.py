@@ -1,6 +1,6 @@
 """Spend of a budget's scope over a period, computed from what is stored (never a counter).
 
-Served from the roll-ups through ``core.reports`` (filtered by the scope's key
+Served from the roll-ups through ``core.reporting.aggregates`` (filtered by the scope's key
 column), so it stays flat in the number of calls, users and projects, and never
 depends on how the roll-up tables are laid out.
 """
@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
-from core import reports
-from core.budgets.models import Budget
 from core.budgets.periods import Period
+from core.reporting import aggregates as reports
+from core.storage.budget_tables import Budget
 
 SCOPE_KINDS = ("all", "provider", "model", "user", "project")
 

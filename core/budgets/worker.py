@@ -8,7 +8,8 @@ import threading
 
 from sqlalchemy import Engine
 
-from core.budgets import delivery, detect
+from core.budgets import detect
+from core.notify import delivery
 
 log = logging.getLogger(__name__)
 INTERVAL_SECONDS = 5.0  # due events go out within 10 s

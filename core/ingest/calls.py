@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
-from core.importer import _check_fields as check_import_fields
 from core.ingest.record import Parsed, to_call
 from core.ingest.rejections import Refusal
-from core.usage import CallError
+from core.recording.calls import CallError
+from core.recording.importer import _check_fields as check_import_fields
 
 
 class PayloadError(ValueError):

@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from core.db import run_write
-from core.ingest.models import ApiKey
+from core.storage.engine import run_write
+from core.storage.key_tables import ApiKey
 
 KEY_PREFIX = "sb_"
 PREFIX_CHARS = 10

@@ -21,7 +21,7 @@ import orjson
 from core.ingest.calls import PayloadError, load_json, sample
 from core.ingest.record import Parsed, to_call
 from core.ingest.rejections import Refusal
-from core.usage import CallError
+from core.recording.calls import CallError
 
 TIERS = {"flex": "flex", "priority": "priority", "batch": "batch"}
 

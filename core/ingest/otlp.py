@@ -33,7 +33,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from core.ingest.calls import PayloadError, load_json
 from core.ingest.record import Parsed, to_call
 from core.ingest.rejections import Refusal
-from core.usage import CallError
+from core.recording.calls import CallError
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, select
 
 from core.ingest.rejections import Refusal, keep_refusals
-from core.models import UsageRecord
-from core.usage import Call, call_from_mapping, record_batch
+from core.recording.calls import Call, call_from_mapping, record_batch
+from core.storage.tables import UsageRecord
 
 
 def to_call(mapping: Mapping[str, object], default_project: str | None) -> Call:

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, func, insert, select
 
-from core.db import run_write
-from core.ingest.models import RejectedIngestion
+from core.storage.engine import run_write
+from core.storage.key_tables import RejectedIngestion
 
 SAMPLE_LIMIT = 2_000
 REASON_LIMIT = 1_000

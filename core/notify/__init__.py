@@ -1,0 +1,1 @@
+"""Notifications: the outbox of events and their signed webhook delivery (Standard Webhooks)."""

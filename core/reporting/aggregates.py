@@ -1,0 +1,555 @@
+"""Aggregates for charts, tables and ``report``, computed in SQL from the roll-ups.
+
+A period is resolved to quarter hours (the roll-ups' finest grain): its start is
+rounded down and its end up to the next quarter hour.
+
+Where a report reads from:
+- by or filtered on provider and model only: the time series (``usage_rollups``);
+- by or filtered on users only, or projects only: the entity roll-ups (per UTC day and
+  7-day block) between the UTC midnights nearest the period's ends, plus (or minus) the
+  raw logs between those midnights and the ends, read by ``ix_usage_time``;
+- the top N users or projects: first among the keys that spend most over the period widened
+  to whole UTC days (no raw edges), proved exact by a bound (:func:`top_from_whole_days`),
+  else ranked on the exact sums of every key as above;
+- any other mix (say, users of one model): the raw logs of the period, through the
+  ``(column, timestamp, id)`` index of a filtered column.
+Every path sums stored values exactly, so all agree to the pico-dollar.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Engine,
+    FromClause,
+    Integer,
+    Select,
+    and_,
+    case,
+    column,
+    func,
+    or_,
+    select,
+    text,
+    true,
+    type_coerce,
+    values,
+)
+
+from core.recording.rollups import ALL_MODELS, DAY, ENTITY_GRAINS, GRAINS, MONEY_COLUMNS, QUARTER
+from core.storage.columns import Money, UTCDateTime
+from core.storage.tables import EntityRollup, UsageRecord, UsageRollup
+from core.times import local_midnight, local_periods
+
+DIMENSIONS = ("provider", "model", "user", "project")
+NO_USER = "(no user)"
+NO_PROJECT = "(no project)"
+Where = dict[str, str]  # exact matches on provider, model, user, project
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Spend and volume over some set of calls; money exact."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cost_input: Decimal = Decimal(0)
+    cost_output: Decimal = Decimal(0)
+    cost_total: Decimal = Decimal(0)
+    estimated_calls: int = 0
+    estimated_cost: Decimal = Decimal(0)
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    reasoning_tokens: int = 0
+    web_search_calls: int = 0
+
+    @property
+    def average_cost(self) -> Decimal:
+        return self.cost_total / self.calls if self.calls else Decimal(0)
+
+
+TOTAL_NAMES = [f.name for f in fields(Totals)]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One group of a report: the period (for time groupings), the key, the totals."""
+
+    period: date | None
+    key: str | None
+    totals: Totals
+
+
+def segments(start: datetime, end: datetime) -> list[tuple[int, int, int]]:
+    """[start, end) as runs of whole buckets: (grain, first bucket, end), finest at the edges.
+
+    Walking up the grain ladder, each edge is covered by the finer grain up to the
+    first (or from the last) boundary of the next coarser one; what is left in the
+    middle takes the coarsest grain that fits.
+    """
+    low, high = _quarters(start, end)
+    return _runs(low, high, GRAINS)
+
+
+def _quarters(start: datetime, end: datetime) -> tuple[int, int]:
+    """[start, end) widened to quarter hours, as epoch seconds."""
+    return _floor(int(start.timestamp()), QUARTER), -(-int(end.timestamp()) // QUARTER) * QUARTER
+
+
+def _runs(low: int, high: int, grains: tuple[int, ...]) -> list[tuple[int, int, int]]:
+    """[low, high) (multiples of the finest grain) as runs of whole buckets, finest at the edges."""
+    if high <= low:
+        return []
+    left: list[tuple[int, int, int]] = []
+    right: list[tuple[int, int, int]] = []
+    for finer, coarser in zip(grains, grains[1:], strict=False):
+        inner_low, inner_high = -(-low // coarser) * coarser, _floor(high, coarser)
+        if inner_low >= inner_high:  # no whole coarser bucket inside: the finer grain covers the rest
+            break
+        if low < inner_low:
+            left.append((finer, low, inner_low))
+        if inner_high < high:
+            right.append((finer, inner_high, high))
+        low, high = inner_low, inner_high
+    else:
+        finer = grains[-1]
+    return [*left, (finer, low, high), *reversed(right)]
+
+
+def _floor(value: int, step: int) -> int:
+    return value - value % step
+
+
+def _totals(row) -> Totals:  # type: ignore[no-untyped-def]
+    return Totals(
+        calls=int(row.calls),
+        input_tokens=int(row.input_tokens),
+        output_tokens=int(row.output_tokens),
+        cached_input_tokens=int(row.cached_input_tokens),
+        cost_input=Decimal(row.cost_input),
+        cost_output=Decimal(row.cost_output),
+        cost_total=Decimal(row.cost_total),
+        estimated_calls=int(row.estimated_calls),
+        estimated_cost=Decimal(row.estimated_cost),
+        cache_write_tokens=int(row.cache_write_tokens),
+        cache_write_1h_tokens=int(row.cache_write_1h_tokens),
+        reasoning_tokens=int(row.reasoning_tokens),
+        web_search_calls=int(row.web_search_calls),
+    )
+
+
+def _dimension(by: str) -> str:
+    """The roll-up column a report groups by."""
+    if by not in DIMENSIONS:
+        raise ValueError(f"by: {by!r} is not one of {', '.join(DIMENSIONS)}")
+    return "user_id" if by == "user" else by
+
+
+def _conditions(source: FromClause, where: Where | None) -> list[ColumnElement[bool]]:
+    """Exact matches on roll-up key columns; "no user" / "no project" are stored as ''."""
+    conditions = []
+    for name, value in (where or {}).items():
+        column_name = _dimension(name)
+        wanted = "" if value in (NO_USER, NO_PROJECT) else value
+        conditions.append(source.c[column_name] == wanted)
+    return conditions
+
+
+def _label(by: str | None, key: str | None) -> str | None:
+    if by == "user":
+        return key or NO_USER
+    if by == "project":
+        return key or NO_PROJECT
+    return key if by else None
+
+
+def _grouped(
+    engine: Engine,
+    labelled: list[tuple[int, datetime, datetime]],
+    by: str | None,
+    where: Where | None = None,
+    limit: int | None = None,
+) -> list[tuple[int, str | None, Totals]]:
+    """Sum over labelled UTC ranges, grouped by label and an optional dimension; see the module docstring."""
+    dimensions = {_dimension(name) for name in (where or {})} | ({_dimension(by)} if by else set())
+    if dimensions <= {"provider", "model"}:
+        query = _from_series(engine, labelled, by, where)
+    elif len(dimensions) == 1 and limit is not None and by is not None:
+        if not where and len(labelled) == 1:
+            found = top_from_whole_days(engine, labelled[0], by, limit)
+            if found is not None:
+                return found
+        # top N users or projects: rank on spend alone (two sums per row, not thirteen),
+        # then sum everything for the N keys found
+        ranking = _from_entities(engine, labelled, by, where, ["calls", "cost_total"])
+        if ranking is None:
+            return []
+        ranking = ranking.order_by(text("cost_total DESC"), text("key")).limit(limit)
+        keys = [row.key for row in _run(engine, ranking)]
+        if not keys:
+            return []
+        query = _from_entities(engine, labelled, by, where, keys=keys)
+        limit = None
+    elif len(dimensions) == 1:
+        query = _from_entities(engine, labelled, by, where)
+    else:
+        query = _from_logs(engine, [(label, 1, a, b) for label, a, b in labelled], by, where)
+    if query is None:
+        return []
+    if limit is not None:
+        query = query.order_by(text("cost_total DESC"), *([text("key")] if by else [])).limit(limit)
+    return [(row.label, _label(by, row.key if by else None), _totals(row)) for row in _run(engine, query)]
+
+
+CANDIDATES = 2  # top N is looked for among the first CANDIDATES x N (at least N + 10) by whole-day spend
+
+
+def top_from_whole_days(
+    engine: Engine, labelled: tuple[int, datetime, datetime], by: str, limit: int
+) -> list[tuple[int, str | None, Totals]] | None:
+    """The exact top ``limit`` users (or projects) of a period, without reading its raw edges; ``None``
+    when this cannot be proved (the caller then ranks on the exact sums of every key).
+
+    The period is widened to whole UTC days, which need no raw calls: each key's spend there
+    is at least its spend in the period (no cost is negative). The first K keys by that
+    spend are the candidates, and their exact sums are read by key. Any other key spends in
+    the period at most the widened spend of the (K+1)-th, so when the N-th exact candidate
+    spends more than that bound, no other key can rank among the first N. With a handful of
+    keys (all of them candidates) it holds trivially; with thousands of users it holds unless
+    the spend just outside the period reorders the head of the ranking.
+    """
+    label, start, end = labelled
+    low, high = _quarters(start, end)
+    if high <= low or limit == 0:
+        return None
+    whole = (label, datetime.fromtimestamp(_floor(low, DAY), UTC), datetime.fromtimestamp(-(-high // DAY) * DAY, UTC))
+    widened = _from_entities(engine, [whole], by, None, ["calls", "cost_total"])
+    if widened is None:
+        return []
+    count = max(limit * CANDIDATES, limit + 10)
+    ranked = _run(engine, widened.order_by(text("cost_total DESC"), text("key")).limit(count + 1))
+    candidates = [row.key for row in ranked[:count]]
+    if not candidates:
+        return []
+    exact = _from_entities(engine, [labelled], by, None, keys=candidates)
+    if exact is None:
+        return []
+    rows = sorted(
+        ((row.label, _label(by, row.key), _totals(row)) for row in _run(engine, exact)),
+        key=lambda item: (-item[2].cost_total, item[1] or ""),
+    )
+    if len(ranked) > count:  # keys beyond the candidates exist: the N-th must beat their bound
+        bound = Decimal(ranked[count].cost_total)
+        if len(rows) < limit or rows[limit - 1][2].cost_total <= bound:
+            return None
+    return rows[:limit]
+
+
+def _run(engine: Engine, query: Select[Any]) -> list[Any]:
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            # the planner overestimates these few index scans and would spend more on JIT than on the query
+            conn.execute(text("SET LOCAL jit = off"))
+            # ranking 10,000 users sums ~100,000 rows: hash them in memory, not a sort spilled to disk
+            conn.execute(text("SET LOCAL work_mem = '64MB'"))
+        return list(conn.execute(query).all())
+
+
+def _summed(source: FromClause, group: list[Any], having: bool = False, names: list[str] = TOTAL_NAMES) -> Select[Any]:
+    """Sums of the ``names`` columns of ``source`` per group (money typed as money)."""
+    sums = []
+    for name in names:
+        total: Any = func.coalesce(func.sum(source.c[name]), 0)
+        if name in MONEY_COLUMNS:
+            total = type_coerce(total, Money())
+        sums.append(total.label(name))
+    query = select(*group, *sums).select_from(source).group_by(*group)
+    return query.having(func.sum(source.c.calls) != 0) if having else query
+
+
+def _from_series(
+    engine: Engine, labelled: list[tuple[int, datetime, datetime]], by: str | None, where: Where | None
+) -> Select[Any] | None:
+    runs = [(label, grain, a, b) for label, start, end in labelled for grain, a, b in segments(start, end)]
+    if not runs:
+        return None
+    seg = (
+        values(
+            column("label", Integer),
+            column("grain", Integer),
+            column("lo", BigInteger),
+            column("hi", BigInteger),
+            name="seg",
+        )
+        .data(runs)
+        .cte("seg")
+    )
+
+    def in_run(source: FromClause) -> ColumnElement[bool]:
+        return (
+            (source.c.grain == seg.c.grain) & (source.c.bucket_start >= seg.c.lo) & (source.c.bucket_start < seg.c.hi)
+        )
+
+    table = UsageRollup.__table__
+    # a provider's total over its models is kept as model '': read it unless models are asked for
+    by_model = by == "model" or "model" in (where or {})
+    level = table.c.model != ALL_MODELS if by_model else table.c.model == ALL_MODELS
+    source: FromClause
+    if engine.dialect.name == "postgresql":
+        # one primary-key range scan per run: without the OFFSET 0 fence PostgreSQL pulls the
+        # subquery up into a hash join that reads the whole table
+        source = select(table).where(in_run(table), level, *_conditions(table, where)).offset(0).lateral("r")
+        joined = seg.join(source, true())
+    else:  # SQLite already loops over the runs and range-scans the primary key for each
+        source = table
+        joined = seg.join(source, and_(in_run(source), level, *_conditions(source, where)))
+    group: list[Any] = [seg.c.label]
+    if by is not None:
+        group.append(source.c[_dimension(by)].label("key"))
+    sums = [func.coalesce(func.sum(source.c[name]), 0).label(name) for name in TOTAL_NAMES]
+    return select(*group, *sums).select_from(joined).group_by(*group)
+
+
+def _nearest_day(epoch: int) -> int:
+    low = _floor(epoch, DAY)
+    return low + DAY if epoch - low > DAY // 2 else low
+
+
+def entity_pieces(
+    labelled: list[tuple[int, datetime, datetime]],
+) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, datetime, datetime]]]:
+    """Each labelled range as entity buckets (label, grain, bucket) plus signed raw log ranges.
+
+    The range (widened to quarter hours) is snapped to the nearest UTC midnight at each end;
+    the whole days and 7-day blocks between them come from the roll-ups, and the raw logs
+    between each end and its midnight are added (midnight inside the range) or subtracted
+    (outside). No end is more than 12 hours from its midnight.
+    """
+    buckets: list[tuple[int, int, int]] = []
+    raw: list[tuple[int, int, datetime, datetime]] = []
+
+    def at(epoch: int) -> datetime:
+        return datetime.fromtimestamp(epoch, UTC)
+
+    for label, start, end in labelled:
+        low, high = _quarters(start, end)
+        if high <= low:
+            continue
+        first, last = _nearest_day(low), _nearest_day(high)
+        if first >= last:
+            raw.append((label, 1, at(low), at(high)))
+            continue
+        if low != first:
+            raw.append((label, 1, at(low), at(first)) if low < first else (label, -1, at(first), at(low)))
+        if high != last:
+            raw.append((label, 1, at(last), at(high)) if last < high else (label, -1, at(high), at(last)))
+        for grain, a, b in _runs(first, last, ENTITY_GRAINS):
+            buckets.extend((label, grain, bucket) for bucket in range(a, b, grain))
+    return buckets, raw
+
+
+def _log_conditions(logs: FromClause, where: Where | None) -> list[ColumnElement[bool]]:
+    """``where`` on the log table: "no user" / "no project" are NULL there."""
+    conditions = []
+    for name, value in (where or {}).items():
+        column_ = logs.c[_dimension(name)]
+        conditions.append(column_.is_(None) if value in (NO_USER, NO_PROJECT) else column_ == value)
+    return conditions
+
+
+def _raw_part(
+    engine: Engine,
+    pieces: list[tuple[int, int, datetime, datetime]],
+    by: str | None,
+    where: Where | None,
+    names: list[str] = TOTAL_NAMES,
+    keys: list[str] | None = None,
+) -> Select[Any]:
+    """Signed sums of the raw logs in each piece (label, sign, from, to), one row per log, keyed like the roll-ups."""
+    raw = (
+        values(
+            column("label", Integer),
+            column("sign", Integer),
+            column("lo", UTCDateTime()),
+            column("hi", UTCDateTime()),
+            name="rawseg",
+        )
+        .data(pieces)
+        .cte("rawseg")
+    )
+    logs = UsageRecord.__table__
+    in_piece = (logs.c.timestamp >= raw.c.lo) & (logs.c.timestamp < raw.c.hi)
+    conditions = _log_conditions(logs, where)
+    if keys is not None and by is not None:
+        key_column = logs.c[_dimension(by)]
+        named = [key for key in keys if key]
+        # no coalesce around the column, so its (column, timestamp, id) index serves the few keys
+        conditions.append(or_(key_column.in_(named), key_column.is_(None)) if "" in keys else key_column.in_(named))
+    source: FromClause
+    if engine.dialect.name == "postgresql":
+        source = select(logs).where(in_piece, *conditions).offset(0).lateral("l")
+        joined = raw.join(source, true())
+    else:
+        source = logs
+        joined = raw.join(source, and_(in_piece, *conditions))
+    sign = raw.c.sign
+    estimated = source.c.matched_by == "estimate"
+    columns: list[Any] = [raw.c.label.label("label")]
+    if by is not None:
+        columns.append(func.coalesce(source.c[_dimension(by)], "").label("key"))
+    for name in names:
+        if name == "calls":
+            value: Any = sign
+        elif name == "estimated_calls":
+            value = case((estimated, sign), else_=0)
+        elif name == "estimated_cost":
+            value = case((estimated, source.c.cost_total * sign), else_=0)
+        else:
+            value = source.c[name] * sign
+        columns.append(value.label(name))
+    return select(*columns).select_from(joined)
+
+
+def _from_entities(
+    engine: Engine,
+    labelled: list[tuple[int, datetime, datetime]],
+    by: str | None,
+    where: Where | None,
+    names: list[str] = TOTAL_NAMES,
+    keys: list[str] | None = None,
+) -> Select[Any] | None:
+    """Users only, or projects only: entity buckets plus signed raw edges, summed per label and key.
+
+    ``names``: the sums wanted; ``keys``: only these entities ('' for none).
+    """
+    dimension = "user" if "user" in (where or {}) or by == "user" else "project"
+    buckets, pieces = entity_pieces(labelled)
+    parts: list[Select[Any]] = []
+    if buckets:
+        seg = (
+            values(column("label", Integer), column("grain", Integer), column("bucket", BigInteger), name="eseg")
+            .data(buckets)
+            .cte("eseg")
+        )
+        table = EntityRollup.__table__
+        wanted = [
+            table.c.entity == ("" if value in (NO_USER, NO_PROJECT) else value) for value in (where or {}).values()
+        ]
+        if keys is not None:
+            wanted.append(table.c.entity.in_(keys))
+        # one primary-key lookup (or prefix scan) per bucket
+        matches = [table.c.dimension == dimension, table.c.grain == seg.c.grain, table.c.bucket_start == seg.c.bucket]
+        source: FromClause
+        if engine.dialect.name == "postgresql":
+            source = select(table).where(*matches, *wanted).offset(0).lateral("e")
+            joined = seg.join(source, true())
+        else:
+            source = table
+            joined = seg.join(source, and_(*matches, *wanted))
+        columns: list[Any] = [seg.c.label.label("label")]
+        if by is not None:
+            columns.append(source.c.entity.label("key"))
+        columns.extend(source.c[name].label(name) for name in names)
+        parts.append(select(*columns).select_from(joined))
+    if pieces:
+        parts.append(_raw_part(engine, pieces, by, where, names, keys))
+    if not parts:
+        return None
+    union = (parts[0] if len(parts) == 1 else parts[0].union_all(*parts[1:])).subquery("u")
+    group: list[Any] = [union.c.label]
+    if by is not None:
+        group.append(union.c.key)
+    return _summed(union, group, having=True, names=names)
+
+
+def _from_logs(
+    engine: Engine, pieces: list[tuple[int, int, datetime, datetime]], by: str | None, where: Where | None
+) -> Select[Any] | None:
+    """Mixed dimensions (users of one model, projects of one user, ...): the raw logs of the period."""
+    widened = []
+    for label, sign, start, end in pieces:
+        low, high = _quarters(start, end)
+        if high > low:
+            widened.append((label, sign, datetime.fromtimestamp(low, UTC), datetime.fromtimestamp(high, UTC)))
+    if not widened:
+        return None
+    union = _raw_part(engine, widened, by, where).subquery("u")
+    group: list[Any] = [union.c.label]
+    if by is not None:
+        group.append(union.c.key)
+    return _summed(union, group, having=True)
+
+
+def totals(engine: Engine, start: datetime, end: datetime, where: Where | None = None) -> Totals:
+    """Everything in [start, end) (matching ``where``)."""
+    rows = _grouped(engine, [(0, start, end)], None, where)
+    return rows[0][2] if rows else Totals()
+
+
+def breakdown(
+    engine: Engine, start: datetime, end: datetime, by: str, where: Where | None = None, limit: int | None = None
+) -> list[Row]:
+    """Totals per provider, model, user or project over [start, end), biggest spend first (the first ``limit``)."""
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit: {limit!r} is not a number of rows")
+    rows = _grouped(engine, [(0, start, end)], by, where, limit)
+    ordered = sorted((Row(None, key, t) for _label, key, t in rows), key=lambda r: (-r.totals.cost_total, r.key or ""))
+    return ordered if limit is None else ordered[:limit]
+
+
+def over_time(
+    engine: Engine,
+    start: datetime,
+    end: datetime,
+    tz: ZoneInfo,
+    granularity: str = "day",
+    by: str | None = None,
+    where: Where | None = None,
+) -> list[Row]:
+    """Totals per local day, week or month in ``tz`` (and per provider/model/user/project if ``by``)."""
+    periods = local_periods(start, end, tz, granularity)
+    labelled = [(i, a, b) for i, (_label, a, b) in enumerate(periods)]
+    rows = _grouped(engine, labelled, by, where)
+    return sorted(
+        (Row(periods[label][0], key, t) for label, key, t in rows),
+        key=lambda r: (r.period, -r.totals.cost_total, r.key or ""),
+    )
+
+
+def data_range(engine: Engine) -> tuple[datetime, datetime] | None:
+    """First and last day bucket with any call (UTC), or ``None`` when there is no usage."""
+    with engine.connect() as conn:
+        first, last = conn.execute(
+            select(func.min(UsageRollup.bucket_start), func.max(UsageRollup.bucket_start)).where(
+                UsageRollup.grain == DAY
+            )
+        ).one()
+    if first is None:
+        return None
+    return datetime.fromtimestamp(first, UTC), datetime.fromtimestamp(last + DAY, UTC)
+
+
+def has_usage(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(select(UsageRollup.bucket_start).limit(1)).first() is not None
+
+
+def local_range(
+    since: date | None, until: date | None, tz: ZoneInfo, engine: Engine
+) -> tuple[datetime, datetime] | None:
+    """[since 00:00, until+1 00:00) in ``tz``; open ends cover all recorded usage."""
+    span = data_range(engine)
+    if span is None and (since is None or until is None):
+        return None
+    start = local_midnight(since, tz) if since else span[0] - timedelta(days=1)  # type: ignore[index]
+    end = local_midnight(until + timedelta(days=1), tz) if until else span[1] + timedelta(days=1)  # type: ignore[index]
+    return start, end

@@ -1,0 +1,118 @@
+"""Engine and units of work. SQLite by default (WAL, busy timeout); PostgreSQL by URL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError, SQLAlchemyError
+
+from core import config
+
+BUSY_TIMEOUT_MS = 5_000
+LOCK_RETRIES = 5
+
+T = TypeVar("T")
+
+
+class DatabaseBusyError(RuntimeError):
+    """SQLite stayed locked by another writer through every retry."""
+
+
+class DatabaseSchemaError(ValueError):
+    """The database's schema is not one this code can use or upgrade; nothing was changed."""
+
+
+class DatabaseTooNewError(DatabaseSchemaError):
+    """The database was migrated by a newer Spendboard than this one."""
+
+
+# What a bad DATABASE_URL, an unreachable server, a refused login or a missing database raise.
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (OperationalError, DBAPIError, ArgumentError, NoSuchModuleError)
+
+
+def database_error(exc: SQLAlchemyError | OSError, url: str | None = None) -> config.ConfigError:
+    """One line naming DATABASE_URL (password hidden) and the server's reason, for the CLI and the app."""
+    try:
+        shown = config.shown_url(url or config.database_url())
+    except config.ConfigError as bad:
+        return bad
+    if isinstance(exc, SQLAlchemyError):
+        orig = getattr(exc, "orig", None)
+        reason = str(orig if orig is not None else exc).split("\n(Background on this error")[0]
+    else:
+        reason = exc.strerror or str(exc)
+    reason = "; ".join(part.strip() for part in reason.splitlines() if part.strip())
+    return config.ConfigError(f"DATABASE_URL: cannot use {shown} ({reason})")
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    return isinstance(exc, OperationalError) and _is_lock_error(exc)
+
+
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    """An engine for ``url`` (default: ``DATABASE_URL``), with SQLite set up for concurrent use."""
+    url = url or config.database_url()
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            try:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise database_error(exc, url) from None
+        engine = create_engine(url, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    # pysqlite's own transaction handling is replaced by explicit BEGINs, so that a
+    # write unit can take the write lock up front (BEGIN IMMEDIATE) instead of failing
+    # to upgrade a read lock half-way (SQLAlchemy's documented recipe).
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = "IMMEDIATE" if conn.get_execution_options().get("spendboard_write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _is_lock_error(exc: OperationalError) -> bool:
+    message = str(exc.orig).lower() if exc.orig else str(exc).lower()
+    return "database is locked" in message or "database table is locked" in message
+
+
+def run_write(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` in one write transaction: commit once or not at all.
+
+    On SQLite the write lock is taken at BEGIN; "database is locked" after the busy
+    timeout is retried a bounded number of times, then raised as a clear error.
+    """
+    for attempt in range(1, LOCK_RETRIES + 1):
+        try:
+            with engine.connect().execution_options(spendboard_write=True) as conn:
+                with conn.begin():
+                    return work(conn)
+        except OperationalError as exc:
+            if not _is_lock_error(exc) or attempt == LOCK_RETRIES:
+                if _is_lock_error(exc):
+                    raise DatabaseBusyError(
+                        f"the database stayed locked by another writer after {LOCK_RETRIES} tries "
+                        f"of {BUSY_TIMEOUT_MS} ms; nothing was written"
+                    ) from exc
+                raise
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")

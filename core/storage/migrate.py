@@ -1,0 +1,160 @@
+"""Bring any database to the schema of this code, in place, once, whoever starts first.
+
+Three kinds of database meet this code: an empty one (made by every revision), one
+made by ``create_all`` without Alembic (every release-1 database: stamped with the
+baseline, then upgraded), and one Alembic already manages (upgraded). A database at a
+revision this code does not know was made by a newer Spendboard and is refused.
+
+The check and the migration run in one transaction that holds a lock (PostgreSQL: an
+advisory lock; SQLite: the write lock taken at ``BEGIN IMMEDIATE``), so two processes
+starting together migrate once: the second waits, then finds the schema current.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, inspect, text
+
+from core.storage.engine import DatabaseSchemaError, DatabaseTooNewError, run_write
+from core.storage.migrations import RELEASE1, alembic_config, all_tables, script_directory
+
+# pg_advisory_xact_lock key: any constant shared by every Spendboard process
+PG_LOCK_KEY = 0x5B0A_2D09
+
+
+@lru_cache(maxsize=1)
+def _scripts() -> ScriptDirectory:
+    return script_directory()
+
+
+def head_revision() -> str:
+    head = _scripts().get_current_head()
+    assert head is not None, "core/migrations/versions has no revision"
+    return head
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The revision stamped in ``alembic_version``; ``None`` when there is none."""
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def _upgrade_database(engine: Engine) -> list[str]:
+    """Make the schema current; returns what was done, in words (empty: nothing to do)."""
+    with engine.connect() as conn:
+        current = current_revision(conn)
+    if current == head_revision():
+        return []  # the common case: one small read, no lock
+    _refuse_unknown(current)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
+            return _upgrade(conn)
+    return run_write(engine, _upgrade)
+
+
+def _refuse_unknown(revision: str | None) -> None:
+    known = {script.revision for script in _scripts().walk_revisions()}
+    if revision is not None and revision not in known:
+        raise DatabaseTooNewError(
+            f"the database schema is at revision {revision!r}, which this Spendboard does not know "
+            f"(its newest is {head_revision()!r}): the database was upgraded by a newer Spendboard; "
+            "upgrade Spendboard to use it"
+        )
+
+
+def _upgrade(conn: Connection) -> list[str]:
+    """Under the lock: look again (another process may have just done it), then act."""
+    head = head_revision()
+    current = current_revision(conn)
+    if current == head:
+        return []
+    _refuse_unknown(current)
+    config = alembic_config()
+    config.attributes["connection"] = conn
+    done: list[str] = []
+    if current is None:
+        existing = set(inspect(conn).get_table_names())
+        if not existing & set(all_tables().tables):
+            # every revision from nothing: the tables are what the migrations say, whichever
+            # model modules this process happened to import (a test holds them equal)
+            command.upgrade(config, "head")
+            made = sorted(set(inspect(conn).get_table_names()) - {"alembic_version"})
+            return [f"created tables: {', '.join(made)}", f"schema at revision {head}"]
+        if "project" not in {c["name"] for c in inspect(conn).get_columns("api_usage_logs")}:
+            current = RELEASE1  # made by release 1's create_all
+            command.stamp(config, current)
+            done.append(f"found a release-1 database (schema {RELEASE1})")
+        else:
+            return _adopt_current(conn, config, existing, head)
+    command.upgrade(config, "head")
+    done.append(f"upgraded the database schema from {current} to {head}, every row kept")
+    return done
+
+
+def _adopt_current(conn: Connection, config: Config, existing: set[str], head: str) -> list[str]:
+    """Tables made by ``create_all`` of today's models (tests, development): stamp them at head.
+
+    Missing tables are created; a table missing a column matches no revision and is refused
+    rather than stamped wrongly.
+    """
+    inspector = inspect(conn)
+    metadata = all_tables()
+    for name, table in metadata.tables.items():
+        if name in existing:
+            have = {c["name"] for c in inspector.get_columns(name)}
+            missing = [c.name for c in table.columns if c.name not in have]
+            if missing:
+                raise DatabaseSchemaError(
+                    f"table {name} lacks columns {', '.join(missing)} and the database has no migration "
+                    "history: its schema matches no Spendboard release"
+                )
+    created = [name for name in metadata.tables if name not in existing]
+    metadata.create_all(conn)
+    command.stamp(config, head)
+    done = [f"created tables: {', '.join(created)}"] if created else []
+    return [*done, f"recorded schema revision {head} (tables made without migrations)"]
+
+
+def create_tables(engine: Engine) -> list[str]:
+    """Create missing tables; returns the names created."""
+    from core.storage.schema import metadata
+
+    existing = set(_table_names(engine))
+    metadata.create_all(engine)
+    return [name for name in metadata.tables if name not in existing]
+
+
+def upgrade_database(engine: Engine) -> list[str]:
+    """Bring the schema to this code's revision in place (Alembic); returns what it did.
+
+    Empty database: made at head. Release-1 database (no migration history): stamped
+    with the baseline, then upgraded, every row kept. Newer than the code: refused with
+    ``DatabaseTooNewError``. Cheap when already current (one read, no lock).
+    """
+    from core.storage.migrations import newest_revision
+
+    head = newest_revision()
+    if head is not None and _stamped_revision(engine) == head:
+        return []  # the common case: one small read, without importing Alembic
+    return _upgrade_database(engine)
+
+
+def _stamped_revision(engine: Engine) -> str | None:
+    from sqlalchemy import inspect, text
+
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        revisions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    return revisions[0] if len(revisions) == 1 else None
+
+
+def _table_names(engine: Engine) -> list[str]:
+    from sqlalchemy import inspect
+
+    return inspect(engine).get_table_names()
