@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 from common import OUT, backends, figure, fresh_database, pg_schema_url, raw_executemany_rate, sizes, timed
 from sqlalchemy import Engine, func, inspect, select, text
 
-from core.cli.main import main as cli
+import core.cli.main as cli
 from core.pricing.seeding import initialize_default_pricing
 from core.recording.calls import Call, record_batch
 from core.reporting import aggregates as reports

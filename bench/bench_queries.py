@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from common import backends, demo_database, figure, sizes, timed
 
-from core.cli.main import main as cli
+import core.cli.main as cli
 from core.reporting import aggregates as reports
 
 

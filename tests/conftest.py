@@ -17,7 +17,7 @@ from sqlalchemy import Engine, create_engine, text
 from core.pricing.seeding import initialize_default_pricing
 from core.storage.engine import make_engine
 from core.storage.migrate import create_tables
-from core.storage.tables import Base
+from core.storage.schema import metadata
 
 ENV_PREFIXES = ("HUGGINGFACE_", "OPENAI_", "GROQ_", "MISTRAL_", "ANTHROPIC_", "GEMINI_", "DEEPSEEK_")
 PG_URL = os.environ.get("TEST_DATABASE_URL")
@@ -53,7 +53,7 @@ def pg_schema_url() -> Iterator[str | None]:
     separator = "&" if "?" in PG_URL else "?"
     url = f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
     engine = make_engine(url)
-    Base.metadata.create_all(engine)
+    metadata.create_all(engine)
     engine.dispose()
     yield url
     with admin.begin() as conn:
@@ -62,7 +62,7 @@ def pg_schema_url() -> Iterator[str | None]:
 
 
 def _truncate(engine: Engine) -> None:
-    names = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables))
+    names = ", ".join(f'"{t.name}"' for t in reversed(metadata.sorted_tables))
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 

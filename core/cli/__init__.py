@@ -4,7 +4,3 @@
 command opens; ``prices``, ``sync``, ``budgets`` and ``keys`` add their families. No rule
 of the product lives here: each command calls a use case of a ``core`` package.
 """
-
-from core.cli.main import main
-
-__all__ = ["main"]

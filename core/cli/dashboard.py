@@ -12,6 +12,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 # .streamlit/config.toml of the repository, as flags (a folder an installed tool runs in has no such file)
@@ -41,10 +42,9 @@ def server_script() -> Path:
     return Path(__file__).resolve().parents[2] / "server.py"
 
 
-def run(args: argparse.Namespace) -> int:
-    from core.cli.main import main
-
-    code = main(["init"])
+def run(args: argparse.Namespace, init: Callable[[], int]) -> int:
+    """``init`` (the command, passed in by the dispatcher), then Streamlit until it stops."""
+    code = init()
     if code != 0:
         return code
     command = [

@@ -639,7 +639,7 @@ COMMANDS = {
 def _dashboard(args: argparse.Namespace) -> int:
     from core.cli.dashboard import run
 
-    return run(args)
+    return run(args, init=lambda: main(["init"]))
 
 
 def _ingest_command(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ from genai_prices import data_snapshot
 from genai_prices.types import ModelPrice
 from sqlalchemy import Engine, func, select
 
-from core.cli.main import main as cli
+import core.cli.main as cli
 from core.pricing.catalog import load_catalog
 from core.pricing.catalog.package import convert, match_rule
 from core.pricing.catalog.sync import sync_package
