@@ -1,4 +1,4 @@
-"""Moved from test_sql_safety.py: the tests of it that need no database and no process."""
+"""Names full of SQL metacharacters are stored and read back as text, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Moved from test_budgets.py: the tests of it that need no database and no process."""
+"""Budget rules without a database: Standard Webhooks signatures, secrets, calendar periods, projection."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Moved from test_environment.py: the tests of it that need no database and no process."""
+"""Settings from the environment and .env: defaults, precedence, refusals naming the variable."""
 
 from __future__ import annotations
 

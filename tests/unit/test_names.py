@@ -1,4 +1,4 @@
-"""Moved from test_pricing.py: the tests of it that need no database and no process."""
+"""Model names: the short name strips the organisation and the route."""
 
 from __future__ import annotations
 

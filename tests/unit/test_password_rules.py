@@ -1,4 +1,4 @@
-"""Moved from test_auth.py: the tests of it that need no database and no process."""
+"""The admin password's rules: the back-off cap, hash checks, sign-in expiry."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Moved from test_reports.py: the tests of it that need no database and no process."""
+"""How a period is cut into roll-up buckets and exact edges, in any zone."""
 
 from __future__ import annotations
 

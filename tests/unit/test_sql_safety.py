@@ -113,14 +113,3 @@ def test_the_check_catches_sql_built_from_values(snippet: str) -> None:
 def test_the_check_passes_bound_parameters() -> None:
     snippet = "def f(conn, name):\n    conn.execute(text('SELECT * FROM t WHERE name = :n'), {'n': name})"
     assert find_sql_building(snippet, "x.py") == []
-
-
-NASTY = [
-    "'; DROP TABLE api_usage_logs; --",
-    'model" OR "1"="1',
-    "x') ; DELETE FROM api_provider_pricing; --",
-    "%s %(name)s :name ? $1 \\ \\x00",
-    "**bold** <script>alert(1)</script> [link](http://x)",
-]
-
-

@@ -1,4 +1,4 @@
-"""Moved from test_logs.py: the tests of it that need no database and no process."""
+"""The pages' pure pieces: filters, periods, the spend figure, tables and projections."""
 
 from __future__ import annotations
 
