@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 from core.cli.common import EXIT_BAD_INPUT, BadInput, _engine
 from core.config import ConfigError
-from core.money import MoneyError, format_usd, to_text
+from core.money import MoneyError, format_exact_usd, format_total, format_usd, to_text
 from core.reporting import aggregates as reports
 
 
@@ -271,7 +271,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
     values = _call_values(args)
     b = calculate_cost(
-        _engine(),
+        _engine(read_only=True),
         args.provider,
         args.model,
         values.pop("input_tokens"),
@@ -363,7 +363,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             f"{_line_list(result.duplicate_lines, result.duplicates)}",
             file=sys.stderr,
         )
-    return 1 if args.strict and result.refused else 0
+    return 1 if result.refused else 0  # a script can tell a partial import (the counts are printed above)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -394,7 +394,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     target = args.target.strip()
     if not target:
         raise BadInput("LOG_ID|REQUEST_ID: empty (give a log id or a request id)")
-    engine = _engine()
+    engine = _engine(read_only=True)
     v = None
     if target.isascii() and target.isdigit() and 1 <= int(target) <= 2**62:  # a log id, else an all-digit request id
         v = verify_call(engine, log_id=int(target))
@@ -439,9 +439,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     tier = f", {v.service_tier} tier" if v.service_tier != "standard" else ""
     project = f", project {v.project}" if v.project else ""
     print(f"log #{v.id} {v.timestamp.isoformat()} {v.provider} / {v.model}: {', '.join(parts)}{tier}{project}")
-    print(f"stored cost:               {format_usd(v.stored_cost_total)} ({v.stored_matched_by})")
-    print(f"at the prices of its time: {format_usd(v.at_its_time.cost_total)} ({v.at_its_time.matched_by})")
-    print(f"at today's prices:         {format_usd(v.today.cost_total)} ({v.today.matched_by})")
+    print(f"stored cost:               {format_exact_usd(v.stored_cost_total)} ({v.stored_matched_by})")
+    print(f"at the prices of its time: {format_exact_usd(v.at_its_time.cost_total)} ({v.at_its_time.matched_by})")
+    print(f"at today's prices:         {format_exact_usd(v.today.cost_total)} ({v.today.matched_by})")
     print("the stored cost is right" if v.matches else "MISMATCH: the stored cost differs from the prices of its time")
     return 0
 
@@ -476,7 +476,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     until = parse_date(args.until, "--until") if args.until else None
     if since and until and until < since:
         raise BadInput(f"--until: {until} is before --since {since}")
-    engine = _engine()
+    engine = _engine(read_only=True)
     span = reports.local_range(since, until, tz, engine)
     if span is None:
         rows: list[reports.Row] = []
@@ -510,8 +510,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"{label:<40} {'calls':>10} {'cost':>16}")
     for r in rows:
         key = r.period.isoformat() if args.by == "day" and r.period else str(r.key)
-        print(f"{key:<40} {r.totals.calls:>10,} {format_usd(r.totals.cost_total):>16}")
-    print(f"{'total':<40} {total.calls:>10,} {format_usd(total.cost_total):>16}")
+        print(f"{key:<40} {r.totals.calls:>10,} {format_total(r.totals.cost_total):>16}")
+    print(f"{'total':<40} {total.calls:>10,} {format_total(total.cost_total):>16}")
     if total.estimated_calls:
         print(f"{total.estimated_calls} calls had no price; counted at the $1/1M estimate")
     return 0
@@ -576,7 +576,7 @@ def cmd_reset_admin_password(args: argparse.Namespace) -> int:
 def cmd_budgets(args: argparse.Namespace) -> int:
     from core.cli.budgets import run
 
-    return run(args, _engine)
+    return run(args, lambda: _engine(read_only=args.budgets_command == "list"))
 
 
 def cmd_test_call(args: argparse.Namespace) -> int:
@@ -646,7 +646,7 @@ def _ingest_command(args: argparse.Namespace) -> int:
     """``serve`` and ``keys`` (network ingestion) live in core/cli/keys.py."""
     from core.cli.keys import run
 
-    return run(args, _engine)
+    return run(args, lambda: _engine(read_only=getattr(args, "keys_command", None) == "list"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

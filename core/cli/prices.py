@@ -150,9 +150,10 @@ def cmd_prices_history(args: argparse.Namespace) -> int:
 
 
 def _engine_lazy() -> Any:
+    """The database for ``prices list`` and ``history``: only read, so never created here."""
     from core.cli.common import _engine
 
-    return _engine()
+    return _engine(read_only=True)
 
 
 PRICES_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

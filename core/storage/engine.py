@@ -53,6 +53,15 @@ def is_lock_error(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and _is_lock_error(exc)
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; ``None`` for another database, memory or a ``file:`` URI."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """An engine for ``url`` (default: ``DATABASE_URL``), with SQLite set up for concurrent use."""
     url = url or config.database_url()

@@ -80,6 +80,9 @@ def _upgrade(conn: Connection) -> list[str]:
     if current is None:
         existing = set(inspect(conn).get_table_names())
         if not existing & set(all_tables().tables):
+            foreign = sorted(existing - {"alembic_version"})
+            if foreign:
+                raise ForeignDatabaseError(_foreign_message(conn, foreign))
             # every revision from nothing: the tables are what the migrations say, whichever
             # model modules this process happened to import (a test holds them equal)
             command.upgrade(config, "head")
@@ -118,6 +121,46 @@ def _adopt_current(conn: Connection, config: Config, existing: set[str], head: s
     command.stamp(config, head)
     done = [f"created tables: {', '.join(created)}"] if created else []
     return [*done, f"recorded schema revision {head} (tables made without migrations)"]
+
+
+class ForeignDatabaseError(DatabaseSchemaError):
+    """A database that holds another application's tables and none of Spendboard's: never written to."""
+
+
+class NoSchemaError(DatabaseSchemaError):
+    """A database without Spendboard's tables, opened by a command that only reads."""
+
+
+def _where(engine_or_conn: Engine | Connection) -> str:
+    from core.config import shown_url
+
+    return shown_url(engine_or_conn.engine.url.render_as_string(hide_password=False))
+
+
+def _foreign_message(conn: Connection, foreign: list[str]) -> str:
+    listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+    return (
+        f"DATABASE_URL: {_where(conn)} holds other tables ({listed}) and none of Spendboard's; "
+        "Spendboard writes its schema only into an empty database or its own: point DATABASE_URL at one"
+    )
+
+
+def require_schema(engine: Engine) -> None:
+    """For commands and routes that only read: refuse a database without Spendboard's tables.
+
+    A Spendboard database of an earlier release is upgraded in place as every command does;
+    an empty or foreign one is left untouched, with a message that says to run ``init``.
+    """
+    existing = set(inspect(engine).get_table_names())
+    ours = set(all_tables().tables)
+    if not existing & ours:
+        held = sorted(existing - {"alembic_version"})
+        holds = f" (it holds {', '.join(held[:5])}{' ...' if len(held) > 5 else ''})" if held else ""
+        raise NoSchemaError(
+            f"DATABASE_URL: {_where(engine)} has no Spendboard tables{holds}; "
+            "run `python -m core init` to create them"
+        )
+    upgrade_database(engine)
 
 
 def create_tables(engine: Engine) -> list[str]:
