@@ -5,7 +5,7 @@ import json
 import streamlit as st
 
 from core.config import env_priced_providers
-from core.money import format_usd
+from core.money import format_exact_usd
 from core.pricing.formula import formula_lines
 from core.pricing.lookup import calculate_cost, current_index
 from core.pricing.provider_usage import UsageShapeError, normalise_usage
@@ -140,7 +140,7 @@ elif model:
         st.error(f"Invalid input, no cost shown: {user_words(str(exc))}", icon=":material/error:")
     else:
         total, step, used = st.columns(3)
-        total.metric("Cost", format_usd(result.cost_total))
+        total.metric("Cost", format_exact_usd(result.cost_total))
         step.metric("Matched by", result.matched_by)
         used.metric(
             "Rates used",

@@ -124,6 +124,17 @@ def format_usd(amount: Decimal) -> str:
     return f"{sign}${text}"
 
 
+def format_exact_usd(amount: Decimal) -> str:
+    """Every digit of an amount: ``$1,000.0015``, ``$0.0025``, ``$12.50``.
+
+    For formulas and verification, where each line must add up to the next and two different
+    costs must never print alike; at least two decimals, thousands separated.
+    """
+    sign = "-" if amount < 0 else ""
+    whole, _, fraction = to_text(abs(amount)).partition(".")
+    return f"{sign}${int(whole):,}.{fraction.ljust(2, '0')}"
+
+
 CENT = Decimal("0.01")
 
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from core.money import format_per_million, format_total, format_usd, to_text
+from core.money import format_exact_usd, format_per_million, format_total, format_usd, to_text
 from core.pricing.formula import CostBreakdown
 from core.recording.audit import Verification
 from core.reporting.aggregates import Row, Totals
@@ -58,7 +58,7 @@ def kpi_values(current: Totals) -> dict[str, str]:
         "Calls": f"{current.calls:,}",
         "Input tokens": f"{current.input_tokens:,}",
         "Output tokens": f"{current.output_tokens:,}",
-        "Average cost per call": format_usd(current.average_cost.quantize(Decimal("0.000001")))
+        "Average cost per call": format_total(current.average_cost)
         if current.calls
         else format_usd(Decimal(0)),
     }
@@ -174,9 +174,9 @@ def verification_table(v: Verification) -> pd.DataFrame:
         {
             "": ["Stored", "Prices at its time", "Today's prices"],
             "Cost": [
-                format_usd(v.stored_cost_total),
-                format_usd(v.at_its_time.cost_total),
-                format_usd(v.today.cost_total),
+                format_exact_usd(v.stored_cost_total),
+                format_exact_usd(v.at_its_time.cost_total),
+                format_exact_usd(v.today.cost_total),
             ],
             "Matched by": [v.stored_matched_by, v.at_its_time.matched_by, v.today.matched_by],
             "Price id": [
@@ -196,13 +196,13 @@ def verification_verdict(v: Verification) -> tuple[bool, str]:
     """Plain words: is the stored cost right?"""
     if v.matches:
         text = (
-            f"The stored cost {format_usd(v.stored_cost_total)} is right: "
+            f"The stored cost {format_exact_usd(v.stored_cost_total)} is right: "
             "it is what the prices in force at the time give."
         )
     else:
         text = (
-            f"The stored cost {format_usd(v.stored_cost_total)} differs from the "
-            f"{format_usd(v.at_its_time.cost_total)} that the prices in force at the time give"
+            f"The stored cost {format_exact_usd(v.stored_cost_total)} differs from the "
+            f"{format_exact_usd(v.at_its_time.cost_total)} that the prices in force at the time give"
             + (
                 " (it was only estimated; `python -m core reprice --only-estimated` corrects it)."
                 if v.stored_matched_by == "estimate"
@@ -210,7 +210,7 @@ def verification_verdict(v: Verification) -> tuple[bool, str]:
             )
         )
     if v.today.cost_total != v.at_its_time.cost_total:
-        text += f" Under today's prices it would cost {format_usd(v.today.cost_total)}."
+        text += f" Under today's prices it would cost {format_exact_usd(v.today.cost_total)}."
     return v.matches, text
 
 

@@ -17,7 +17,8 @@ from datetime import datetime
 from decimal import Decimal
 from functools import cached_property
 
-from core.money import format_usd, from_pico, to_text
+from core.money import format_exact_usd as usd
+from core.money import from_pico, to_text
 from core.pricing.rates import (
     MAX_CALL_COST_PICO,
     STANDARD,
@@ -265,27 +266,27 @@ def formula_lines(b: CostBreakdown) -> list[str]:
     ]
     if any(count for _n, count, _r, _c in cache_parts):
         uncached = b.uncached_input_tokens
-        lines.append(f"input = {uncached} * {to_text(b.input_token_cost)} = {format_usd(b.cost_uncached_input)}")
+        lines.append(f"input = {uncached} * {to_text(b.input_token_cost)} = {usd(b.cost_uncached_input)}")
         for name, count, rate, cost in cache_parts:
             if count:
-                lines.append(f"{name} = {count} * {to_text(rate)} = {format_usd(cost)}")
-        lines.append(f"cost_input = {format_usd(b.cost_input)}")
+                lines.append(f"{name} = {count} * {to_text(rate)} = {usd(cost)}")
+        lines.append(f"cost_input = {usd(b.cost_input)}")
     else:
-        lines.append(f"cost_input = {b.input_tokens} * {to_text(b.input_token_cost)} = {format_usd(b.cost_input)}")
+        lines.append(f"cost_input = {b.input_tokens} * {to_text(b.input_token_cost)} = {usd(b.cost_input)}")
     if b.reasoning_tokens:
         plain = b.output_tokens - b.reasoning_tokens
-        lines.append(f"output = {plain} * {to_text(b.output_token_cost)} = {format_usd(b.cost_plain_output)}")
+        lines.append(f"output = {plain} * {to_text(b.output_token_cost)} = {usd(b.cost_plain_output)}")
         lines.append(
-            f"reasoning = {b.reasoning_tokens} * {to_text(b.reasoning_token_cost)} = {format_usd(b.cost_reasoning)}"
+            f"reasoning = {b.reasoning_tokens} * {to_text(b.reasoning_token_cost)} = {usd(b.cost_reasoning)}"
         )
-        lines.append(f"cost_output = {format_usd(b.cost_output)}")
+        lines.append(f"cost_output = {usd(b.cost_output)}")
     else:
-        lines.append(f"cost_output = {b.output_tokens} * {to_text(b.output_token_cost)} = {format_usd(b.cost_output)}")
+        lines.append(f"cost_output = {b.output_tokens} * {to_text(b.output_token_cost)} = {usd(b.cost_output)}")
     if b.web_search_calls or b.cost_web_search:
         lines.append(
-            f"web_search = {b.web_search_calls} * {to_text(b.cost_per_web_search)} = {format_usd(b.cost_web_search)}"
+            f"web_search = {b.web_search_calls} * {to_text(b.cost_per_web_search)} = {usd(b.cost_web_search)}"
         )
     if b.cost_request:
-        lines.append(f"cost_per_request = {format_usd(b.cost_request)}")
-    lines.append(f"cost_total = {format_usd(b.cost_total)}")
+        lines.append(f"cost_per_request = {usd(b.cost_request)}")
+    lines.append(f"cost_total = {usd(b.cost_total)}")
     return lines

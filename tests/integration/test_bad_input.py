@@ -276,7 +276,7 @@ def test_csv_with_good_and_bad_rows_lists_the_bad_by_line(tmp_path: Path, capsys
         b"2025-06-01T10:00:00Z,openai,gpt-4o,7,3,f\n"
     )
     code, out, err = run_cli(["import", str(path)], capsys)
-    assert code == 0
+    assert code == 1  # rows were refused: a script can tell (issue 22, point 16)
     assert "2 rows taken, 0 already recorded, 5 refused" in out
     lines = err.strip().splitlines()
     assert [line.split(":", 1)[0] for line in lines] == ["line 3", "line 4", "line 5", "line 6", "line 7"]
