@@ -50,10 +50,8 @@ def test_cost_command_prints_exact_lines(engine: Engine, monkeypatch, capsys) ->
 
 
 def test_verification_of_two_costs_that_differ_below_a_cent_prints_them_apart(engine: Engine) -> None:
-    stored = record_usage(
-        engine,
-        make_call("huggingface", "m", 1_000_000, 500, timestamp=datetime.now(UTC) - timedelta(hours=1), request_id="r1"),
-    )
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    stored = record_usage(engine, make_call("huggingface", "m", 1_000_000, 500, timestamp=an_hour_ago, request_id="r1"))
     with engine.begin() as conn:  # a stored cost a tenth of a cent off: a MISMATCH that must be visible
         conn.execute(update(UsageRecord).where(UsageRecord.id == stored.id).values(cost_total=Decimal("1.0025")))
     from core.recording.audit import verify_call
