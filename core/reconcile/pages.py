@@ -221,7 +221,7 @@ def _read_page(dialect: Dialect, page: object, expect: ResultKind | None) -> Pag
         for j, raw_result in enumerate(results):
             result_where = join(join(where, "results"), j)
             result = as_object(raw_result, result_where)
-            told = expect or dialect.result_kind(result, result_where)
+            told = dialect.result_kind(result, result_where)
             if kind is None:
                 kind = told
             elif told != kind:
