@@ -32,6 +32,17 @@ def shown(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+class _Headers(requests.auth.AuthBase):
+    """The key headers, given as ``auth`` so that a ``~/.netrc`` entry for the host cannot replace them."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.headers = headers
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.update(self.headers)
+        return request
+
+
 def get_json(
     session: requests.Session,
     provider: str,
@@ -43,7 +54,7 @@ def get_json(
     """GET ``url`` and return its JSON body, numbers exact; anything else raises ``ReconcileError``."""
     where = shown(url)
     try:
-        response = session.get(url, params=list(query), headers=headers, timeout=timeout)
+        response = session.get(url, params=list(query), auth=_Headers(headers), timeout=timeout)
     except requests.exceptions.Timeout:
         raise ReconcileError(provider, f"server did not answer within {timeout:g} s ({where})") from None
     except requests.exceptions.ConnectionError:

@@ -165,14 +165,15 @@ class AdminApiStub:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._cursors: dict[str, int] = {}
+        self._url: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "stub not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        """Where it listens (still told after ``stop``, for messages that name it)."""
+        assert self._url is not None, "stub not started"
+        return self._url
 
     @property
     def openai_url(self) -> str:
@@ -195,7 +196,9 @@ class AdminApiStub:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._url = f"http://127.0.0.1:{self._server.server_port}"
+        server = self._server
+        self._thread = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.02), daemon=True)
         self._thread.start()
         return self
 
