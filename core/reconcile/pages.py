@@ -182,7 +182,7 @@ class Page:
 
 
 def read_page(dialect: Dialect, page: object, context: str, expect: ResultKind | None = None) -> Page:
-    """Read one page; ``expect`` is the endpoint's kind (a fetch), else each result tells it (an import).
+    """Read one page; each result tells its kind, and all must agree (with ``expect``, the endpoint's kind, if given).
 
     Raises ``ReconcileError`` naming the provider, ``context`` (``cost page 2``, ``line 3``) and the
     place in the page that is wrong.
