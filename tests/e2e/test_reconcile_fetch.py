@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import time
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
-
-from admin_api_stub import (  # noqa: E402
+from admin_api_stub import (
     AdminApiStub,
     anthropic_cost,
     anthropic_usage,
@@ -22,10 +18,10 @@ from admin_api_stub import (  # noqa: E402
     openai_usage,
 )
 
-from core.reconcile import anthropic, openai  # noqa: E402
-from core.reconcile.errors import ReconcileError  # noqa: E402
-from core.reconcile.files import read_pages  # noqa: E402
-from core.reconcile.lines import CostLine, UsageLine  # noqa: E402
+from core.reconcile import anthropic, openai
+from core.reconcile.errors import ReconcileError
+from core.reconcile.files import read_pages
+from core.reconcile.lines import CostLine, UsageLine
 
 SINCE = date(2026, 11, 1)
 UNTIL = date(2026, 11, 6)  # five days: three pages of two buckets at most
