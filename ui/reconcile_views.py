@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import plotly.graph_objects as go
 
-from core.money import format_usd, to_text
+from core.money import format_total, format_usd, to_text
 from core.reconcile.report import ReconcileRow, out_of_tolerance_first
 
 BILLED_COLOR = "#1f77b4"
@@ -105,9 +105,9 @@ def day_table(rows: list[ReconcileRow]) -> list[dict[str, object]]:
             {
                 "day": row.day.isoformat(),
                 "provider": row.provider,
-                "billed": format_usd(row.billed) if row.billed is not None else "not fetched",
-                "computed": format_usd(row.computed),
-                "delta": format_usd(row.delta) if row.delta is not None else "",
+                "billed": format_total(row.billed) if row.billed is not None else "not fetched",
+                "computed": format_total(row.computed),
+                "delta": format_total(row.delta) if row.delta is not None else "",
                 "delta %": _pct(row.delta_pct),
                 "status": STATUS_WORDS[row.status],
                 "likely cause": row.cause,
@@ -130,9 +130,9 @@ def model_table(rows: list[ReconcileRow]) -> list[dict[str, object]]:
             {
                 "provider": row.provider,
                 "model": row.model or "",
-                "billed": format_usd(row.billed) if row.billed is not None else "not fetched",
-                "computed": format_usd(row.computed),
-                "delta": format_usd(row.delta) if row.delta is not None else "",
+                "billed": format_total(row.billed) if row.billed is not None else "not fetched",
+                "computed": format_total(row.computed),
+                "delta": format_total(row.delta) if row.delta is not None else "",
                 "billed input tokens": _tokens(row.billed_input_tokens),
                 "logged input tokens": f"{row.logged_input_tokens:,}",
                 "billed output tokens": _tokens(row.billed_output_tokens),

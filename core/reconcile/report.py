@@ -17,14 +17,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
 
-from core.pricing.lookup import PriceIndex, current_index
+from core.pricing.lookup import PriceIndex
 from core.pricing.providers import equivalent_providers
+from core.pricing.rates import Price
 from core.reconcile import anthropic, openai
 from core.reconcile.store import billed
 from core.recording.rollups import ALL_MODELS, DAY
-from core.storage.tables import UsageRollup
+from core.storage.tables import PriceVersion, UsageRollup
 
 PROVIDERS = (openai.PROVIDER, anthropic.PROVIDER)  # the providers whose own bill can be had
 DEFAULT_TOLERANCE = Decimal(1)  # percent of the billed amount
@@ -182,6 +184,15 @@ class _PriceKeys:
         return found
 
 
+def price_index(engine: Engine, providers: Iterable[str]) -> PriceIndex:
+    """The price versions of these providers (every name of each) only: the lookup of their model names
+    needs no other, and reading the whole table (thousands of versions) would cost more than the report."""
+    names = sorted({name for provider in providers for name in equivalent_providers(provider)})
+    with Session(engine) as session:
+        rows = session.scalars(select(PriceVersion).where(func.lower(PriceVersion.provider).in_(names)))
+        return PriceIndex([Price.from_row(row) for row in rows])
+
+
 @dataclass
 class _Cell:
     billed: Decimal = Decimal(0)
@@ -262,7 +273,7 @@ def reconcile(
     by_model = by == "model"
     days, amounts, tokens = billed(engine, providers, since, until)
     computed = computed_by_day(engine, providers, since, until, by_model)
-    keys = _PriceKeys(current_index(engine)) if by_model else None
+    keys = _PriceKeys(price_index(engine, providers)) if by_model else None
 
     def model_key(p: str, model: str, day: date) -> str:
         return keys(p, model, day) if keys is not None else ""
