@@ -156,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     from core.cli.budgets import add_arguments as budget_arguments
 
     budget_arguments(sub.add_parser("budgets", help="budgets and threshold alerts: add, list, check"))
+    # reconciliation (issue 20): fetch | import | report against the provider's own bill
+    from core.cli.reconcile import add_arguments as reconcile_arguments
+
+    reconcile_arguments(sub.add_parser("reconcile", help="the provider's own bill against the computed one"))
     return parser
 
 
@@ -633,7 +637,14 @@ COMMANDS = {
     "keys": lambda args: _ingest_command(args),
     "budgets": cmd_budgets,
     "dashboard": lambda args: _dashboard(args),
+    "reconcile": lambda args: _reconcile(args),
 }
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from core.cli.reconcile import run
+
+    return run(args, _engine)
 
 
 def _dashboard(args: argparse.Namespace) -> int:
