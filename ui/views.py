@@ -126,7 +126,8 @@ def logs_table(rows: list[LogRow], tz: ZoneInfo) -> pd.DataFrame:
             "Status": [r.status for r in rows],
             "Price used": [_price_pair(r) for r in rows],
             "Request id": [r.request_id or "" for r in rows],
-            "Price id": [r.pricing_id if r.pricing_id is not None else "" for r in rows],
+            # nullable integers: an estimated call has no price id (null, not "": a column of one type)
+            "Price id": pd.array([r.pricing_id for r in rows], dtype="Int64"),
             EXACT_COST: [to_text(r.cost_total) for r in rows],
         }
     )
