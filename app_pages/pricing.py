@@ -143,7 +143,7 @@ else:
             value=_per_1m_text(current.rate(spec.column), spec.per_token) if current else "",
             key=f"{spec.edit}_{k}",
         )
-        preview = unit_preview(typed[spec.edit], spec.per_token)
+        preview = unit_preview(typed[spec.edit], spec)
         column.caption(preview or " ")
     st.markdown("**Long-context tiers**")
     st.caption(

@@ -14,6 +14,7 @@ from core.money import (
     MAX_REQUEST_PRICE,
     MAX_TOKEN_PRICE,
     MoneyError,
+    format_exact_usd,
     format_per_million,
     format_usd,
     parse_amount,
@@ -505,19 +506,24 @@ def retire_model(
     return new_id
 
 
-def unit_preview(value: object, per_token_field: bool = True) -> str:
-    """What a typed per-1M value means per token (and back), for the form's live caption."""
+def unit_preview(value: object, spec: RateField) -> str:
+    """The form's live caption under a rate: what Save will take, exactly, or what Save will refuse and why.
+
+    It runs the same check as saving (``_rate``), so a value the preview accepts is one Save
+    accepts, and the amounts are shown with every digit (``$10,000.000001`` is not ``$10,000.00``).
+    """
     if _is_empty(value):
-        return ""
+        return "required" if spec.required else ""
     try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        return "not a number"
-    if not amount.is_finite() or amount < 0:
-        return "not a price"
-    if not per_token_field:
-        return format_usd(amount)
-    both = f"{format_usd(per_million(per_token(amount)))} per 1M tokens = ${to_text(per_token(amount))} per token"
-    if 0 < amount < LOOKS_PER_TOKEN:
+        rate = _rate(value, spec, spec.label, spec.edit, per_1m=True)
+    except PriceEditError as refused:
+        return f"Save will refuse this: {refused}"
+    if rate is None:
+        return ""
+    if not spec.per_token:
+        return format_exact_usd(rate)
+    typed = per_million(rate)
+    both = f"{format_exact_usd(typed)} per 1M tokens = ${to_text(rate)} per token"
+    if 0 < typed < LOOKS_PER_TOKEN:
         both += " (a per-token price? this field is per 1M tokens)"
     return both

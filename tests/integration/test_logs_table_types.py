@@ -1,4 +1,4 @@
-"""The Usage logs table is one type per column, so Streamlit hands it to Arrow without a traceback (issue 22, point 11)."""
+"""The Usage logs table: one type per column, so Streamlit hands it to Arrow without a traceback (issue 22, 11)."""
 
 from __future__ import annotations
 

@@ -65,6 +65,18 @@ def test_both_units_are_shown_as_the_user_types(app_db: str) -> None:
     assert "$0.01" in texts(at.caption)
 
 
+def test_the_preview_says_what_save_will_say(app_db: str) -> None:
+    """Issue 22, point 13: the preview showed $10,000.00 for 10000.000001, then Save refused it."""
+    at = signed_in()
+    k = "(add a new model)|0"
+    at.text_input(key=f"input_per_1m_{k}").set_value("10000.000001").run()
+    captions = texts(at.caption)
+    assert "Save will refuse this: Input per 1M tokens (USD): '10000.000001' is above the sane maximum" in captions
+    assert "$10,000.00" not in captions
+    at.text_input(key=f"input_per_1m_{k}").set_value("9999.999999").run()
+    assert "$9,999.999999 per 1M tokens = $0.009999999999 per token" in texts(at.caption)  # every digit
+
+
 def test_a_change_over_100x_needs_confirmation(app_db: str) -> None:
     at = signed_in()
     at.selectbox(key="edit_choice").set_value(HF).run()
