@@ -12,6 +12,7 @@ from core.pricing.provider_usage import UsageShapeError, normalise_usage
 from core.pricing.rates import SERVICE_TIERS, STANDARD, PricingError
 from core.pricing.validation import validate_tokens
 from core.recording.audit import verify_call
+from core.times import TimeError, parse_timestamp
 from ui import common, test_call_panel
 from ui.views import parse_lookup, prices_used, user_words, verification_table, verification_verdict
 
@@ -111,7 +112,14 @@ for row in rows:
     columns = st.columns(4)
     for column, key in zip(columns, row, strict=False):
         typed[key] = column.text_input(COUNT_FIELDS[key][0], key=key)
-tier = st.columns(4)[0].selectbox("Service tier", SERVICE_TIERS, key="calc_tier")
+tier_column, at_column = st.columns(4)[:2]
+tier = tier_column.selectbox("Service tier", SERVICE_TIERS, key="calc_tier")
+at_text = at_column.text_input(
+    "Prices in force at (UTC)",
+    key="calc_at",
+    placeholder="now",
+    help="An ISO time such as 2026-11-03T14:00 (as `cost --at`): the price versions in force then. Empty: now.",
+)
 
 counts: dict[str, int] = {}
 problems: list[str] = []
@@ -120,6 +128,13 @@ for key, text in typed.items():
     try:
         counts[name] = validate_tokens(text, label)
     except PricingError as exc:
+        problems.append(str(exc))
+
+at = None
+if at_text.strip():
+    try:
+        at = parse_timestamp(at_text, "Prices in force at")
+    except TimeError as exc:
         problems.append(str(exc))
 
 if problems:
@@ -133,6 +148,7 @@ elif model:
             counts.pop("input_tokens"),
             counts.pop("output_tokens"),
             counts.pop("cached_input_tokens"),
+            at,
             service_tier=tier,
             **counts,
         )
@@ -154,10 +170,13 @@ else:
     st.info("Pick or type a model name.")
 
 st.subheader("Verify a logged call")
+linked = st.query_params.get("verify")  # a Usage logs row's "verify" link
+if linked and st.session_state.get("verify_linked") != linked:
+    st.session_state["verify_linked"] = st.session_state["verify_id"] = linked
 with st.form("verify_form"):
     wanted = st.text_input("Log id or request id", key="verify_id")
     go = st.form_submit_button("Verify")
-if go:
+if go or (linked and wanted == linked):
     log_id, request_id = parse_lookup(wanted)
     if log_id is None and request_id is None:
         st.error("Log id or request id: enter one.")

@@ -7,13 +7,18 @@ from core.pricing.rates import MATCH_STEPS
 from core.reporting.aggregates import NO_PROJECT, NO_USER
 from core.reporting.logs import EXPORT_PATH, PAGE_SIZES, LogFilter, export_query, fetch_page, get_row
 from ui import common
-from ui.views import EXACT_COST, logs_table
+from ui.views import EXACT_COST, VERIFY, logs_table
 
 COST_HELP = "Whole cents from a cent up; below a cent, two significant digits. Exact: the last column."
 
 ALL = "All"
 FILTER_OPTIONS = 500  # the biggest spenders first
 CURSORS_KEY = "logs_cursors"
+VERIFY_LINK = {
+    VERIFY: st.column_config.LinkColumn(
+        VERIFY, display_text="verify", help="Recompute this call in the Calculator: stored cost, at its time, today."
+    )
+}
 
 st.title("Usage logs")
 engine = common.get_engine()
@@ -28,7 +33,7 @@ if wanted:
         st.warning("No logged call with the id given in the link (log_id).")
     else:
         st.subheader(f"Log #{found.id}")
-        st.dataframe(logs_table([found], flt.tz), hide_index=True)
+        st.dataframe(logs_table([found], flt.tz), hide_index=True, column_config=VERIFY_LINK)
 
 span = flt.range(engine)
 if span is None:
@@ -77,6 +82,7 @@ if page.rows:
         column_config={
             "Cost": st.column_config.TextColumn("Cost", help=COST_HELP),
             EXACT_COST: st.column_config.TextColumn(EXACT_COST, help="The exact stored cost, in USD."),
+            **VERIFY_LINK,
         },
     )
 else:

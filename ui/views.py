@@ -102,11 +102,15 @@ def _price_pair(row: LogRow) -> str:
     return f"in {format_per_million(row.input_token_cost)}, out {format_per_million(row.output_token_cost)}"
 
 
+VERIFY = "Verify"  # a link per row: the Calculator recomputes that call (``/calculator?verify=ID``)
+
+
 def logs_table(rows: list[LogRow], tz: ZoneInfo) -> pd.DataFrame:
     """One page of the usage log: tokens, cost, the price used and how it matched."""
     return pd.DataFrame(
         {
             "Log id": [r.id for r in rows],
+            VERIFY: [f"calculator?verify={r.id}" for r in rows],
             "Time": [r.timestamp.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") for r in rows],
             "Provider": [r.provider for r in rows],
             "Model": [r.model for r in rows],
