@@ -4,7 +4,6 @@ import streamlit as st
 
 from core.config import database_url
 from core.pricing.rates import MATCH_STEPS
-from core.reporting.aggregates import NO_PROJECT, NO_USER
 from core.reporting.logs import EXPORT_PATH, PAGE_SIZES, LogFilter, export_query, fetch_page, get_row
 from ui import common
 from ui.views import EXACT_COST, VERIFY, logs_table
@@ -60,9 +59,9 @@ log_filter = LogFilter(
     end=span[1],
     provider=None if provider == ALL else provider,
     model=None if model == ALL else model,
-    user=None if user in (ALL, NO_USER) else user,
+    user=None if user == ALL else user,
     matched_by=None if matched_by == ALL else matched_by,
-    project=None if project in (ALL, NO_PROJECT) else project,
+    project=None if project == ALL else project,
 )
 # The cursor stack belongs to one filter; any change starts again at the newest call.
 state = st.session_state.get(CURSORS_KEY)

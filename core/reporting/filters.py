@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Engine, func, select
 
 from core.reporting import aggregates as reports
-from core.reporting.logs import LogFilter
+from core.reporting.logs import LogFilter, matches
 from core.storage.tables import UsageRecord
 
 COUNT_LIMIT = 100_000
@@ -53,7 +53,7 @@ def count_calls(engine: Engine, flt: LogFilter) -> CallCount:
         (u.project, flt.project),
     ):
         if value:
-            conditions.append(column == value)
+            conditions.append(matches(column, value))
     bounded = select(u.id).where(*conditions).limit(COUNT_LIMIT + 1).subquery()
     with engine.connect() as conn:
         n = int(conn.execute(select(func.count()).select_from(bounded)).scalar_one())

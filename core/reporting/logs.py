@@ -13,13 +13,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
-from typing import TextIO
+from typing import Any, TextIO
 from urllib.parse import urlencode
 
 from sqlalchemy import Engine, Select, and_, or_, select
 
 from core.money import to_text
 from core.pricing.rates import MATCH_STEPS
+from core.reporting.aggregates import NO_PROJECT, NO_USER
 from core.storage.tables import PriceVersion, UsageRecord
 from core.times import TimeError, parse_timestamp
 
@@ -97,6 +98,11 @@ class LogPage:
     next_cursor: Cursor | None  # (timestamp, id) of the last row when more follow
 
 
+def matches(column: Any, value: str) -> Any:
+    """One filter model for every page: ``(no user)`` / ``(no project)`` pick the calls without one."""
+    return column.is_(None) if value in (NO_USER, NO_PROJECT) else column == value
+
+
 def _query(flt: LogFilter) -> Select:  # type: ignore[type-arg]
     u = UsageRecord
     query = select(
@@ -142,7 +148,7 @@ def _query(flt: LogFilter) -> Select:  # type: ignore[type-arg]
         (u.project, flt.project),
     ):
         if value:
-            query = query.where(column == value)
+            query = query.where(matches(column, value))
     if flt.matched_by and flt.matched_by != "exact":
         # the same predicate as the partial index's, so SQLite and PostgreSQL both use it
         query = query.where(u.matched_by != "exact")
