@@ -60,7 +60,7 @@ current = common.totals(url, start, end, where)
 compare = flt.first is not None
 before = common.totals(url, *previous_period(start, end), where) if compare else None
 now = datetime.now(UTC).replace(second=0, microsecond=0)
-projection = common.projection(url, now, flt.tz.key)
+projection = common.projection(url, now, flt.tz.key, where)  # the same calls as the figures beside it
 
 st.caption(f"{flt.label}, {flt.tz.key} time")
 values = kpi_values(current)

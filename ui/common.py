@@ -162,5 +162,5 @@ def has_usage(url: str) -> bool:
 
 
 @st.cache_data(ttl=CACHE_TTL, show_spinner=False)
-def projection(url: str, now: datetime, tz: str) -> MonthProjection:
-    return month_end_projection(_engine_for(url), now, ZoneInfo(tz))
+def projection(url: str, now: datetime, tz: str, where: Where = ()) -> MonthProjection:
+    return month_end_projection(_engine_for(url), now, ZoneInfo(tz), dict(where) or None)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
-from core.reporting.aggregates import totals
+from core.reporting.aggregates import Where, totals
 from core.times import local_midnight, next_period
 
 
@@ -59,8 +59,9 @@ class MonthProjection:
     projected: Decimal
 
 
-def month_end_projection(engine: Engine, now: datetime, tz: ZoneInfo) -> MonthProjection:
-    """This local month's spend to ``now`` and where it lands at that rate (from the roll-ups)."""
+def month_end_projection(engine: Engine, now: datetime, tz: ZoneInfo, where: Where | None = None) -> MonthProjection:
+    """This local month's spend to ``now`` (of the calls ``where`` picks, as the page's other figures) and where
+    it lands at that rate (from the roll-ups)."""
     start, end = month_bounds(now, tz)
-    spent = totals(engine, start, now + timedelta(seconds=1)).cost_total
+    spent = totals(engine, start, now + timedelta(seconds=1), where).cost_total
     return MonthProjection(start, end, spent, project_month_end(spent, start, now, end))
