@@ -17,6 +17,7 @@ from sqlalchemy import Engine, create_engine, text
 from core.pricing.seeding import initialize_default_pricing
 from core.storage.engine import make_engine
 from core.storage.migrate import create_tables
+from core.storage.schema import metadata as all_tables  # every table module, imported before create_all
 from core.storage.tables import Base
 
 ENV_PREFIXES = ("HUGGINGFACE_", "OPENAI_", "GROQ_", "MISTRAL_", "ANTHROPIC_", "GEMINI_", "DEEPSEEK_")
@@ -53,7 +54,7 @@ def pg_schema_url() -> Iterator[str | None]:
     separator = "&" if "?" in PG_URL else "?"
     url = f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
     engine = make_engine(url)
-    Base.metadata.create_all(engine)
+    all_tables.create_all(engine)
     engine.dispose()
     yield url
     with admin.begin() as conn:

@@ -298,6 +298,11 @@ PICO_COLUMNS = frozenset({"cost_input", "cost_output", "cost_total", "cost_web_s
 RECORDED_AT = LOG_COLUMNS.index("recorded_at")
 
 
+def tags_text(tags: tuple[str, ...]) -> str | None:
+    """A call's tags as stored in ``api_usage_logs.tags``: a JSON list, NULL when there are none."""
+    return json.dumps(list(tags), ensure_ascii=False) if tags else None
+
+
 def _price_rows(index: PriceIndex, calls: Sequence[Call], recorded_at: datetime) -> list[tuple]:
     """Insert values for each call, in LOG_COLUMNS order; costs priced once, exact, in whole pico-dollars."""
     rows: list[tuple] = []
@@ -336,7 +341,7 @@ def _price_rows(index: PriceIndex, calls: Sequence[Call], recorded_at: datetime)
                 call.status,
                 cost.web_search,
                 cost.request,
-                json.dumps(call.tags, ensure_ascii=False) if call.tags else None,
+                tags_text(call.tags),
             )
         )
     return rows

@@ -18,7 +18,6 @@ from sqlalchemy import Engine, select
 from core.recording.calls import CallError, make_call, record_batch
 from core.recording.rollups import check_rollups, rebuild_rollups
 from core.reporting import aggregates as reports
-from core.storage.schema import metadata  # noqa: F401 - every table, for the session schema
 from core.storage.tables import UsageRecord
 from core.storage.tag_tables import CallTag
 from core.times import local_midnight
