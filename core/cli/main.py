@@ -161,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     from core.cli.budgets import add_arguments as budget_arguments
 
     budget_arguments(sub.add_parser("budgets", help="budgets and threshold alerts: add, list, check"))
+    # customers and statements (issue 23): the arguments live with the feature
+    from core.cli.customers import add_arguments as customer_arguments
+
+    customer_arguments(sub)
     return parser
 
 
@@ -643,8 +647,16 @@ COMMANDS = {
     "serve": lambda args: _ingest_command(args),
     "keys": lambda args: _ingest_command(args),
     "budgets": cmd_budgets,
+    "customers": lambda args: _customers(args),
+    "statement": lambda args: _customers(args),
     "dashboard": lambda args: _dashboard(args),
 }
+
+
+def _customers(args: argparse.Namespace) -> int:
+    from core.cli.customers import run
+
+    return run(args, _engine)
 
 
 def _dashboard(args: argparse.Namespace) -> int:
