@@ -20,6 +20,7 @@ page = st.navigation(
         st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
         st.Page("app_pages/logs.py", title="Usage logs", icon=":material/receipt_long:", url_path="logs"),
         st.Page("app_pages/budgets.py", title="Budgets", icon=":material/savings:", url_path="budgets"),
+        st.Page("app_pages/customers.py", title="Customers", icon=":material/groups:", url_path="customers"),
         st.Page("app_pages/pricing.py", title="Pricing", icon=":material/sell:", url_path="pricing"),
         st.Page("app_pages/calculator.py", title="Calculator", icon=":material/calculate:", url_path="calculator"),
         st.Page("app_pages/keys.py", title="API keys", icon=":material/key:", url_path="keys"),
