@@ -23,6 +23,7 @@ page = st.navigation(
         st.Page(
             "app_pages/reconciliation.py", title="Reconciliation", icon=":material/balance:", url_path="reconciliation"
         ),
+        st.Page("app_pages/customers.py", title="Customers", icon=":material/groups:", url_path="customers"),
         st.Page("app_pages/pricing.py", title="Pricing", icon=":material/sell:", url_path="pricing"),
         st.Page("app_pages/calculator.py", title="Calculator", icon=":material/calculate:", url_path="calculator"),
         st.Page("app_pages/keys.py", title="API keys", icon=":material/key:", url_path="keys"),

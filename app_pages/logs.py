@@ -42,7 +42,7 @@ if span is None:
 providers = common.breakdown(url, span[0], span[1], "provider")
 users = common.breakdown(url, span[0], span[1], "user", limit=FILTER_OPTIONS)
 projects = common.breakdown(url, span[0], span[1], "project", limit=FILTER_OPTIONS)
-cols = st.columns(6)
+cols = st.columns(7)
 provider = cols[0].selectbox("Provider", [ALL] + sorted(r.key or "" for r in providers), key="logs_provider")
 # only the chosen provider's models; a model picked for another provider falls back to All
 model_options = [ALL] + common.models_of(url, span[0], span[1], None if provider == ALL else provider)
@@ -52,7 +52,8 @@ model = cols[1].selectbox("Model", model_options, key="logs_model")
 user = cols[2].selectbox("User", [ALL] + sorted(r.key or "" for r in users), key="logs_user")
 project = cols[3].selectbox("Project", [ALL] + sorted(r.key or "" for r in projects), key="logs_project")
 matched_by = cols[4].selectbox("Matched by", [ALL, *MATCH_STEPS], key="logs_matched_by")
-size = cols[5].selectbox("Rows per page", PAGE_SIZES, index=1, key="logs_page_size")
+tags = common.tag_filter(url, span[0], span[1], "logs_tags", cols[5])
+size = cols[6].selectbox("Rows per page", PAGE_SIZES, index=1, key="logs_page_size")
 
 log_filter = LogFilter(
     start=span[0],
@@ -62,6 +63,7 @@ log_filter = LogFilter(
     user=None if user == ALL else user,
     matched_by=None if matched_by == ALL else matched_by,
     project=None if project == ALL else project,
+    tags=tags,
 )
 # The cursor stack belongs to one filter; any change starts again at the newest call.
 state = st.session_state.get(CURSORS_KEY)

@@ -39,12 +39,12 @@ if span is None:
     st.stop()
 start, end = span
 
-# Narrow everything below to one provider, model, user or project (served from the roll-ups).
+# Narrow everything below to one provider, model, user or project, and tags (served from the roll-ups).
 ALL = "All"
-pick = st.columns(4)
+pick = st.columns(5)
 chosen: dict[str, str] = {}
 for column, (by, label) in zip(
-    pick, (("provider", "Provider"), ("model", "Model"), ("user", "User"), ("project", "Project")), strict=True
+    pick[:4], (("provider", "Provider"), ("model", "Model"), ("user", "User"), ("project", "Project")), strict=True
 ):
     narrowed = tuple((k, v) for k, v in chosen.items())
     options = [r.key or "" for r in common.breakdown(url, start, end, by, narrowed, FILTER_OPTIONS)]
@@ -53,7 +53,8 @@ for column, (by, label) in zip(
     value = column.selectbox(label, [ALL, *options], key=f"overview_{by}")
     if value != ALL:
         chosen[by] = value
-where = tuple(chosen.items())
+tags = common.tag_filter(url, start, end, "overview_tags", pick[4])
+where = tuple(chosen.items()) + tuple(("tag", tag) for tag in tags)
 
 current = common.totals(url, start, end, where)
 # "All time" has no previous period of the same length to compare with: no comparison is shown
@@ -134,6 +135,19 @@ with users:
     st.markdown("**Top users**")
     table = breakdown_table(common.breakdown(url, start, end, "user", where, TOP), "User", total=current.cost_total)
     st.dataframe(table, hide_index=True, column_config=MONEY_COLUMNS)
-st.markdown("**Top projects**")
-table = breakdown_table(common.breakdown(url, start, end, "project", where, TOP), "Project", total=current.cost_total)
-st.dataframe(table, hide_index=True, column_config=MONEY_COLUMNS, key="projects_table")
+projects, by_tag = st.columns([1.4, 1])
+with projects:
+    st.markdown("**Top projects**")
+    table = breakdown_table(
+        common.breakdown(url, start, end, "project", where, TOP), "Project", total=current.cost_total
+    )
+    st.dataframe(table, hide_index=True, column_config=MONEY_COLUMNS, key="projects_table")
+with by_tag:
+    st.markdown("**By tag**")
+    tag_rows = common.breakdown(url, start, end, "tag", where, TOP)
+    if tag_rows:
+        table = breakdown_table(tag_rows, "Tag", total=current.cost_total)
+        st.dataframe(table, hide_index=True, column_config=MONEY_COLUMNS, key="tags_table")
+        st.caption("A call counts under each of its tags: the rows overlap and can add up to more than the total.")
+    else:
+        st.caption("No tagged calls in this period.")

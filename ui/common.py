@@ -27,7 +27,9 @@ from core.times import TimeError, zone
 from ui.views import DEFAULT_PERIOD, PERIODS, period_dates, utc_range
 
 CACHE_TTL = 30
-Where = tuple[tuple[str, str], ...]  # hashable exact-match filters for cached reads: (("project", "x"),)
+# hashable exact-match filters for cached reads: (("project", "x"),); ("tag", T) may repeat (all must match)
+Where = tuple[tuple[str, str], ...]
+TAG_OPTIONS = 500  # the tags that spend most in the period, offered in the tag filter
 FILTERS_KEY = "filters"
 
 
@@ -126,9 +128,16 @@ def filters() -> Filters:
 # Cached reads: arguments are hashable values; the engine comes from the URL.
 
 
+def _split(where: Where) -> tuple[dict[str, str] | None, tuple[str, ...]]:
+    """Exact matches on columns, and the tags a call must all carry."""
+    rest = {name: value for name, value in where if name != "tag"}
+    return rest or None, tuple(value for name, value in where if name == "tag")
+
+
 @st.cache_data(ttl=CACHE_TTL, show_spinner=False)
 def totals(url: str, start: datetime, end: datetime, where: Where = ()) -> reports.Totals:
-    return reports.totals(_engine_for(url), start, end, dict(where) or None)
+    rest, tags = _split(where)
+    return reports.totals(_engine_for(url), start, end, rest, tags=tags)
 
 
 @st.cache_data(ttl=CACHE_TTL, show_spinner=False)
@@ -136,14 +145,16 @@ def breakdown(
     url: str, start: datetime, end: datetime, by: str, where: Where = (), limit: int | None = None
 ) -> list[reports.Row]:
     """Totals per key, biggest spend first; ``limit``: the top N only (ranked in SQL, not by reading every user)."""
-    return reports.breakdown(_engine_for(url), start, end, by, dict(where) or None, limit=limit)
+    rest, tags = _split(where)
+    return reports.breakdown(_engine_for(url), start, end, by, rest, limit=limit, tags=tags)
 
 
 @st.cache_data(ttl=CACHE_TTL, show_spinner=False)
 def over_time(
     url: str, start: datetime, end: datetime, tz: str, granularity: str, by: str, where: Where = ()
 ) -> list[reports.Row]:
-    return reports.over_time(_engine_for(url), start, end, ZoneInfo(tz), granularity, by, dict(where) or None)
+    rest, tags = _split(where)
+    return reports.over_time(_engine_for(url), start, end, ZoneInfo(tz), granularity, by, rest, tags=tags)
 
 
 @st.cache_data(ttl=CACHE_TTL, show_spinner=False)
@@ -154,6 +165,19 @@ def count_calls(url: str, flt: LogFilter) -> CallCount:
 @st.cache_data(ttl=CACHE_TTL, show_spinner=False)
 def models_of(url: str, start: datetime, end: datetime, provider: str | None) -> list[str]:
     return log_filters.models_of(_engine_for(url), start, end, provider)
+
+
+def tag_filter(url: str, start: datetime, end: datetime, key: str, column: object = None) -> tuple[str, ...]:
+    """A multiselect of the period's tags (biggest spend first); a call must carry every tag picked."""
+    options = [row.key or "" for row in breakdown(url, start, end, "tag", (), TAG_OPTIONS)]
+    kept = [tag for tag in st.session_state.get(key, []) if tag in options]
+    if kept != st.session_state.get(key, kept):
+        st.session_state[key] = kept
+    where = column if column is not None else st
+    picked = where.multiselect(  # type: ignore[attr-defined]
+        "Tags", options, key=key, placeholder="All calls", help="Only calls carrying every tag picked."
+    )
+    return tuple(picked)
 
 
 def has_usage(url: str) -> bool:

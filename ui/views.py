@@ -116,6 +116,7 @@ def logs_table(rows: list[LogRow], tz: ZoneInfo) -> pd.DataFrame:
             "Model": [r.model for r in rows],
             "User": [r.user or "" for r in rows],
             "Project": [r.project or "" for r in rows],
+            "Tags": [", ".join(r.tags) for r in rows],
             "Cost": [format_total(r.cost_total) for r in rows],
             "Matched by": [r.matched_by for r in rows],
             "Input tokens": [r.input_tokens for r in rows],

@@ -219,6 +219,12 @@ def _touched_quarters(budgets: Sequence[Budget], calls: Sequence[object]) -> dic
     by_scope: dict[tuple[str, object], set[int]] = {}
     for kind in {b.scope_kind for b in budgets} - {"all"}:
         wanted = {b.scope_value for b in budgets if b.scope_kind == kind}
+        if kind == "tag":  # a call matches each tag budget of each of its tags
+            for call, q in zip(calls, quarters, strict=True):
+                for tag in getattr(call, "tags", ()):
+                    if tag in wanted:
+                        by_scope.setdefault((kind, tag), set()).add(q)
+            continue
         attribute = "user" if kind == "user" else kind
         for call, q in zip(calls, quarters, strict=True):
             value = getattr(call, attribute, None)

@@ -18,6 +18,7 @@ from core.budgets.periods import PERIODS, Period, period_of
 from core.budgets.spend import SCOPE_KINDS, spend_in
 from core.money import MoneyError, parse_amount
 from core.notify import delivery
+from core.recording.tags import TagError, parse_tags
 from core.storage.budget_tables import Budget, BudgetDelivery, BudgetEvent
 from core.storage.engine import run_write
 from core.times import TimeError, now_utc, zone
@@ -69,12 +70,17 @@ def parse_scope(text: object) -> tuple[str, str | None]:
         return "all", None
     kind, sep, value = raw.partition(":")
     if not sep or kind not in SCOPE_KINDS or kind == "all":
-        raise BudgetError(f"scope: {raw!r} is not all, provider:P, model:M, user:U or project:X")
+        raise BudgetError(f"scope: {raw!r} is not all, provider:P, model:M, user:U, project:X or tag:T")
     value = value.strip()
     if not value or len(value) > 300 or not value.isprintable():
         raise BudgetError(f"scope: {raw!r} names no {kind}")
     if kind == "provider":  # calls keep their provider name lower-cased
         value = value.lower()
+    if kind == "tag":  # a tag no call could carry would watch nothing
+        try:
+            (value,) = parse_tags([value], field="scope")
+        except TagError as exc:
+            raise BudgetError(f"{exc} (in {raw!r})") from None
     return kind, value
 
 

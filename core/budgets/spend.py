@@ -18,7 +18,7 @@ from core.budgets.periods import Period
 from core.reporting import aggregates as reports
 from core.storage.budget_tables import Budget
 
-SCOPE_KINDS = ("all", "provider", "model", "user", "project")
+SCOPE_KINDS = ("all", "provider", "model", "user", "project", "tag")  # tag: calls carrying that tag
 
 
 def scope_where(budget: Budget) -> dict[str, str] | None:

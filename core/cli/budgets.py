@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add.add_argument("--name", required=True)
     add.add_argument("--amount", required=True, help="USD, a positive decimal")
     add.add_argument("--period", required=True, help="day, week (ISO, from Monday) or month")
-    add.add_argument("--scope", default="all", help="all, provider:P, model:M, user:U or project:X")
+    add.add_argument("--scope", default="all", help="all, provider:P, model:M, user:U, project:X or tag:T")
     add.add_argument("--tz", default="UTC", help="the zone whose calendar the period follows")
     add.add_argument("--thresholds", default="50,80,100", help="distinct whole percents from 1 to 1000")
     add.add_argument("--webhook", help="http(s) URL that receives the signed events")

@@ -106,8 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="spend totals, as the dashboard shows them")
     report.add_argument("--since")
     report.add_argument("--until")
-    report.add_argument("--by", choices=["day", "provider", "model", "user", "project"], default="day")
+    report.add_argument("--by", choices=["day", "provider", "model", "user", "project", "tag"], default="day")
     report.add_argument("--tz", default="UTC")
+    for name in ("provider", "model", "user", "project"):
+        report.add_argument(f"--{name}", help=f"only calls of this {name}")
+    report.add_argument(
+        "--tag", action="append", default=[], help="only calls carrying this tag (repeatable: all must match)"
+    )
     report.add_argument("--json", action="store_true")
 
     rebuild = sub.add_parser("rebuild-rollups", help="recompute the roll-ups from the logs and check them")
@@ -160,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     from core.cli.reconcile import add_arguments as reconcile_arguments
 
     reconcile_arguments(sub.add_parser("reconcile", help="the provider's own bill against the computed one"))
+
+    # customers and statements (issue 23): the arguments live with the feature
+    from core.cli.customers import add_arguments as customer_arguments
+
+    customer_arguments(sub)
     return parser
 
 
@@ -473,6 +483,7 @@ def _report_row_json(row: reports.Row, by: str) -> dict[str, Any]:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from core.reporting.report import report_filters, spend_report
     from core.times import parse_date, zone
 
     tz = zone(args.tz, "--tz")
@@ -480,18 +491,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     until = parse_date(args.until, "--until") if args.until else None
     if since and until and until < since:
         raise BadInput(f"--until: {until} is before --since {since}")
+    given = {name: getattr(args, name) for name in ("provider", "model", "user", "project")}
+    try:
+        where, tags = report_filters(given, args.tag)
+    except ValueError as exc:
+        raise BadInput(f"--{exc}") from None
     engine = _engine(read_only=True)
     span = reports.local_range(since, until, tz, engine)
     if span is None:
         rows: list[reports.Row] = []
         total = reports.Totals()
     else:
-        start, end = span
-        total = reports.totals(engine, start, end)
-        if args.by == "day":
-            rows = [r for r in reports.over_time(engine, start, end, tz, "day") if r.totals.calls]
-        else:
-            rows = reports.breakdown(engine, start, end, args.by)
+        found = spend_report(engine, span[0], span[1], tz, args.by, where, tags)
+        total, rows = found.total, found.rows
     if args.json:
         print(
             json.dumps(
@@ -505,6 +517,8 @@ def cmd_report(args: argparse.Namespace) -> int:
                     "output_tokens": total.output_tokens,
                     "cost_total": to_text(total.cost_total),
                     "estimated_calls": total.estimated_calls,
+                    "filters": {**where, **({"tag": list(tags)} if tags else {})},
+                    "rows_overlap": args.by == "tag",
                     "rows": [_report_row_json(r, args.by) for r in rows],
                 }
             )
@@ -516,6 +530,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         key = r.period.isoformat() if args.by == "day" and r.period else str(r.key)
         print(f"{key:<40} {r.totals.calls:>10,} {format_total(r.totals.cost_total):>16}")
     print(f"{'total':<40} {total.calls:>10,} {format_total(total.cost_total):>16}")
+    if args.by == "tag":
+        print("a call counts under each of its tags: the rows overlap; the total counts each call once")
     if total.estimated_calls:
         print(f"{total.estimated_calls} calls had no price; counted at the $1/1M estimate")
     return 0
@@ -636,6 +652,8 @@ COMMANDS = {
     "serve": lambda args: _ingest_command(args),
     "keys": lambda args: _ingest_command(args),
     "budgets": cmd_budgets,
+    "customers": lambda args: _customers(args),
+    "statement": lambda args: _customers(args),
     "dashboard": lambda args: _dashboard(args),
     "reconcile": lambda args: _reconcile(args),
 }
@@ -644,7 +662,14 @@ COMMANDS = {
 def _reconcile(args: argparse.Namespace) -> int:
     from core.cli.reconcile import run
 
-    return run(args, _engine)
+    return run(args, lambda: _engine(read_only=args.reconcile_command == "report"))
+
+
+def _customers(args: argparse.Namespace) -> int:
+    from core.cli.customers import run
+
+    reads = args.command == "statement" or getattr(args, "customers_command", None) == "list"
+    return run(args, lambda: _engine(read_only=reads))
 
 
 def _dashboard(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ time: ``startTime`` (epoch seconds). Tokens come from ``metadata.usage_object``,
 OpenAI-shaped usage LiteLLM keeps (its ``prompt_tokens`` include cache reads and
 writes, also for Anthropic), else from the payload's own ``prompt_tokens`` and
 ``completion_tokens``. A failed call (``status: failure``) is recorded with status ``error``.
+Tags: the union of ``request_tags`` and ``metadata.tags``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from core.ingest.calls import PayloadError, load_json, sample
 from core.ingest.record import Parsed, to_call
 from core.ingest.rejections import Refusal
 from core.recording.calls import CallError
+from core.recording.tags import TagError, union_tags
 
 TIERS = {"flex": "flex", "priority": "priority", "batch": "batch"}
 
@@ -113,7 +115,15 @@ def payload_mapping(item: Mapping[str, Any]) -> dict[str, Any]:
         "request_id": request_id,
         "latency_ms": latency,
         "status": "error" if item.get("status") == "failure" else "ok",
+        "tags": _tags(item),
     }
+
+
+def _tags(item: Mapping[str, Any]) -> tuple[str, ...]:
+    try:
+        return union_tags(("request_tags", item.get("request_tags")), ("metadata.tags", _get(item, "metadata", "tags")))
+    except TagError as exc:
+        raise CallError(str(exc)) from None
 
 
 SAMPLE_FIELDS = (
@@ -127,6 +137,7 @@ SAMPLE_FIELDS = (
     "prompt_tokens",
     "completion_tokens",
     "end_user",
+    "request_tags",
 )
 
 

@@ -9,6 +9,9 @@ Token meaning: the conventions say ``gen_ai.usage.cache_read.input_tokens`` and
 ``gen_ai.usage.input_tokens``, which is Spendboard's meaning of ``input_tokens`` (all
 input tokens). A sender that reports them apart (Anthropic's own shape), seen as cache
 counts larger than ``input_tokens``, gets them added.
+
+Tags: the union of the string arrays ``spendboard.tags`` and ``langfuse.trace.tags`` (some
+Langfuse clients send the latter as a JSON-encoded string; it is decoded first).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from core.ingest.calls import PayloadError, load_json
 from core.ingest.record import Parsed, to_call
 from core.ingest.rejections import Refusal
 from core.recording.calls import CallError
+from core.recording.tags import TagError, union_tags
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -62,6 +66,7 @@ AGENT_KINDS = frozenset({"AGENT", "CHAIN"})
 # semantic-convention provider names that differ from the names prices are kept under
 PROVIDER_NAMES = {"gcp.gemini": "gemini", "gcp.gen_ai": "gemini", "x_ai": "xai", "azure.ai.openai": "azure"}
 TIERS = {"flex": "flex", "priority": "priority", "batch": "batch"}
+TAGS = ("spendboard.tags", "langfuse.trace.tags")
 
 
 def _value(value: AnyValue) -> Any:
@@ -130,6 +135,7 @@ def span_mapping(span: Span, attrs: dict[str, Any], resource: dict[str, Any]) ->
         "latency_ms": (end - start) // 1_000_000 if start and end >= start else None,
         "status": "error" if span.status.code == Status.STATUS_CODE_ERROR else "ok",
         "service_tier": TIERS.get(tier.lower(), "standard") if isinstance(tier, str) else "standard",
+        "tags": _tags(attrs),
     }
     if mapping["provider"] is None:
         raise CallError("provider: missing (gen_ai.provider.name or gen_ai.system)")
@@ -138,6 +144,22 @@ def span_mapping(span: Span, attrs: dict[str, Any], resource: dict[str, Any]) ->
     if mapping["timestamp"] is None:
         raise CallError("timestamp: the span has no start time")
     return mapping
+
+
+def _tags(attrs: dict[str, Any]) -> tuple[str, ...]:
+    sources = []
+    for name in TAGS:
+        value = attrs.get(name)
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass  # not JSON after all: read as ;-separated tags, as a CSV cell is
+        sources.append((name, value))
+    try:
+        return union_tags(*sources)
+    except TagError as exc:
+        raise CallError(str(exc)) from None
 
 
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
@@ -194,7 +216,7 @@ def decode_request(body: bytes, json_body: bool) -> ExportTraceServiceRequest:
 
 
 READ_ATTRIBUTES = frozenset(
-    PROVIDER + MODEL + INPUT + OUTPUT + CACHE_READ + CACHE_WRITE + REASONING + USER + SERVICE_TIER
+    PROVIDER + MODEL + INPUT + OUTPUT + CACHE_READ + CACHE_WRITE + REASONING + USER + SERVICE_TIER + TAGS
 ) | {"gen_ai.response.id", "gen_ai.operation.name", "openinference.span.kind"}
 
 

@@ -255,3 +255,4 @@ class _Updated:
         self.reasoning_tokens, self.web_search_calls = record.reasoning_tokens, record.web_search_calls
         self.cost_input, self.cost_output, self.cost_total = new.cost_input, new.cost_output, new.cost_total
         self.matched_by = new.matched_by
+        self.tags = record.tags

@@ -7,6 +7,7 @@ transaction as the rows they sum.
 
 from __future__ import annotations
 
+import json
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ from core.pricing.lookup import PriceIndex, price_book
 from core.pricing.rates import STANDARD, PriceMatch, PricingError, Usage, parse_service_tier
 from core.pricing.validation import NAME_LIMITS, clean_name, validate_call, validate_tokens, validate_usage
 from core.recording import hooks
-from core.recording.rollups import add_stored_to_rollups
+from core.recording.rollups import add_stored_tags, add_stored_to_rollups
+from core.recording.tags import TagError, parse_tags
 from core.storage.columns import Money
 from core.storage.engine import run_write
 from core.storage.tables import UsageRecord
@@ -55,6 +57,7 @@ class Call:
     project: str | None = None
     latency_ms: int | None = None
     status: str = "ok"
+    tags: tuple[str, ...] = ()  # distinct, validated by core.recording.tags.parse_tags
 
     @property
     def usage(self) -> Usage:
@@ -92,6 +95,7 @@ def make_call(
     project: object = None,
     latency_ms: object = None,
     status: object = "ok",
+    tags: object = None,
 ) -> Call:
     """Validate raw values (from the CLI, a file, a form or an API) into a :class:`Call`."""
     try:
@@ -140,7 +144,8 @@ def make_call(
             else _request_id(request_id)
         )
         moment = (now or now_utc()) if timestamp is None else parse_timestamp(timestamp, "timestamp", now=now)
-    except (PricingError, TimeError) as exc:
+        tags_clean = () if tags is None else parse_tags(tags)
+    except (PricingError, TimeError, TagError) as exc:
         raise CallError(str(exc)) from None
     return Call(
         moment,
@@ -159,6 +164,7 @@ def make_call(
         project_clean,
         latency,
         status_clean,
+        tags_clean,
     )
 
 
@@ -285,10 +291,16 @@ LOG_COLUMNS = (
     "status",
     "cost_web_search",
     "cost_request",
+    "tags",
 )
 # priced in whole pico-dollars
 PICO_COLUMNS = frozenset({"cost_input", "cost_output", "cost_total", "cost_web_search", "cost_request"})
 RECORDED_AT = LOG_COLUMNS.index("recorded_at")
+
+
+def tags_text(tags: tuple[str, ...]) -> str | None:
+    """A call's tags as stored in ``api_usage_logs.tags``: a JSON list, NULL when there are none."""
+    return json.dumps(list(tags), ensure_ascii=False) if tags else None
 
 
 def _price_rows(index: PriceIndex, calls: Sequence[Call], recorded_at: datetime) -> list[tuple]:
@@ -329,6 +341,7 @@ def _price_rows(index: PriceIndex, calls: Sequence[Call], recorded_at: datetime)
                 call.status,
                 cost.web_search,
                 cost.request,
+                tags_text(call.tags),
             )
         )
     return rows
@@ -376,6 +389,7 @@ def _insert_sqlite(conn: Connection, rows: list[tuple]) -> tuple[int, ...]:
     ids = tuple(conn.execute(select(UsageRecord.id).where(UsageRecord.id > before).order_by(UsageRecord.id)).scalars())
     if len(ids) != len(rows):
         raise RuntimeError(f"stored {len(ids)} rows for {len(rows)} calls; the write lock was not held")
+    add_stored_tags(conn, ids[0], ids[-1])
     add_stored_to_rollups(conn, ids[0], ids[-1])
     return ids
 
@@ -422,6 +436,7 @@ def _insert_postgresql(conn: Connection, rows: list[tuple]) -> tuple[int, ...]:
     ids = tuple(sorted(returned))
     conn.exec_driver_sql(EMPTY_STAGING)
     if ids:
+        add_stored_tags(conn, ids[0], ids[-1], ids)
         add_stored_to_rollups(conn, ids[0], ids[-1], ids)
     return ids
 
@@ -506,6 +521,7 @@ CALL_FIELDS = (
     "user",
     "request_id",
     "usage",
+    "tags",
 )
 TOKEN_FIELDS = tuple(f.name for f in dataclass_fields(Usage))  # every count of a call's usage
 
@@ -561,4 +577,5 @@ def call_from_mapping(
         project=project if project not in (None, "") else default_project,
         latency_ms=values.get("latency_ms"),
         status=values.get("status") or "ok",
+        tags=values.get("tags"),
     )

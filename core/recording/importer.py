@@ -24,7 +24,7 @@ from typing import IO, Any
 from sqlalchemy import ARRAY, Engine, String, any_, bindparam, cast, select
 
 from core.config import import_batch_size
-from core.recording.calls import CALL_FIELDS, Call, CallError, call_from_mapping, record_batch
+from core.recording.calls import CALL_FIELDS, Call, CallError, call_from_mapping, record_batch, tags_text
 from core.storage.tables import UsageRecord
 
 # Rows per transaction. Into a large log in random time order each batch dirties index pages
@@ -254,7 +254,8 @@ _ID_CHUNK = 500
 
 
 def _content(call: Call) -> tuple[Any, ...]:
-    return tuple(getattr(call, name) for name, _column in _CONTENT)
+    """As stored: the tags as their JSON text."""
+    return tuple(tags_text(call.tags) if name == "tags" else getattr(call, name) for name, _column in _CONTENT)
 
 
 def _stored_content(engine: Engine, request_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:

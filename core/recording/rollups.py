@@ -6,14 +6,16 @@ on quarter hours (every local day, week or month, in every time zone) is an exac
 of at most seven runs of buckets: quarters up to the first whole hour, hours up to the
 first whole six hours, those up to the first whole day, days, then back down.
 
-Users and projects (``usage_entity_rollups``): one row per user, or project, per UTC
-day and per 7-day block; reports add or subtract the raw logs between a period's ends
+Users, projects and tags (``usage_entity_rollups``): one row per user, project or tag, per
+UTC day and per 7-day block (a call adds to each of its tags; an untagged call to no tag);
+reports add or subtract the raw logs between a period's ends
 and the nearest UTC midnight. Keying the series by user too made the roll-ups grow
 with users x models x quarter hours (four rows per call at 10,000 users).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -32,6 +34,7 @@ from sqlalchemy import (
     column,
     delete,
     func,
+    insert,
     literal,
     select,
     text,
@@ -42,11 +45,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from core.storage.engine import run_write
 from core.storage.tables import EntityRollup, UsageRecord, UsageRollup
+from core.storage.tag_tables import CallTag
 
 QUARTER, HOUR, SIX_HOURS, DAY, WEEK = 900, 3600, 21600, 86400, 7 * 86400
 GRAINS = (QUARTER, HOUR, SIX_HOURS, DAY)  # ascending; each divides the next
 ENTITY_GRAINS = (DAY, WEEK)  # per user / project; weeks start on epoch Thursdays, any alignment is exact
-ENTITY_DIMENSIONS = ("user", "project")
+ENTITY_DIMENSIONS = ("user", "project", "tag")
 ALL_MODELS = ""  # the series' model for a provider's total over all its models
 SUM_COLUMNS = (
     "calls",
@@ -86,21 +90,29 @@ class RolledCall:
     cache_write_1h_tokens: int = 0
     reasoning_tokens: int = 0
     web_search_calls: int = 0
+    tags: tuple[str, ...] = ()
 
 
-RollupKey = tuple[int, int, str, str, str, str]  # grain, bucket, provider, model, user, project
+RollupKey = tuple[int, int, str, str, str, str, tuple[str, ...]]  # grain, bucket, provider, model, user, project, tags
 
 
 def aggregate(calls: Iterable[RolledCall]) -> dict[RollupKey, list[int]]:
-    """Sum calls into roll-up keys (grain, bucket, provider, model, user, project); values in SUM_COLUMNS order.
+    """Sum calls into roll-up keys (grain, bucket, provider, model, user, project, tags); values in SUM_COLUMNS order.
 
     Each call is added to its quarter only; hours and days are then summed from the
     quarters, which are far fewer than the calls in a busy batch.
     """
-    quarters: dict[tuple[int, str, str, str, str], list[int]] = {}
+    quarters: dict[tuple[int, str, str, str, str, tuple[str, ...]], list[int]] = {}
     width = len(SUM_COLUMNS)
     for call in calls:
-        key = (call.epoch - call.epoch % QUARTER, call.provider, call.model, call.user_id or "", call.project or "")
+        key = (
+            call.epoch - call.epoch % QUARTER,
+            call.provider,
+            call.model,
+            call.user_id or "",
+            call.project or "",
+            call.tags,
+        )
         row = quarters.get(key)
         if row is None:
             row = quarters[key] = [0] * width
@@ -119,10 +131,10 @@ def aggregate(calls: Iterable[RolledCall]) -> dict[RollupKey, list[int]]:
         row[11] += call.reasoning_tokens
         row[12] += call.web_search_calls
     totals: dict[RollupKey, list[int]] = {}
-    for (bucket, provider, model, user, project), sums in quarters.items():
-        totals[(QUARTER, bucket, provider, model, user, project)] = sums
+    for (bucket, provider, model, user, project, tags), sums in quarters.items():
+        totals[(QUARTER, bucket, provider, model, user, project, tags)] = sums
         for grain in GRAINS[1:]:
-            key5 = (grain, bucket - bucket % grain, provider, model, user, project)
+            key5 = (grain, bucket - bucket % grain, provider, model, user, project, tags)
             row = totals.get(key5)
             if row is None:
                 totals[key5] = list(sums)
@@ -163,7 +175,7 @@ def split_totals(
     """Deltas keyed as :func:`aggregate` gives them, summed into series keys and entity keys."""
     series: dict[tuple[int, int, str, str], list[int]] = {}
     entities: dict[tuple[str, int, int, str], list[int]] = {}
-    for (grain, bucket, provider, model, user, project), sums in totals.items():
+    for (grain, bucket, provider, model, user, project, tags), sums in totals.items():
         _add(series, (grain, bucket, provider, model), sums)
         _add(series, (grain, bucket, provider, ALL_MODELS), sums)
         if grain == DAY:
@@ -171,6 +183,8 @@ def split_totals(
                 start = bucket - bucket % entity_grain
                 _add(entities, ("user", entity_grain, start, user), sums)
                 _add(entities, ("project", entity_grain, start, project), sums)
+                for tag in tags:
+                    _add(entities, ("tag", entity_grain, start, tag), sums)
     return series, entities
 
 
@@ -246,22 +260,48 @@ def _upsert_from(conn: Connection, model: type, keys: tuple[str, ...], query: An
     )
 
 
-def add_stored_to_rollups(conn: Connection, first_id: int, last_id: int, only_ids: Sequence[int] | None = None) -> None:
-    """Add the stored calls with ``first_id <= id <= last_id`` (and in ``only_ids``, if given) to the roll-ups.
+def add_stored_tags(conn: Connection, first_id: int, last_id: int, only_ids: Sequence[int] | None = None) -> None:
+    """Index the tags of the stored calls ``first_id <= id <= last_id`` (and in ``only_ids``) in ``call_tags``.
 
-    Used right after a batch insert (same transaction): nothing is bound per roll-up row,
-    and the sums run over the stored values of the same column type, so they stay exact.
-    Two statements, each one pass over the new rows by primary key: the series, and the
-    users and projects.
+    Unnested from each new row's JSON list by the database, in the batch's transaction, so
+    the index never disagrees with the rows (untagged calls have NULL: no row).
     """
     logs = UsageRecord.__table__
-    epoch = _epoch_seconds(conn)
+    chosen = _chosen(logs, first_id, last_id, only_ids)
+    if conn.dialect.name == "postgresql":
+        each = func.jsonb_array_elements_text(cast(logs.c.tags, postgresql.JSONB)).table_valued("value").lateral("t")
+    else:
+        each = func.json_each(logs.c.tags).table_valued("value").alias("t")  # SQLite: no LATERAL keyword
+    query = (
+        select(logs.c.id, each.c.value, logs.c.timestamp)
+        .select_from(logs.join(each, true()))
+        .where(logs.c.tags.is_not(None), *chosen)
+        .order_by(logs.c.id, each.c.value)
+    )
+    conn.execute(insert(CallTag).from_select(["usage_id", "tag", "timestamp"], query))
+
+
+def _chosen(logs: Any, first_id: int, last_id: int, only_ids: Sequence[int] | None) -> list[ColumnElement[bool]]:
     chosen: list[ColumnElement[bool]] = [logs.c.id.between(first_id, last_id)]
     if only_ids is not None:
         # a semi-join on the unnested array (hashed): ``id = ANY(array)`` compared every row
         # with every id, 20,000 x 20,000 per batch
         ids = select(func.unnest(cast(bindparam("ids", list(only_ids)), ARRAY(BigInteger))))
         chosen.append(logs.c.id.in_(ids))
+    return chosen
+
+
+def add_stored_to_rollups(conn: Connection, first_id: int, last_id: int, only_ids: Sequence[int] | None = None) -> None:
+    """Add the stored calls with ``first_id <= id <= last_id`` (and in ``only_ids``, if given) to the roll-ups.
+
+    Used right after a batch insert (same transaction): nothing is bound per roll-up row,
+    and the sums run over the stored values of the same column type, so they stay exact.
+    Two statements, each one pass over the new rows by primary key: the series, and the
+    users, projects and tags (tags read from ``call_tags``: call :func:`add_stored_tags` first).
+    """
+    logs = UsageRecord.__table__
+    epoch = _epoch_seconds(conn)
+    chosen = _chosen(logs, first_id, last_id, only_ids)
     quarter = epoch - epoch % QUARTER  # timestamps are after 2000: epoch is positive
     day = epoch - epoch % DAY
     sum_names = [name for name in SUM_COLUMNS]
@@ -310,7 +350,15 @@ def add_stored_to_rollups(conn: Connection, first_id: int, last_id: int, only_id
         .group_by(day, entity)
         for dimension, entity in (("user", user), ("project", project))
     ]
-    days = per_day[0].union_all(per_day[1]).cte("days").prefix_with("MATERIALIZED")
+    # tags: through call_tags (filled just before, same transaction), one row per call and tag
+    call_tags = CallTag.__table__
+    per_day.append(
+        select(literal("tag").label("dimension"), day.label("day"), call_tags.c.tag.label("entity"), *_sums(logs))
+        .select_from(logs.join(call_tags, call_tags.c.usage_id == logs.c.id))
+        .where(*chosen)
+        .group_by(day, call_tags.c.tag)
+    )
+    days = per_day[0].union_all(*per_day[1:]).cte("days").prefix_with("MATERIALIZED")
     entity_grains = (
         values(column("grain", Integer), name="entity_grains").data([(g,) for g in ENTITY_GRAINS]).cte("entity_grains")
     )
@@ -364,7 +412,13 @@ def rolled_from_row(row) -> RolledCall:  # type: ignore[no-untyped-def]
         getattr(row, "cache_write_1h_tokens", 0) or 0,
         getattr(row, "reasoning_tokens", 0) or 0,
         getattr(row, "web_search_calls", 0) or 0,
+        stored_tags(getattr(row, "tags", None)),
     )
+
+
+def stored_tags(value: str | None) -> tuple[str, ...]:
+    """The tags of a stored call (its ``tags`` column, a JSON list or NULL)."""
+    return tuple(json.loads(value)) if value else ()
 
 
 @dataclass(frozen=True)
@@ -448,6 +502,7 @@ def check_rollups(engine: Engine) -> RollupCheck:
                 UsageRecord.user_id,
                 UsageRecord.project,
                 UsageRecord.cost_total,
+                UsageRecord.tags,
             )
         ):
             epoch = int(raw_row.timestamp.timestamp())
@@ -459,5 +514,7 @@ def check_rollups(engine: Engine) -> RollupCheck:
                 bucket = epoch - epoch % grain
                 add(("user", grain, bucket, raw_row.user_id or ""), cost)
                 add(("project", grain, bucket, raw_row.project or ""), cost)
+                for tag in stored_tags(raw_row.tags):
+                    add(("tag", grain, bucket, tag), cost)
     matches = matches and rolled_keys == {k: (v[0], v[1]) for k, v in raw_keys.items()}
     return RollupCheck(matches, raw, rolled)

@@ -105,6 +105,7 @@ def track_completion(
     user: str | None = None,
     project: str | None = None,
     latency_ms: int | None = None,
+    tags: object = None,
 ) -> TrackedCall:
     """Record one response; ``model`` (what was asked for) wins over the response's model name.
 
@@ -131,6 +132,7 @@ def track_completion(
             service_tier=usage.service_tier or "standard",
             project=project,
             latency_ms=latency_ms,
+            tags=tags,
         )
     except CallError as exc:
         raise TrackingError(f"{exc}; nothing recorded") from None
@@ -145,6 +147,7 @@ class _Target:
     provider: str
     user: str | None
     project: str | None
+    tags: tuple[str, ...] = ()
 
 
 def _record_quietly(target: _Target, response: object, model: object, what: str, latency_ms: int) -> None:
@@ -157,6 +160,7 @@ def _record_quietly(target: _Target, response: object, model: object, what: str,
             user=target.user,
             project=target.project,
             latency_ms=latency_ms,
+            tags=target.tags,
         )
     except Exception:  # a billing hiccup must never break the caller's request
         logger.warning("spendboard: could not record a %s for %s", what, target.provider, exc_info=True)
@@ -216,7 +220,13 @@ def _endpoints(client: object) -> list[tuple[object, str, str]]:
 
 
 def track(
-    client: ClientT, engine: Engine, provider: str, *, user: str | None = None, project: str | None = None
+    client: ClientT,
+    engine: Engine,
+    provider: str,
+    *,
+    user: str | None = None,
+    project: str | None = None,
+    tags: object = None,
 ) -> ClientT:
     """Record every non-streaming call ``client`` makes; returns the same client.
 
@@ -227,10 +237,11 @@ def track(
     the caller awaits the answer. Streams are passed through and not recorded (logged). What the
     caller gets back is unchanged,
     and a call the store cannot record is logged, never raised. A copy made by
-    ``client.with_options(...)`` is a new client: track it too.
+    ``client.with_options(...)`` is a new client: track it too. ``tags`` (a list of strings,
+    ``["feature:summarize", "env:prod"]``) go on every call it records.
     """
-    try:  # the names are checked now, by the rules every recorded call follows
-        make_call(provider, "model", 0, 0, user=user, project=project)
+    try:  # the names and tags are checked now, by the rules every recorded call follows
+        checked = make_call(provider, "model", 0, 0, user=user, project=project, tags=tags)
     except CallError as exc:
         raise TrackingError(str(exc)) from None
     endpoints = _endpoints(client)
@@ -239,7 +250,7 @@ def track(
             f"client: {type(client).__name__} has neither chat.completions.create, responses.create, "
             "messages.create nor chat_completion"
         )
-    target = _Target(engine, provider, user, project)
+    target = _Target(engine, provider, user, project, checked.tags)
     for owner, name, what in endpoints:
         method = getattr(owner, name)
         if not getattr(method, _WRAPPED_MARK, False):

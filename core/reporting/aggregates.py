@@ -11,13 +11,18 @@ Where a report reads from:
 - the top N users or projects: first among the keys that spend most over the period widened
   to whole UTC days (no raw edges), proved exact by a bound (:func:`top_from_whole_days`),
   else ranked on the exact sums of every key as above;
+- by or filtered on one tag only: the entity roll-ups too (dimension ``tag``; a call counts
+  under each of its tags), with the raw edges joined to ``call_tags``;
 - any other mix (say, users of one model): the raw logs of the period, through the
-  ``(column, timestamp, id)`` index of a filtered column.
+  ``(column, timestamp, id)`` index of a filtered column; with tags among them (several tags
+  that must all match, a tag and a provider), the calls of the first tag in the period
+  through ``call_tags``' ``(tag, timestamp, usage_id)`` index, the others checked by key.
 Every path sums stored values exactly, so all agree to the pico-dollar.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -34,6 +39,7 @@ from sqlalchemy import (
     and_,
     case,
     column,
+    exists,
     func,
     or_,
     select,
@@ -46,12 +52,14 @@ from sqlalchemy import (
 from core.recording.rollups import ALL_MODELS, DAY, ENTITY_GRAINS, GRAINS, MONEY_COLUMNS, QUARTER
 from core.storage.columns import Money, UTCDateTime
 from core.storage.tables import EntityRollup, UsageRecord, UsageRollup
+from core.storage.tag_tables import CallTag
 from core.times import local_midnight, local_periods
 
-DIMENSIONS = ("provider", "model", "user", "project")
+DIMENSIONS = ("provider", "model", "user", "project", "tag")
+ENTITY_DIMENSIONS = ("user", "project", "tag")  # the dimensions of usage_entity_rollups
 NO_USER = "(no user)"
 NO_PROJECT = "(no project)"
-Where = dict[str, str]  # exact matches on provider, model, user, project
+Where = dict[str, str]  # exact matches on provider, model, user, project, tag (one; more through ``tags``)
 
 
 @dataclass(frozen=True)
@@ -148,7 +156,7 @@ def _totals(row) -> Totals:  # type: ignore[no-untyped-def]
 
 
 def _dimension(by: str) -> str:
-    """The roll-up column a report groups by."""
+    """The roll-up column a report groups by (``tag``: the entity of the tag roll-ups, ``call_tags.tag``)."""
     if by not in DIMENSIONS:
         raise ValueError(f"by: {by!r} is not one of {', '.join(DIMENSIONS)}")
     return "user_id" if by == "user" else by
@@ -172,15 +180,38 @@ def _label(by: str | None, key: str | None) -> str | None:
     return key if by else None
 
 
+def _all_tags(where: Where | None, tags: Sequence[str]) -> tuple[Where | None, tuple[str, ...]]:
+    """``where`` without its tag, and every tag a call must carry (``where["tag"]`` first), each once."""
+    found = dict.fromkeys([*([where["tag"]] if where and "tag" in where else []), *tags])
+    rest = {name: value for name, value in (where or {}).items() if name != "tag"}
+    return rest or None, tuple(found)
+
+
 def _grouped(
     engine: Engine,
     labelled: list[tuple[int, datetime, datetime]],
     by: str | None,
     where: Where | None = None,
     limit: int | None = None,
+    tags: Sequence[str] = (),
 ) -> list[tuple[int, str | None, Totals]]:
     """Sum over labelled UTC ranges, grouped by label and an optional dimension; see the module docstring."""
+    where, required = _all_tags(where, tags)
+    if len(required) == 1:
+        where = {**(where or {}), "tag": required[0]}
     dimensions = {_dimension(name) for name in (where or {})} | ({_dimension(by)} if by else set())
+    if len(required) > 1 or ("tag" in dimensions and len(dimensions) > 1) or (by == "tag" and required):
+        query = _from_tagged(
+            engine,
+            [(label, 1, a, b) for label, a, b in labelled],
+            by,
+            {k: v for k, v in (where or {}).items() if k != "tag"},
+            required,
+        )
+        if query is not None and limit is not None:
+            query = query.order_by(text("cost_total DESC"), *([text("key")] if by else [])).limit(limit)
+        rows = [] if query is None else _run(engine, query)
+        return [(row.label, _label(by, row.key if by else None), _totals(row)) for row in rows]
     if dimensions <= {"provider", "model"}:
         query = _from_series(engine, labelled, by, where)
     elif len(dimensions) == 1 and limit is not None and by is not None:
@@ -431,7 +462,8 @@ def _from_entities(
 
     ``names``: the sums wanted; ``keys``: only these entities ('' for none).
     """
-    dimension = "user" if "user" in (where or {}) or by == "user" else "project"
+    named = {*(where or {}), *([by] if by else [])}
+    dimension = next(d for d in ENTITY_DIMENSIONS if d in named)
     buckets, pieces = entity_pieces(labelled)
     parts: list[Select[Any]] = []
     if buckets:
@@ -460,7 +492,9 @@ def _from_entities(
             columns.append(source.c.entity.label("key"))
         columns.extend(source.c[name].label(name) for name in names)
         parts.append(select(*columns).select_from(joined))
-    if pieces:
+    if pieces and dimension == "tag":
+        parts.append(_tagged_part(engine, pieces, by, None, tuple((where or {}).values()), names, keys))
+    elif pieces:
         parts.append(_raw_part(engine, pieces, by, where, names, keys))
     if not parts:
         return None
@@ -469,6 +503,112 @@ def _from_entities(
     if by is not None:
         group.append(union.c.key)
     return _summed(union, group, having=True, names=names)
+
+
+def _tagged_part(
+    engine: Engine,
+    pieces: list[tuple[int, int, datetime, datetime]],
+    by: str | None,
+    where: Where | None,
+    tags: tuple[str, ...],
+    names: list[str] = TOTAL_NAMES,
+    keys: list[str] | None = None,
+) -> Select[Any]:
+    """Signed sums of the raw calls in each piece that carry every tag in ``tags`` (and match ``where``).
+
+    With tags, the calls are found through ``call_tags``' (tag, timestamp) index for the first
+    tag, the others checked by primary key; without, through the log's time index. ``by="tag"``
+    gives one row per call and tag (a call counts under each of its tags).
+    """
+    raw = (
+        values(
+            column("label", Integer),
+            column("sign", Integer),
+            column("lo", UTCDateTime()),
+            column("hi", UTCDateTime()),
+            name="tagseg",
+        )
+        .data(pieces)
+        .cte("tagseg")
+    )
+    logs = UsageRecord.__table__
+    call_tags = CallTag.__table__
+    base: FromClause
+    if tags:
+        first = call_tags.alias("first_tag")
+        base = first.join(logs, logs.c.id == first.c.usage_id)
+        when = [first.c.tag == tags[0], first.c.timestamp >= raw.c.lo, first.c.timestamp < raw.c.hi]
+    else:
+        base = logs
+        when = [logs.c.timestamp >= raw.c.lo, logs.c.timestamp < raw.c.hi]
+    conditions = _log_conditions(logs, where)
+    for index, tag in enumerate(tags[1:]):
+        other = call_tags.alias(f"also_{index}")
+        conditions.append(exists().where(other.c.usage_id == logs.c.id, other.c.tag == tag))
+    key: Any = None
+    if by == "tag":
+        each = call_tags.alias("by_tag")
+        base = base.join(each, each.c.usage_id == logs.c.id)
+        key = each.c.tag
+    elif by is not None:
+        key = func.coalesce(logs.c[_dimension(by)], "")
+    if keys is not None and key is not None:
+        conditions.append(key.in_(keys))
+    wanted = [name for name in names if name not in ("calls", "estimated_calls", "estimated_cost")]
+    inner = [logs.c[name] for name in dict.fromkeys([*wanted, "cost_total", "matched_by"])]
+    source: Any
+    if engine.dialect.name == "postgresql":
+        # one index range per piece (the OFFSET 0 fence keeps it a nested loop over the pieces)
+        lateral = (
+            select(*inner, *([key.label("key")] if key is not None else []))
+            .select_from(base)
+            .where(*when, *conditions)
+            .offset(0)
+            .lateral("l")
+        )
+        joined = raw.join(lateral, true())
+        source, key_column = lateral.c, (lateral.c.key if key is not None else None)
+    else:
+        joined = raw.join(base, and_(*when, *conditions))
+        source, key_column = logs.c, key
+    sign = raw.c.sign
+    estimated = source.matched_by == "estimate"
+    columns: list[Any] = [raw.c.label.label("label")]
+    if key_column is not None:
+        columns.append(key_column.label("key"))
+    for name in names:
+        if name == "calls":
+            value: Any = sign
+        elif name == "estimated_calls":
+            value = case((estimated, sign), else_=0)
+        elif name == "estimated_cost":
+            value = case((estimated, source.cost_total * sign), else_=0)
+        else:
+            value = source[name] * sign
+        columns.append(value.label(name))
+    return select(*columns).select_from(joined)
+
+
+def _from_tagged(
+    engine: Engine,
+    pieces: list[tuple[int, int, datetime, datetime]],
+    by: str | None,
+    where: Where | None,
+    tags: tuple[str, ...],
+) -> Select[Any] | None:
+    """Tags mixed with other filters (several tags, a tag and a provider, tags of one user): the raw calls."""
+    widened = []
+    for label, sign, start, end in pieces:
+        low, high = _quarters(start, end)
+        if high > low:
+            widened.append((label, sign, datetime.fromtimestamp(low, UTC), datetime.fromtimestamp(high, UTC)))
+    if not widened:
+        return None
+    union = _tagged_part(engine, widened, by, where or None, tags).subquery("u")
+    group: list[Any] = [union.c.label]
+    if by is not None:
+        group.append(union.c.key)
+    return _summed(union, group, having=True)
 
 
 def _from_logs(
@@ -489,19 +629,30 @@ def _from_logs(
     return _summed(union, group, having=True)
 
 
-def totals(engine: Engine, start: datetime, end: datetime, where: Where | None = None) -> Totals:
-    """Everything in [start, end) (matching ``where``)."""
-    rows = _grouped(engine, [(0, start, end)], None, where)
+def totals(
+    engine: Engine, start: datetime, end: datetime, where: Where | None = None, tags: Sequence[str] = ()
+) -> Totals:
+    """Everything in [start, end) (matching ``where``, carrying every tag in ``tags``); each call counted once."""
+    rows = _grouped(engine, [(0, start, end)], None, where, tags=tags)
     return rows[0][2] if rows else Totals()
 
 
 def breakdown(
-    engine: Engine, start: datetime, end: datetime, by: str, where: Where | None = None, limit: int | None = None
+    engine: Engine,
+    start: datetime,
+    end: datetime,
+    by: str,
+    where: Where | None = None,
+    limit: int | None = None,
+    tags: Sequence[str] = (),
 ) -> list[Row]:
-    """Totals per provider, model, user or project over [start, end), biggest spend first (the first ``limit``)."""
+    """Totals per provider, model, user, project or tag over [start, end), biggest spend first (the first ``limit``).
+
+    By tag, a call counts under each of its tags (the rows overlap) and untagged calls have no row.
+    """
     if limit is not None and limit < 0:
         raise ValueError(f"limit: {limit!r} is not a number of rows")
-    rows = _grouped(engine, [(0, start, end)], by, where, limit)
+    rows = _grouped(engine, [(0, start, end)], by, where, limit, tags)
     ordered = sorted((Row(None, key, t) for _label, key, t in rows), key=lambda r: (-r.totals.cost_total, r.key or ""))
     return ordered if limit is None else ordered[:limit]
 
@@ -514,11 +665,12 @@ def over_time(
     granularity: str = "day",
     by: str | None = None,
     where: Where | None = None,
+    tags: Sequence[str] = (),
 ) -> list[Row]:
-    """Totals per local day, week or month in ``tz`` (and per provider/model/user/project if ``by``)."""
+    """Totals per local day, week or month in ``tz`` (and per provider/model/user/project/tag if ``by``)."""
     periods = local_periods(start, end, tz, granularity)
     labelled = [(i, a, b) for i, (_label, a, b) in enumerate(periods)]
-    rows = _grouped(engine, labelled, by, where)
+    rows = _grouped(engine, labelled, by, where, tags=tags)
     return sorted(
         (Row(periods[label][0], key, t) for label, key, t in rows),
         key=lambda r: (r.period, -r.totals.cost_total, r.key or ""),

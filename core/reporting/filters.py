@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, exists, func, select
 
 from core.reporting import aggregates as reports
 from core.reporting.logs import LogFilter, matches
 from core.storage.tables import UsageRecord
+from core.storage.tag_tables import CallTag
 
 COUNT_LIMIT = 100_000
 
@@ -32,7 +33,7 @@ class CallCount:
         return f"{self.calls:,} call{'' if self.calls == 1 else 's'} match{'es' if self.calls == 1 else ''}"
 
 
-def _where(flt: LogFilter) -> dict[str, str]:
+def _where(flt: LogFilter) -> dict[str, str]:  # the tags go apart: several may be required
     found = {"provider": flt.provider, "model": flt.model, "user": flt.user, "project": flt.project}
     return {name: value for name, value in found.items() if value}
 
@@ -42,7 +43,7 @@ def count_calls(engine: Engine, flt: LogFilter) -> CallCount:
     if flt.start is None or flt.end is None:
         raise ValueError("count_calls: a period (start and end) is required")
     if flt.matched_by in (None, "estimate"):
-        found = reports.totals(engine, flt.start, flt.end, where=_where(flt))
+        found = reports.totals(engine, flt.start, flt.end, where=_where(flt), tags=flt.tags)
         return CallCount(found.calls if flt.matched_by is None else found.estimated_calls)
     u = UsageRecord
     conditions = [u.matched_by == flt.matched_by, u.timestamp >= flt.start, u.timestamp < flt.end]
@@ -54,6 +55,8 @@ def count_calls(engine: Engine, flt: LogFilter) -> CallCount:
     ):
         if value:
             conditions.append(matches(column, value))
+    for tag in flt.tags:
+        conditions.append(exists().where(CallTag.usage_id == u.id, CallTag.tag == tag))
     bounded = select(u.id).where(*conditions).limit(COUNT_LIMIT + 1).subquery()
     with engine.connect() as conn:
         n = int(conn.execute(select(func.count()).select_from(bounded)).scalar_one())

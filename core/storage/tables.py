@@ -89,6 +89,7 @@ class UsageRecord(Base):
     status: Mapped[str] = mapped_column(String(10), server_default=text("'ok'"))
     cost_web_search: Mapped[Decimal] = mapped_column(server_default=text("0"))
     cost_request: Mapped[Decimal] = mapped_column(server_default=text("0"))
+    tags: Mapped[str | None] = mapped_column(Text)  # release 3: a JSON list of the call's tags, NULL when none
 
     __table_args__ = (
         # Only what a query uses: each index costs every insert (migration 0006 says which
@@ -189,4 +190,3 @@ class PriceCorrection(Base):
     new_matched_by: Mapped[str] = mapped_column(String(10))
     corrected_at: Mapped[datetime]
     reason: Mapped[str] = mapped_column(Text)
-

@@ -1,4 +1,4 @@
-"""Migration 0010_reconciliation upgrades a database built at the previous head in place, every row kept."""
+"""Migration 0010_reconciliation upgrades a database built at the previous revision in place, every row kept."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from core.storage.migrate import current_revision, head_revision, upgrade_databa
 from core.storage.migrations import alembic_config
 from core.storage.tables import UsageRecord, UsageRollup
 
-PREVIOUS = "0008_time_index_covers_edges"
+PREVIOUS = "0009_tags_and_customers"
 NEW = {"reconcile_billed_costs", "reconcile_billed_usage", "reconcile_days"}
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 

@@ -16,7 +16,7 @@ from alembic import op
 from core.storage.columns import Money, UTCDateTime
 
 revision = "0010_reconciliation"
-down_revision = "0008_time_index_covers_edges"
+down_revision = "0009_tags_and_customers"
 branch_labels = None
 depends_on = None
 
