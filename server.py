@@ -7,14 +7,17 @@ download of millions of calls holds one batch at a time.
 """
 
 import streamlit as st
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.config import ConfigError
 from core.reporting.logs import EXPORT_PATH, LogFilterError, csv_chunks, filter_from_query
 from core.storage.engine import CONNECTION_ERRORS, database_error
 from routes import ingest
+from ui.navigation import canonical_path
 
 
 async def export_usage_csv(request: Request) -> Response:
@@ -33,4 +36,23 @@ async def export_usage_csv(request: Request) -> Response:
     return StreamingResponse(csv_chunks(engine, flt), media_type="text/csv", headers=headers)
 
 
-app = st.App("app.py", routes=[Route(EXPORT_PATH, export_usage_csv), *ingest.ROUTES])
+class LowerCasePages:
+    """ASGI middleware: a page address typed in another case (``/Calculator``) is sent to the page's own (308)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        target = canonical_path(scope["path"]) if scope["type"] == "http" else None
+        if target is None:
+            await self.app(scope, receive, send)
+            return
+        query = scope.get("query_string", b"").decode("latin-1")
+        await RedirectResponse(target + (f"?{query}" if query else ""), status_code=308)(scope, receive, send)
+
+
+app = st.App(
+    "app.py",
+    routes=[Route(EXPORT_PATH, export_usage_csv), *ingest.ROUTES],
+    middleware=[Middleware(LowerCasePages)],
+)

@@ -24,7 +24,7 @@ from ui.signin import SIGNED_IN_KEY, sign_in_form
 
 st.title("Budgets")
 engine = common.get_engine()
-flt = common.filters()
+flt = common.filters(period=False)  # times shown in the viewer's zone; no period here
 now = datetime.now(UTC)
 statuses = service.list_status(engine, now)
 

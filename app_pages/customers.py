@@ -43,7 +43,7 @@ def _months(latest: str, count: int) -> list[str]:
 
 st.title("Customers")
 common.get_engine()
-flt = common.filters()
+flt = common.filters(period=False)  # times shown in the viewer's zone; no period here
 url = database_url()
 tz = flt.tz.key
 month = st.selectbox("Month", _months(service.current_month(tz, datetime.now(UTC)), MONTHS_BACK), key="customers_month")

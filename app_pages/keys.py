@@ -14,7 +14,7 @@ NEW_KEY = "new_api_key"
 
 st.title("API keys")
 engine = common.get_engine()
-flt = common.filters()
+flt = common.filters(period=False)  # times shown in the viewer's zone; no period here
 st.caption(
     "Keys let other programs send calls over HTTP: `POST /api/v1/calls` (JSON), `POST /v1/traces` "
     "(OpenTelemetry), `POST /api/v1/litellm` (LiteLLM's generic_api callback), with `Authorization: Bearer KEY`."

@@ -33,7 +33,7 @@ TIER_COLUMNS = [("above_input_tokens", "Above input tokens")] + [
 
 st.title("Pricing")
 engine = common.get_engine()
-flt = common.filters()
+flt = common.filters(period=False)  # times shown in the viewer's zone; no period here
 prices = current_prices(engine)
 
 st.subheader("Current prices")

@@ -30,7 +30,6 @@ CACHE_TTL = 30
 # hashable exact-match filters for cached reads: (("project", "x"),); ("tag", T) may repeat (all must match)
 Where = tuple[tuple[str, str], ...]
 TAG_OPTIONS = 500  # the tags that spend most in the period, offered in the tag filter
-FILTERS_KEY = "filters"
 
 
 @st.cache_resource(show_spinner="Setting up the database...")
@@ -90,39 +89,59 @@ def _zones() -> list[str]:
     return sorted(available_timezones())
 
 
-def sidebar() -> Filters:
-    """Period and time zone; widget keys keep them across pages (the entry script draws them)."""
+KEPT = {"tz": "kept_tz", "period": "kept_period", "custom_range": "kept_custom_range"}
+
+
+def _restore(key: str) -> None:
+    """Streamlit forgets a widget's value on a page that does not draw it: keep it in a key of our own."""
+    if key not in st.session_state and KEPT[key] in st.session_state:
+        st.session_state[key] = st.session_state[KEPT[key]]
+
+
+def _keep(key: str) -> None:
+    if key in st.session_state:
+        st.session_state[KEPT[key]] = st.session_state[key]
+
+
+def sidebar(period: bool = True) -> Filters:
+    """The time zone, and the period where the page reads one; the choice is kept across pages.
+
+    Drawn by the pages that use it (a page the filters do not affect shows none of them).
+    """
     with st.sidebar:
         st.header("Filters")
         zones = _zones()
         guess = st.context.timezone or "UTC"
         default = zones.index(guess if guess in zones else "UTC")
-        tz_name = st.selectbox("Time zone", zones, index=default, key="tz")
+        _restore("tz")
+        tz_name = st.selectbox("Time zone", zones, index=default, key="tz", help="Times on this page are shown in it.")
+        _keep("tz")
         try:
             tz = zone(tz_name)
         except TimeError as exc:
             st.error(str(exc))
             tz = ZoneInfo("UTC")
+        if not period:
+            return Filters(None, None, tz, "All time")
         today = datetime.now(tz).date()
+        _restore("period")
         preset = st.selectbox("Period", PERIODS, index=PERIODS.index(DEFAULT_PERIOD), key="period")
+        _keep("period")
         custom = None
         if preset == "Custom":
+            _restore("custom_range")
             picked = st.date_input("From - to", value=(today.replace(day=1), today), key="custom_range")
+            _keep("custom_range")
             if isinstance(picked, tuple | list) and len(picked) == 2:
                 custom = (picked[0], picked[1])
         first, last = period_dates(preset, today, custom)
         label = preset if preset != "Custom" or not custom else f"{custom[0]} to {custom[1]}"
-    filters = Filters(first, last, tz, label)
-    st.session_state[FILTERS_KEY] = filters
-    return filters
+    return Filters(first, last, tz, label)
 
 
-def filters() -> Filters:
-    """The sidebar's current choice, for a page (the entry script stores it each run)."""
-    found = st.session_state.get(FILTERS_KEY)
-    if isinstance(found, Filters):
-        return found
-    return sidebar()
+def filters(period: bool = True) -> Filters:
+    """The sidebar's choice for this page, drawn by the page: the zone, and the period when ``period``."""
+    return sidebar(period)
 
 
 # Cached reads: arguments are hashable values; the engine comes from the URL.
