@@ -35,7 +35,7 @@ from core.reconcile.pages import (
     join,
     read_page,
     rfc3339,
-    text,
+    text_field,
 )
 from core.reconcile.transport import DEFAULT_TIMEOUT, fetch_reports
 
@@ -67,14 +67,15 @@ def _cost_line(result: Mapping[str, object], day: date, where: str) -> CostLine:
         raise ShapeError(join(where, "currency"), f"{currency!r} is not USD")
     value = amount(field(result, "amount", where), join(where, "amount"), cents=True)
     # A cost that is not tokens (web search, code execution) has no model: its description names it.
-    model = text(result, "model", where, required=False) or text(result, "description", where, required=False)
+    model = text_field(result, "model", where, required=False)
+    model = model or text_field(result, "description", where, required=False)
     if model is None:
         raise ShapeError(where, "has neither a model nor a description (fetch with group_by[]=description)")
-    return CostLine(PROVIDER, day, model, text(result, "token_type", where, required=False), value)
+    return CostLine(PROVIDER, day, model, text_field(result, "token_type", where, required=False), value)
 
 
 def _usage_line(result: Mapping[str, object], day: date, where: str) -> UsageLine:
-    model = text(result, "model", where)
+    model = text_field(result, "model", where)
     assert model is not None
     uncached = count(result, "uncached_input_tokens", where)
     creation_where = join(where, "cache_creation")

@@ -39,7 +39,7 @@ from core.reconcile.pages import (
     field,
     join,
     read_page,
-    text,
+    text_field,
 )
 from core.reconcile.transport import DEFAULT_TIMEOUT, fetch_reports
 
@@ -100,8 +100,8 @@ def _cost_line(result: Mapping[str, object], day: date, where: str) -> CostLine:
     if currency is not None and (not isinstance(currency, str) or currency.lower() != "usd"):
         raise ShapeError(join(money_where, "currency"), f"{currency!r} is not USD")
     value = amount(field(money, "value", money_where), join(money_where, "value"))
-    line_item = text(result, "line_item", where)
-    if line_item is None:  # pragma: no cover - text() refuses a missing required field
+    line_item = text_field(result, "line_item", where)
+    if line_item is None:  # pragma: no cover - text_field() refuses a missing required field
         raise ShapeError(join(where, "line_item"), "is missing")
     model, component = split_line_item(line_item)
     if not model:
@@ -110,7 +110,7 @@ def _cost_line(result: Mapping[str, object], day: date, where: str) -> CostLine:
 
 
 def _usage_line(result: Mapping[str, object], day: date, where: str) -> UsageLine:
-    model = text(result, "model", where)
+    model = text_field(result, "model", where)
     assert model is not None
     return UsageLine(
         provider=PROVIDER,

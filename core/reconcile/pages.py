@@ -71,7 +71,7 @@ def field(obj: Mapping[str, object], key: str, where: str) -> object:
     return obj[key]
 
 
-def text(obj: Mapping[str, object], key: str, where: str, *, required: bool = True) -> str | None:
+def text_field(obj: Mapping[str, object], key: str, where: str, *, required: bool = True) -> str | None:
     """A non-empty string field; absent or null is allowed only when not ``required``."""
     value = obj.get(key)
     if value is None and not required:

@@ -225,10 +225,10 @@ def test_import_json_lines_and_csv_tags(
         "2026-11-02T11:00:00Z,openai,gpt-4o,5,1,c2,\n"
         f"2026-11-02T11:00:00Z,openai,gpt-4o,5,1,c3,{'y' * 101}\n"
     )
-    assert main(["import", str(jsonl)]) == 0
+    assert main(["import", str(jsonl)]) == 1  # a row refused: exit 1 (issue 22, point 16)
     out = capsys.readouterr()
     assert "line 3: tags: not a list of strings: {'a': 1}" in out.out + out.err
-    assert main(["import", str(csv_file)]) == 0
+    assert main(["import", str(csv_file)]) == 1
     out = capsys.readouterr()
     assert "line 4: tags[0]: at most 100 characters, got 101" in out.out + out.err
     assert _tags_by_request(engine) == {
@@ -237,8 +237,8 @@ def test_import_json_lines_and_csv_tags(
         "c1": ("feature:chat", "env:prod"),
         "c2": (),
     }
-    # the same file again: every line a duplicate, none "different content"
-    assert main(["import", str(csv_file)]) == 0
+    # the same file again: every good line a duplicate, none "different content" (line 4 refused again: exit 1)
+    assert main(["import", str(csv_file)]) == 1
     out = capsys.readouterr()
     assert "different content" not in out.out + out.err
     with engine.connect() as conn:
