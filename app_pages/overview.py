@@ -11,7 +11,7 @@ from core.recording.demo import load_demo
 from core.reporting.forecast import change_ratio, format_change, previous_period
 from ui import budget_banner, common
 from ui.charts import spend_figure
-from ui.views import EXACT_SPEND, SPEND_HELP, breakdown_table, estimate_notice, kpi_values
+from ui.views import EXACT_SPEND, SPEND_HELP, breakdown_table, estimate_notice, kpi_values, top_caption
 
 DEMO_DAYS, DEMO_ROWS = 90, 20_000
 FILTER_OPTIONS = 500  # the biggest spenders first; a filter list of every user would not help anyone
@@ -129,25 +129,32 @@ st.dataframe(
 models, users = st.columns([1.4, 1])
 with models:
     st.markdown("**Top models**")
-    table = breakdown_table(common.breakdown(url, start, end, "model", where, TOP), "Model", total=current.cost_total)
+    rows = common.breakdown(url, start, end, "model", where, TOP + 1)  # one more: are there others?
+    table = breakdown_table(rows, "Model", TOP, total=current.cost_total)
     st.dataframe(table, hide_index=True, column_config=MONEY_COLUMNS)
+    st.caption(top_caption(rows, TOP, current.cost_total, "models"))
 with users:
     st.markdown("**Top users**")
-    table = breakdown_table(common.breakdown(url, start, end, "user", where, TOP), "User", total=current.cost_total)
+    rows = common.breakdown(url, start, end, "user", where, TOP + 1)
+    table = breakdown_table(rows, "User", TOP, total=current.cost_total)
     st.dataframe(table, hide_index=True, column_config=MONEY_COLUMNS)
+    st.caption(top_caption(rows, TOP, current.cost_total, "users"))
 projects, by_tag = st.columns([1.4, 1])
 with projects:
     st.markdown("**Top projects**")
-    table = breakdown_table(
-        common.breakdown(url, start, end, "project", where, TOP), "Project", total=current.cost_total
-    )
+    rows = common.breakdown(url, start, end, "project", where, TOP + 1)
+    table = breakdown_table(rows, "Project", TOP, total=current.cost_total)
     st.dataframe(table, hide_index=True, column_config=MONEY_COLUMNS, key="projects_table")
+    st.caption(top_caption(rows, TOP, current.cost_total, "projects"))
 with by_tag:
     st.markdown("**By tag**")
-    tag_rows = common.breakdown(url, start, end, "tag", where, TOP)
+    tag_rows = common.breakdown(url, start, end, "tag", where, TOP + 1)
     if tag_rows:
-        table = breakdown_table(tag_rows, "Tag", total=current.cost_total)
+        table = breakdown_table(tag_rows, "Tag", TOP, total=current.cost_total)
         st.dataframe(table, hide_index=True, column_config=MONEY_COLUMNS, key="tags_table")
-        st.caption("A call counts under each of its tags: the rows overlap and can add up to more than the total.")
+        st.caption(
+            top_caption(tag_rows, TOP, current.cost_total, "tags", overlap=True)
+            + " A call counts under each of its tags: the rows overlap and can add up to more than the total."
+        )
     else:
         st.caption("No tagged calls in this period.")

@@ -76,7 +76,19 @@ def estimate_notice(current: Totals) -> str | None:
     )
 
 
-def breakdown_table(rows: list[Row], label: str, top: int | None = 10, total: Decimal | None = None) -> pd.DataFrame:
+def top_caption(rows: list[Row], limit: int, total: Decimal, noun: str, overlap: bool = False) -> str:
+    """How many keys there are, and what the ones not shown add up to: ``rows`` is the top ``limit`` + 1."""
+    if len(rows) <= limit:
+        return f"All {len(rows):,} {noun}."
+    shown = rows[:limit]
+    if overlap:  # a call counts under each of its tags: the rest is not the total less the rows shown
+        return f"The top {limit} of more than {limit} {noun}."
+    rest = total - sum((r.totals.cost_total for r in shown), Decimal(0))
+    share = f" ({rest / total * 100:.1f}% of the total)" if total else ""
+    return f"The top {limit} of more than {limit} {noun}; the rest add up to {format_total(rest)}{share}."
+
+
+def breakdown_table(rows: list[Row], label: str, top: int | None = None, total: Decimal | None = None) -> pd.DataFrame:
     """Spend per provider / model / user / project, biggest first, with its share of ``total`` (the period's
     spend; by default the sum of ``rows``, right only when they are every key and not a top N)."""
     if total is None:
