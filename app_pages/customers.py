@@ -7,7 +7,6 @@ from decimal import Decimal
 import pandas as pd
 import streamlit as st
 
-from core.config import database_url
 from core.customers import service
 from core.customers.statement import Statement, statement_csv, statement_json, statement_pdf
 from core.money import format_total, to_text
@@ -44,7 +43,7 @@ def _months(latest: str, count: int) -> list[str]:
 st.title("Customers")
 common.get_engine()
 flt = common.filters(period=False)  # times shown in the viewer's zone; no period here
-url = database_url()
+url = common.snapshot()  # fresh figures on every reload
 tz = flt.tz.key
 month = st.selectbox("Month", _months(service.current_month(tz, datetime.now(UTC)), MONTHS_BACK), key="customers_month")
 overview = _overview(url, month, tz)

@@ -2,7 +2,6 @@
 
 import streamlit as st
 
-from core.config import database_url
 from core.pricing.rates import MATCH_STEPS
 from core.reporting.logs import EXPORT_PATH, PAGE_SIZES, LogFilter, export_query, fetch_page, get_row
 from ui import common
@@ -22,7 +21,7 @@ VERIFY_LINK = {
 st.title("Usage logs")
 engine = common.get_engine()
 flt = common.filters()
-url = database_url()
+url = common.snapshot()  # fresh figures on every reload
 
 # A link from the test-call panel (?log_id=N) shows that one call first.
 wanted = st.query_params.get("log_id")

@@ -5,7 +5,6 @@ from decimal import Decimal
 
 import streamlit as st
 
-from core.config import database_url
 from core.money import format_total, to_text
 from core.recording.demo import load_demo
 from core.reporting.forecast import change_ratio, format_change, previous_period
@@ -20,7 +19,7 @@ TOP = 50  # rows of the top models / users / projects tables
 st.title("Overview")
 engine = common.get_engine()
 budget_banner.render(engine)  # a budget at or past a threshold shows first
-url = database_url()
+url = common.snapshot()  # fresh figures on every reload
 flt = common.filters()
 
 if not common.has_usage(url):

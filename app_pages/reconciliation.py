@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import streamlit as st
 
-from core.config import ConfigError, database_url
+from core.config import ConfigError
 from core.money import format_total
 from core.reconcile import service
 from core.reconcile.errors import ReconcileError
@@ -33,7 +33,7 @@ st.caption(
     "calls it logged, per UTC day. Within 1 % (or a cent) is a match."
 )
 engine = common.get_engine()
-url = database_url()
+url = common.snapshot()  # fresh figures on every reload
 flt = common.filters()
 today = datetime.now(UTC).date()
 

@@ -46,6 +46,22 @@ def get_engine() -> Engine:
     return _engine_for(database_url())
 
 
+def _engine_of(key: str) -> Engine:
+    """The engine of a cache key made by :func:`snapshot` (the URL, then ``#`` and the data version)."""
+    return _engine_for(key.split("#", 1)[0])
+
+
+def snapshot() -> str:
+    """The key of this run's cached reads: the database URL and its data version.
+
+    A call recorded (over HTTP too) or repriced since the last read makes a new key, so a reload
+    always shows it, and counts and tables read in one run agree.
+    """
+    url = database_url()
+    newest_call, newest_reprice = reports.data_version(_engine_of(url))
+    return f"{url}#{newest_call}.{newest_reprice}"
+
+
 def start_app() -> Engine:
     """The engine, or a clear message and a stop when a setting is bad (never a traceback)."""
     try:
@@ -156,7 +172,7 @@ def _split(where: Where) -> tuple[dict[str, str] | None, tuple[str, ...]]:
 @st.cache_data(ttl=CACHE_TTL, show_spinner=False)
 def totals(url: str, start: datetime, end: datetime, where: Where = ()) -> reports.Totals:
     rest, tags = _split(where)
-    return reports.totals(_engine_for(url), start, end, rest, tags=tags)
+    return reports.totals(_engine_of(url), start, end, rest, tags=tags)
 
 
 @st.cache_data(ttl=CACHE_TTL, show_spinner=False)
@@ -165,7 +181,7 @@ def breakdown(
 ) -> list[reports.Row]:
     """Totals per key, biggest spend first; ``limit``: the top N only (ranked in SQL, not by reading every user)."""
     rest, tags = _split(where)
-    return reports.breakdown(_engine_for(url), start, end, by, rest, limit=limit, tags=tags)
+    return reports.breakdown(_engine_of(url), start, end, by, rest, limit=limit, tags=tags)
 
 
 @st.cache_data(ttl=CACHE_TTL, show_spinner=False)
@@ -173,17 +189,17 @@ def over_time(
     url: str, start: datetime, end: datetime, tz: str, granularity: str, by: str, where: Where = ()
 ) -> list[reports.Row]:
     rest, tags = _split(where)
-    return reports.over_time(_engine_for(url), start, end, ZoneInfo(tz), granularity, by, rest, tags=tags)
+    return reports.over_time(_engine_of(url), start, end, ZoneInfo(tz), granularity, by, rest, tags=tags)
 
 
 @st.cache_data(ttl=CACHE_TTL, show_spinner=False)
 def count_calls(url: str, flt: LogFilter) -> CallCount:
-    return log_filters.count_calls(_engine_for(url), flt)
+    return log_filters.count_calls(_engine_of(url), flt)
 
 
 @st.cache_data(ttl=CACHE_TTL, show_spinner=False)
 def models_of(url: str, start: datetime, end: datetime, provider: str | None) -> list[str]:
-    return log_filters.models_of(_engine_for(url), start, end, provider)
+    return log_filters.models_of(_engine_of(url), start, end, provider)
 
 
 def tag_filter(url: str, start: datetime, end: datetime, key: str, column: object = None) -> tuple[str, ...]:
@@ -201,9 +217,9 @@ def tag_filter(url: str, start: datetime, end: datetime, key: str, column: objec
 
 def has_usage(url: str) -> bool:
     """Not cached: one indexed row, and the demo offer must vanish as soon as data arrives."""
-    return reports.has_usage(_engine_for(url))
+    return reports.has_usage(_engine_of(url))
 
 
 @st.cache_data(ttl=CACHE_TTL, show_spinner=False)
 def projection(url: str, now: datetime, tz: str, where: Where = ()) -> MonthProjection:
-    return month_end_projection(_engine_for(url), now, ZoneInfo(tz), dict(where) or None)
+    return month_end_projection(_engine_of(url), now, ZoneInfo(tz), dict(where) or None)

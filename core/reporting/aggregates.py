@@ -51,7 +51,7 @@ from sqlalchemy import (
 
 from core.recording.rollups import ALL_MODELS, DAY, ENTITY_GRAINS, GRAINS, MONEY_COLUMNS, QUARTER
 from core.storage.columns import Money, UTCDateTime
-from core.storage.tables import EntityRollup, UsageRecord, UsageRollup
+from core.storage.tables import EntityRollup, PriceCorrection, UsageRecord, UsageRollup
 from core.storage.tag_tables import CallTag
 from core.times import local_midnight, local_periods
 
@@ -688,6 +688,17 @@ def data_range(engine: Engine) -> tuple[datetime, datetime] | None:
     if first is None:
         return None
     return datetime.fromtimestamp(first, UTC), datetime.fromtimestamp(last + DAY, UTC)
+
+
+def data_version(engine: Engine) -> tuple[int, int]:
+    """What the figures were read from: the newest log id and the newest repricing (two index lookups).
+
+    Any call recorded or repriced since changes it, so a cache keyed by it is never stale.
+    """
+    with engine.connect() as conn:
+        newest_call = conn.execute(select(func.max(UsageRecord.id))).scalar()
+        newest_reprice = conn.execute(select(func.max(PriceCorrection.id))).scalar()
+    return int(newest_call or 0), int(newest_reprice or 0)
 
 
 def has_usage(engine: Engine) -> bool:
