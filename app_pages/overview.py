@@ -7,6 +7,7 @@ import streamlit as st
 
 from core.money import format_total, to_text
 from core.recording.demo import load_demo
+from core.reporting.aggregates import axis_periods
 from core.reporting.forecast import change_ratio, format_change, previous_period
 from ui import budget_banner, common
 from ui.charts import spend_figure
@@ -107,7 +108,8 @@ stack = left.segmented_control("Stack by", ["provider", "model"], default="provi
 granularity = right.segmented_control("Granularity", ["day", "week", "month"], default="day", key="granularity")
 rows = common.over_time(url, start, end, flt.tz.key, granularity or "day", stack or "provider", where)
 if rows:
-    st.plotly_chart(spend_figure(rows, (stack or "provider").title(), granularity or "day"), width="stretch")
+    axis = axis_periods(start, end, flt.tz, granularity or "day")
+    st.plotly_chart(spend_figure(rows, (stack or "provider").title(), granularity or "day", axis), width="stretch")
 else:
     st.info("No spend in this period.")
 

@@ -48,10 +48,15 @@ def period_label(start: date, granularity: str, with_year: bool = False) -> str:
     return day
 
 
-def spend_figure(rows: list[Row], stack_label: str, granularity: str) -> go.Figure:
-    """Stacked bars of spend per period, labelled as periods (a category axis, not instants); exact hover."""
+def spend_figure(rows: list[Row], stack_label: str, granularity: str, axis: list[date] | None = None) -> go.Figure:
+    """Stacked bars of spend per period, labelled as periods (a category axis, not instants); exact hover.
+
+    ``axis``: every period of the range (zero where nothing was spent), so two days without spend
+    are two empty days, not hidden; by default the periods of ``rows``.
+    """
     series = spend_series(rows)
-    periods = sorted({r.period.isoformat() for r in rows if r.period})
+    found = {r.period.isoformat() for r in rows if r.period}
+    periods = sorted(found | {d.isoformat() for d in axis or ()})
     starts = [date.fromisoformat(p) for p in periods]
     with_year = len({d.year for d in starts}) > 1
     labels = [period_label(d, granularity, with_year) for d in starts]

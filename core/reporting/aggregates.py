@@ -667,14 +667,27 @@ def over_time(
     where: Where | None = None,
     tags: Sequence[str] = (),
 ) -> list[Row]:
-    """Totals per local day, week or month in ``tz`` (and per provider/model/user/project/tag if ``by``)."""
+    """Totals per local day, week or month in ``tz`` (and per provider/model/user/project/tag if ``by``).
+
+    A period is labelled by its first day inside [start, end): a week cut by the start of the range
+    is labelled by the range's first day, never by a day before it.
+    """
     periods = local_periods(start, end, tz, granularity)
     labelled = [(i, a, b) for i, (_label, a, b) in enumerate(periods)]
     rows = _grouped(engine, labelled, by, where, tags=tags)
+    labels = axis_periods(start, end, tz, granularity)
     return sorted(
-        (Row(periods[label][0], key, t) for label, key, t in rows),
+        (Row(labels[label], key, t) for label, key, t in rows),
         key=lambda r: (r.period, -r.totals.cost_total, r.key or ""),
     )
+
+
+def axis_periods(start: datetime, end: datetime, tz: ZoneInfo, granularity: str) -> list[date]:
+    """Every period of [start, end) in ``tz``, each labelled by its first local day inside the range.
+
+    A chart draws all of them, zero where nothing was spent, so a gap in spending shows as a gap.
+    """
+    return [lo.astimezone(tz).date() for _label, lo, _hi in local_periods(start, end, tz, granularity)]
 
 
 def data_range(engine: Engine) -> tuple[datetime, datetime] | None:
