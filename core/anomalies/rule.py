@@ -144,7 +144,7 @@ def judge(spend: Decimal, history: Sequence[Decimal]) -> Verdict | None:
     out would make the baseline the busy weeks' alone.
     """
     amount = _amount(spend, "spend")
-    weeks = list(history)
+    weeks = [_amount(v, f"history[{i}]") for i, v in enumerate(history)]
     if len(weeks) != BASELINE_WEEKS:
         raise AnomalyError(
             f"history: {len(weeks)} values given; the rule needs the {BASELINE_WEEKS} previous weeks"
