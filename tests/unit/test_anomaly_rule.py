@@ -195,6 +195,12 @@ def test_mad_zero_any_spend_meeting_the_first_two_conditions() -> None:
     )
 
 
+def test_a_higher_baseline_week_can_make_an_anomaly_so_later_weeks_are_judged_again() -> None:
+    # a back-dated import adds $5 to one quiet week: the median rises, but the MAD falls faster
+    assert judge(D(34), [D(0), D(0), D(10), D(10)]) is None  # median 5, MAD 5: 34 - 5 < 30
+    assert judge(D(34), [D(0), D(5), D(10), D(10)]) == Verdict(D(34), D("7.5"), D("2.5"), D("4.53"))
+
+
 # --- boundaries ------------------------------------------------------------------------------------
 
 
