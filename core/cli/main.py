@@ -156,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     from core.cli.budgets import add_arguments as budget_arguments
 
     budget_arguments(sub.add_parser("budgets", help="budgets and threshold alerts: add, list, check"))
+    # anomalies (issue 25): the listing, and the alert webhooks that receive them
+    from core.cli.anomalies import add_alerts_arguments, add_anomalies_arguments
+
+    add_anomalies_arguments(sub.add_parser("anomalies", help="hours whose spend is far above the key's usual"))
+    add_alerts_arguments(sub.add_parser("alerts", help="webhooks for anomalies: add, list, remove"))
     return parser
 
 
@@ -632,8 +637,16 @@ COMMANDS = {
     "serve": lambda args: _ingest_command(args),
     "keys": lambda args: _ingest_command(args),
     "budgets": cmd_budgets,
+    "anomalies": lambda args: _anomalies(args),
+    "alerts": lambda args: _anomalies(args),
     "dashboard": lambda args: _dashboard(args),
 }
+
+
+def _anomalies(args: argparse.Namespace) -> int:
+    from core.cli.anomalies import run_alerts, run_anomalies
+
+    return (run_anomalies if args.command == "anomalies" else run_alerts)(args, _engine)
 
 
 def _dashboard(args: argparse.Namespace) -> int:
