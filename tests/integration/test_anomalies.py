@@ -178,8 +178,8 @@ def generated_weeks(seed: int) -> list[tuple[datetime, str, str | None, str | No
         local = hour.astimezone(BERLIN)
         weekday, minute = hour.weekday(), timedelta(minutes=rnd.randrange(60))
 
-        def add(model: str, user: str | None, project: str | None, cost: str) -> None:
-            calls.append((hour + minute, model, user, project, Decimal(cost)))
+        def add(model: str, user: str | None, project: str | None, cost: str, at: datetime = hour + minute) -> None:
+            calls.append((at, model, user, project, Decimal(cost)))
 
         # a weekly peak that is normal: Monday 09:00 UTC, about $40, every week
         add(
