@@ -136,7 +136,6 @@ def _build_postgresql(engine: Engine) -> None:
                     buffer = io.StringIO()
             copy.write(buffer.getvalue())
         raw.commit()
-        cursor.execute("VACUUM ANALYZE api_usage_logs")  # type: ignore[union-attr]
     finally:
         raw.close()
 
