@@ -24,6 +24,7 @@ import pytest
 from budget_receiver import receiver
 from sqlalchemy import Engine, func, select
 
+import core.storage.schema  # noqa: F401 - every table on the metadata before the session's PostgreSQL schema is made
 from core.anomalies import rule, service
 from core.budgets import service as budgets
 from core.notify import delivery
