@@ -2,7 +2,8 @@
 
 A pass judges each complete UTC hour once (``complete_hours`` past the shared state), and again
 the hours whose calls changed behind it: a back-dated import or a reprice re-judges its hour and
-the same hour of the four weeks after (their baselines moved). Each anomaly is stored once
+the same hour of the four weeks after (their baselines moved), and a key whose first call moved
+back is judged in the hours it was skipped in as young. Each anomaly is stored once
 (``uq_anomaly_key``) and only the pass that stored it queues its events, so two processes, a
 restart or a later pass that sees more spend send nothing twice.
 """
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Engine
 
 from core.anomalies import store
-from core.anomalies.rule import WEEK, Anomaly, anomaly_json, baseline_hours, complete_hours, judge, judged
+from core.anomalies.rule import MIN_AGE, WEEK, Anomaly, anomaly_json, baseline_hours, complete_hours, judge, judged
 from core.notify import delivery
 from core.storage.anomaly_tables import Alert, AnomalyRecord
 from core.times import now_utc
@@ -79,12 +80,14 @@ def run_pass(engine: Engine, now: datetime | None = None, since: datetime | None
     with engine.connect() as conn:
         state = store.read_state(conn)
         last_call, last_fix = store.last_ids(conn)
-        changed = (
-            store.changed_hours(conn, state.call_id, state.correction_id, last_call, last_fix)
-            if state.judged_through is not None
-            else set()
-        )
-    hours = sorted(hours_to_judge(state, changed, moment, since))
+        changed: set[datetime] = set()
+        older: set[datetime] = set()
+        if state.judged_through is not None and state.judged_from is not None:
+            changed = store.changed_hours(conn, state.call_id, state.correction_id, last_call, last_fix)
+            older = store.hours_of_older_keys(
+                conn, state.call_id, last_call, state.judged_from, state.judged_through, MIN_AGE
+            )
+    hours = sorted(hours_to_judge(state, changed, moment, since) | older)
     found = [a for hour in hours for a in judge_hour(engine, hour)]
     through = floor_hour(moment)
     starts = [h for h in (state.judged_from, since, hours[0] if hours else None) if h is not None]

@@ -203,6 +203,67 @@ def changed_hours(conn: Connection, call_id: int, correction_id: int, upto_call:
     return {datetime.fromtimestamp(int(h), UTC) for h in found}
 
 
+def _keys_of_new_calls(
+    conn: Connection, call_id: int, upto_call: int, before: datetime
+) -> list[tuple[str, str, datetime]]:
+    """(scope, key, earliest new call) of the users, projects and models whose new calls start before ``before``.
+
+    Providers are left out: the log has no provider index to find what a provider's first call was.
+    """
+    log = UsageRecord
+    new = and_(log.id > call_id, log.id <= upto_call)
+    out: list[tuple[str, str, datetime]] = []
+    for scope, name in (("user", log.user_id), ("project", log.project)):
+        first = func.min(log.timestamp)
+        named = conn.execute(
+            select(name, first).where(new, name.is_not(None), name != "").group_by(name).having(first < before)
+        )
+        out += [(scope, str(key), at) for key, at in named]
+    first = func.min(log.timestamp)
+    models = conn.execute(
+        select(log.provider, log.model, first).where(new).group_by(log.provider, log.model).having(first < before)
+    )
+    out += [("model", f"{provider}/{model}", at) for provider, model, at in models]
+    return out
+
+
+def _key_filter(scope: str, key: str):  # type: ignore[no-untyped-def]
+    log = UsageRecord
+    if scope == "model":
+        provider, _, model = key.partition("/")
+        return and_(log.model == model, log.provider == provider)
+    return (log.user_id if scope == "user" else log.project) == key
+
+
+def hours_of_older_keys(
+    conn: Connection, call_id: int, upto_call: int, judged_from: datetime, judged_through: datetime, min_age: timedelta
+) -> set[datetime]:
+    """Hours a key was skipped in as young and now is old enough in, because back-dated calls moved its first
+    call back: its judged hours in [new first + 14 days, old first + 14 days) that hold its calls.
+
+    Only keys whose new calls start more than 14 days before the judged range's end are looked at, so live
+    traffic costs one grouped read of the new calls.
+    """
+    if upto_call <= call_id:
+        return set()
+    log = UsageRecord
+    hours: set[datetime] = set()
+    for scope, key, new_first in _keys_of_new_calls(conn, call_id, upto_call, judged_through - min_age):
+        where = _key_filter(scope, key)
+        old_first = conn.execute(
+            select(log.timestamp).where(where, log.id <= call_id).order_by(log.timestamp).limit(1)
+        ).scalar()
+        if old_first is None or old_first <= new_first:
+            continue  # a new key (its hours are all changed hours), or no earlier than before: no hour changes age
+        lo, hi = max(new_first + min_age, judged_from), min(old_first + min_age, judged_through)
+        if hi <= lo:
+            continue
+        hour = _epoch_hour(conn)
+        found = conn.execute(select(hour).distinct().where(where, log.timestamp >= lo, log.timestamp < hi)).scalars()
+        hours |= {datetime.fromtimestamp(int(h), UTC) for h in found}
+    return hours
+
+
 @dataclass(frozen=True)
 class State:
     """What passes have judged, shared by every process: hours in [judged_from, judged_through), ids seen."""

@@ -382,3 +382,19 @@ def test_cli_alerts_and_anomalies_json(engine: Engine, db_url: str, monkeypatch:
     assert code == 0
     code, out, err = run_cli(db_url, monkeypatch, capsys, "alerts", "list", "--json")
     assert json.loads(out) == {"alerts": []}
+
+
+def test_a_young_key_whose_history_is_imported_later_is_judged_in_the_hours_it_was_skipped(engine: Engine) -> None:
+    """Ten days old at the spike: skipped. Its older history imported later makes it old enough: found, late."""
+    spike = datetime(2026, 10, 29, 10, tzinfo=UTC)
+    record_batch(engine, [usd("1", datetime(2026, 10, 20, 10, 3, tzinfo=UTC), user="late-history", model="model-z"),
+                          usd("90", spike + timedelta(minutes=3), user="late-history", model="model-z")])  # fmt: skip
+    service.run_pass(engine, NOW)
+    assert not [a for a in stored(engine) if a.key == "late-history"]
+    # its September calls, imported now: their own hours and the weeks after are all before the judged range
+    record_batch(engine, [usd("0.50", datetime(2026, 9, 1, 10, 1, tzinfo=UTC), user="late-history", model="model-z")])
+    service.run_pass(engine, NOW + timedelta(minutes=1))
+    found = {(a.scope, a.key): a for a in stored(engine)}
+    user = found[("user", "late-history")]
+    assert user.hour == spike and user.late and service.record_json(user)["ratio"] is None
+    assert ("model", "acme/model-z") in found
