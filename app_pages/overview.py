@@ -9,7 +9,7 @@ from core.money import format_total, to_text
 from core.recording.demo import load_demo
 from core.reporting.aggregates import axis_periods
 from core.reporting.forecast import change_ratio, format_change, previous_period
-from ui import budget_banner, common
+from ui import anomaly_views, budget_banner, common
 from ui.charts import spend_figure
 from ui.views import EXACT_SPEND, SPEND_HELP, breakdown_table, estimate_notice, kpi_values, top_caption
 
@@ -108,10 +108,17 @@ stack = left.segmented_control("Stack by", ["provider", "model"], default="provi
 granularity = right.segmented_control("Granularity", ["day", "week", "month"], default="day", key="granularity")
 rows = common.over_time(url, start, end, flt.tz.key, granularity or "day", stack or "provider", where)
 if rows:
-    axis = axis_periods(start, end, flt.tz, granularity or "day")
-    st.plotly_chart(spend_figure(rows, (stack or "provider").title(), granularity or "day", axis), width="stretch")
+    axis = axis_periods(start, end, flt.tz, granularity or "day")  # every period, zero where nothing was spent
+    marked = anomaly_views.matching(anomaly_views.between(url, start, end), where)
+    figure = spend_figure(rows, (stack or "provider").title(), granularity or "day", marked, flt.tz, axis)
+    st.plotly_chart(figure, width="stretch", key="spend_chart")
+    if marked:
+        st.caption(
+            f"▼ {len(marked)} anomalies in this period: hover a red marker for the key, its spend and its usual."
+        )
 else:
     st.info("No spend in this period.")
+anomaly_views.render_latest(url)
 
 st.subheader("Where the money went")
 # Full width for the providers (few rows, every column readable); models and users side by side.

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.anomalies import service as anomalies
 from core.budgets import detect
 from core.budgets.periods import PERIODS, Period, period_of
 from core.budgets.spend import SCOPE_KINDS, spend_in
@@ -294,13 +295,15 @@ def spend_series(engine: Engine, budget: Budget, period: Period, now: datetime) 
 class CheckResult:
     new_events: int
     report: delivery.DeliveryReport
+    new_anomalies: int = 0  # anomalies stored by this check (each queued for every alert webhook)
 
 
 def check(engine: Engine, now: datetime | None = None, send: delivery.Sender = delivery.http_post) -> CheckResult:
-    """Reconcile every budget's watched periods, then post what is due."""
+    """Reconcile every budget's watched periods, judge the hours due for anomalies, then post what is due."""
     moment = now or now_utc()
     new = detect.reconcile(engine, now=moment)
-    return CheckResult(new, delivery.deliver_due(engine, moment, send))
+    found = anomalies.run_pass(engine, moment).new
+    return CheckResult(new, delivery.deliver_due(engine, moment, send), found)
 
 
 @dataclass(frozen=True)

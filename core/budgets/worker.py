@@ -1,4 +1,4 @@
-"""The running server's budget loop: reconcile what changed and post what is due, every few seconds."""
+"""The running server's budget loop: reconcile what changed, judge the hours due for anomalies, post what is due."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import threading
 
 from sqlalchemy import Engine
 
+from core.anomalies import service as anomalies
 from core.budgets import detect
 from core.notify import delivery
 
@@ -18,7 +19,9 @@ _started: dict[str, tuple[threading.Thread, threading.Event]] = {}
 
 
 def tick(engine: Engine, mark: detect.Watermark) -> None:
-    detect.reconcile_changes(engine, mark)
+    if detect.cached_budgets(engine):
+        detect.reconcile_changes(engine, mark)
+    anomalies.run_pass(engine)  # a few reads unless an hour just ended or calls landed in a judged one
     delivery.deliver_due(engine)
 
 
@@ -26,8 +29,7 @@ def _loop(engine: Engine, stop: threading.Event, interval: float) -> None:
     mark = detect.Watermark()
     while not stop.is_set():
         try:
-            if detect.cached_budgets(engine):
-                tick(engine, mark)
+            tick(engine, mark)
         except Exception as exc:  # noqa: BLE001 - the loop must outlive a database hiccup
             log.warning("budget check failed, trying again in %.0f s: %s", interval, exc)
         stop.wait(interval)

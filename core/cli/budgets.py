@@ -95,6 +95,7 @@ def run(args: argparse.Namespace, engine_factory: Callable[[], Engine]) -> int:
         if args.json:
             out = {
                 "new_events": result.new_events,
+                "new_anomalies": result.new_anomalies,
                 "delivered": r.delivered,
                 "retrying": r.retrying,
                 "failed": r.failed,
@@ -103,7 +104,8 @@ def run(args: argparse.Namespace, engine_factory: Callable[[], Engine]) -> int:
             print(json.dumps(out))
         else:
             print(
-                f"{result.new_events} new alerts; {r.delivered} delivered, {r.retrying} to retry, "
+                f"{result.new_events} new alerts, {result.new_anomalies} new anomalies; "
+                f"{r.delivered} delivered, {r.retrying} to retry, "
                 f"{r.failed} failed for good, {r.disabled} webhooks disabled (HTTP 410)"
             )
         return 0

@@ -170,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     from core.cli.customers import add_arguments as customer_arguments
 
     customer_arguments(sub)
+
+    # anomalies (issue 25): the listing, and the alert webhooks that receive them
+    from core.cli.anomalies import add_alerts_arguments, add_anomalies_arguments
+
+    add_anomalies_arguments(sub.add_parser("anomalies", help="hours whose spend is far above the key's usual"))
+    add_alerts_arguments(sub.add_parser("alerts", help="webhooks for anomalies: add, list, remove"))
     return parser
 
 
@@ -654,6 +660,8 @@ COMMANDS = {
     "budgets": cmd_budgets,
     "customers": lambda args: _customers(args),
     "statement": lambda args: _customers(args),
+    "anomalies": lambda args: _anomalies(args),
+    "alerts": lambda args: _anomalies(args),
     "dashboard": lambda args: _dashboard(args),
     "reconcile": lambda args: _reconcile(args),
 }
@@ -670,6 +678,13 @@ def _customers(args: argparse.Namespace) -> int:
 
     reads = args.command == "statement" or getattr(args, "customers_command", None) == "list"
     return run(args, lambda: _engine(read_only=reads))
+
+
+def _anomalies(args: argparse.Namespace) -> int:
+    from core.cli.anomalies import run_alerts, run_anomalies
+
+    # `anomalies` judges the hours not judged yet before it lists them: it writes, like `alerts`
+    return (run_anomalies if args.command == "anomalies" else run_alerts)(args, _engine)
 
 
 def _dashboard(args: argparse.Namespace) -> int:

@@ -6,7 +6,8 @@ and records every attempt. The ``webhook-id`` is the event's and never changes, 
 a receiver can drop a repeat; a crash between posting and recording leaves the lease
 to expire and the event is posted again with the same id. Anything but a 2xx is
 retried 5 s, 5 min, 30 min, 2 h, 5 h and 10 h after each failure; a 410 turns the
-budget's webhook off.
+budget's webhook off. An outbox row of an anomaly (``alert_id`` and ``anomaly_id`` set) goes
+to its alert's webhook as ``anomaly.detected``, by the same claims, retries and signatures.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 
 from core.money import format_usd, to_text
+from core.storage.anomaly_tables import Alert, AnomalyRecord
 from core.storage.budget_tables import DELIVERED, DISABLED, FAILED, PENDING, Budget, BudgetDelivery, BudgetEvent
 from core.storage.engine import run_write
 from core.times import now_utc
@@ -44,6 +46,7 @@ LEASE = timedelta(seconds=60)  # longer than any one attempt can take
 CLAIM_LIMIT = 50
 SECRET_PREFIX = "whsec_"
 EVENT_TYPE = "budget.threshold_crossed"
+ANOMALY_EVENT_TYPE = "anomaly.detected"
 
 
 class SecretError(ValueError):
@@ -104,11 +107,38 @@ def slack_text(event: BudgetEvent, budget: Budget) -> str:
     )
 
 
-def request_for(event: BudgetEvent, budget: Budget, now: datetime) -> tuple[bytes, dict[str, str]]:
+def _cents_text(amount: Any) -> str:
+    """An exact amount with at least cents (``31.40``, ``0.0025``), as the anomaly contract prints money."""
+    whole, _, fraction = to_text(amount).partition(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"
+
+
+def anomaly_payload(event: BudgetEvent, anomaly: AnomalyRecord) -> dict[str, Any]:
+    """``anomaly.detected`` with the contract's six keys, the values as the anomaly was first found."""
+    return {
+        "type": ANOMALY_EVENT_TYPE,
+        "timestamp": event.created_at.isoformat().replace("+00:00", "Z"),
+        "data": {
+            "scope": anomaly.scope,
+            "key": anomaly.key,
+            "hour": anomaly.hour.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "spend": _cents_text(anomaly.spend),
+            "baseline": _cents_text(anomaly.baseline),
+            "ratio": anomaly.ratio,
+        },
+    }
+
+
+def request_for(
+    event: BudgetEvent, budget: Budget | Alert, now: datetime, anomaly: AnomalyRecord | None = None
+) -> tuple[bytes, dict[str, str]]:
     """The body and headers of one attempt: the same id every time, a fresh timestamp and signature."""
-    if budget.webhook_format == "slack":
-        payload: dict[str, Any] = {"text": slack_text(event, budget)}
+    if anomaly is not None:
+        payload: dict[str, Any] = anomaly_payload(event, anomaly)
+    elif isinstance(budget, Budget) and budget.webhook_format == "slack":
+        payload = {"text": slack_text(event, budget)}
     else:
+        assert isinstance(budget, Budget)
         payload = event_payload(event, budget)
     body = json.dumps(payload, separators=(",", ":")).encode()
     stamp = int(now.timestamp())
@@ -175,13 +205,16 @@ def claim_due(engine: Engine, now: datetime, limit: int = CLAIM_LIMIT) -> list[t
     def work(conn: Connection) -> list[tuple[int, datetime]]:
         query = (
             select(BudgetEvent.id)
-            .join(Budget, Budget.id == BudgetEvent.budget_id)
+            .outerjoin(Budget, Budget.id == BudgetEvent.budget_id)
+            .outerjoin(Alert, Alert.id == BudgetEvent.alert_id)  # an anomaly's row goes to its alert
             .where(
                 BudgetEvent.status == PENDING,
                 BudgetEvent.next_attempt_at <= now,
                 (BudgetEvent.claimed_until.is_(None)) | (BudgetEvent.claimed_until <= now),
-                Budget.webhook_url.is_not(None),
-                Budget.webhook_disabled_at.is_(None),
+                or_(
+                    and_(Budget.webhook_url.is_not(None), Budget.webhook_disabled_at.is_(None)),
+                    and_(Alert.id.is_not(None), Alert.webhook_disabled_at.is_(None)),
+                ),
             )
             .order_by(BudgetEvent.next_attempt_at, BudgetEvent.id)
             .limit(limit)
@@ -196,13 +229,20 @@ def claim_due(engine: Engine, now: datetime, limit: int = CLAIM_LIMIT) -> list[t
     return run_write(engine, work)
 
 
-def _load(engine: Engine, event_id: int) -> tuple[BudgetEvent, Budget] | None:
+def _load(engine: Engine, event_id: int) -> tuple[BudgetEvent, Budget | Alert, AnomalyRecord | None] | None:
+    """The event, where it goes (its budget, or its alert), and the anomaly it tells of (None for a budget's)."""
     from sqlalchemy.orm import Session
 
     with Session(engine, expire_on_commit=False) as session:
         event = session.get(BudgetEvent, event_id)
-        budget = session.get(Budget, event.budget_id) if event else None
-    return (event, budget) if event and budget else None
+        if event is None:
+            return None
+        if event.alert_id is not None:
+            alert = session.get(Alert, event.alert_id)
+            anomaly = session.get(AnomalyRecord, event.anomaly_id) if event.anomaly_id is not None else None
+            return (event, alert, anomaly) if alert and anomaly else None
+        budget = session.get(Budget, event.budget_id) if event.budget_id is not None else None
+    return (event, budget, None) if budget else None
 
 
 def attempt(engine: Engine, event_id: int, lease: datetime, now: datetime, send: Sender = http_post) -> str:
@@ -210,9 +250,9 @@ def attempt(engine: Engine, event_id: int, lease: datetime, now: datetime, send:
     loaded = _load(engine, event_id)
     if loaded is None:
         return FAILED
-    event, budget = loaded
+    event, budget, anomaly = loaded
     assert budget.webhook_url is not None
-    body, headers = request_for(event, budget, now)
+    body, headers = request_for(event, budget, now, anomaly)
     started = time.perf_counter()
     status: int | None = None
     error: str | None = None
@@ -259,10 +299,12 @@ def attempt(engine: Engine, event_id: int, lease: datetime, now: datetime, send:
             )
         )
         if outcome == DISABLED:
-            conn.execute(update(Budget).where(Budget.id == budget.id).values(webhook_disabled_at=now))
+            target = type(budget)  # the budget's webhook, or the alert's
+            owner = BudgetEvent.alert_id if isinstance(budget, Alert) else BudgetEvent.budget_id
+            conn.execute(update(target).where(target.id == budget.id).values(webhook_disabled_at=now))
             conn.execute(
                 update(BudgetEvent)
-                .where(BudgetEvent.budget_id == budget.id, BudgetEvent.status == PENDING)
+                .where(owner == budget.id, BudgetEvent.status == PENDING)
                 .values(status=DISABLED, next_attempt_at=None, last_error="webhook disabled after HTTP 410")
             )
 

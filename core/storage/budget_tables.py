@@ -13,6 +13,7 @@ from decimal import Decimal
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.storage import anomaly_tables  # noqa: F401 - the outbox's anomaly rows point at its tables
 from core.storage.tables import Base, BigId
 
 # event status
@@ -53,12 +54,18 @@ class Budget(Base):
 
 
 class BudgetEvent(Base):
-    """One threshold crossed in one period of one budget (the outbox)."""
+    """One threshold crossed in one period of one budget, or one anomaly for one alert webhook (the outbox).
+
+    An anomaly's row keeps its hour as the period, its spend, and its baseline as ``amount``.
+    """
 
     __tablename__ = "budget_events"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    budget_id: Mapped[int] = mapped_column(ForeignKey("budgets.id", ondelete="CASCADE"))
+    budget_id: Mapped[int | None] = mapped_column(ForeignKey("budgets.id", ondelete="CASCADE"))  # None: an anomaly
+    # an anomaly's event (issue 25): the webhook it goes to and the anomaly; both None for a budget's
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    anomaly_id: Mapped[int | None] = mapped_column(ForeignKey("anomalies.id", ondelete="CASCADE"))
     period_start: Mapped[datetime]
     period_end: Mapped[datetime]
     threshold: Mapped[int] = mapped_column(Integer)
@@ -77,6 +84,7 @@ class BudgetEvent(Base):
     __table_args__ = (
         UniqueConstraint("budget_id", "period_start", "threshold", name="uq_budget_event_key"),
         Index("ix_budget_events_due", "status", "next_attempt_at"),
+        UniqueConstraint("alert_id", "anomaly_id", name="uq_alert_event"),  # one event per webhook and anomaly
     )
 
 

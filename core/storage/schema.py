@@ -6,7 +6,15 @@ a new module is added to this import so ``create_all`` and Alembic's autogenerat
 
 from __future__ import annotations
 
-from core.storage import budget_tables, customer_tables, key_tables, reconcile_tables, tables, tag_tables
+from core.storage import (
+    anomaly_tables,
+    budget_tables,
+    customer_tables,
+    key_tables,
+    reconcile_tables,
+    tables,
+    tag_tables,
+)
 
 metadata = tables.Base.metadata
-TABLE_MODULES = (tables, budget_tables, key_tables, reconcile_tables, tag_tables, customer_tables)
+TABLE_MODULES = (tables, budget_tables, key_tables, tag_tables, customer_tables, reconcile_tables, anomaly_tables)

@@ -414,7 +414,14 @@ def test_cli_add_list_check(engine: Engine, db_url: str, monkeypatch: pytest.Mon
         assert "projected" in row and row["crossed"] == [50, 80]
         code, out, err = run_cli(db_url, monkeypatch, capsys, "budgets", "check", "--json")
         assert code == 0, err
-        assert json.loads(out) == {"new_events": 0, "delivered": 2, "retrying": 0, "failed": 0, "disabled": 0}
+        assert json.loads(out) == {
+            "new_events": 0,
+            "new_anomalies": 0,
+            "delivered": 2,
+            "retrying": 0,
+            "failed": 0,
+            "disabled": 0,
+        }
         assert [r.verified for r in hook.received] == [True, True]
         code, out, err = run_cli(db_url, monkeypatch, capsys, "budgets", "list")
         assert code == 0 and "web" in out
