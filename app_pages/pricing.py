@@ -20,8 +20,8 @@ from core.pricing.versions import (
 from core.recording.audit import count_calls_since, reprice_calls
 from core.times import BEGINNING_OF_TIME
 from ui import common
-from ui.price_tables import SHORT, history_table, matching_prices, prices_table
-from ui.signin import SIGNED_IN_KEY, sign_in_form
+from ui.price_tables import SHORT, history_table, matching_changes, matching_prices, prices_table
+from ui.signin import SIGNED_IN_KEY, author, sign_in_form
 from ui.views import utc_range
 
 NEW = "(add a new model)"
@@ -157,9 +157,9 @@ else:
         column_config={name: st.column_config.TextColumn(label) for name, label in TIER_COLUMNS},
         key=f"tiers_{k}",
     )
-    e, f, g = st.columns([1, 2, 1])
-    who = e.text_input("Changed by", value="admin", key=f"who_{k}")
-    note = f.text_input("Note", key=f"note_{k}")
+    f, g = st.columns([3, 1])
+    who = author()  # the signed-in session, not free text
+    note = f.text_input("Note (why; kept with the version)", key=f"note_{k}")
     since = g.date_input("In force from (empty: now; a new price: always)", value=None, key=f"since_{k}")
 
     edit = PriceEdit(
@@ -252,8 +252,8 @@ else:
     with st.expander("Retire a model (stop its price from a date; nothing is deleted)"):
         with st.form("retire_form"):
             pick = st.selectbox("Model to retire", list(by_label))
-            who_r = st.text_input("Changed by", value="admin", key="retire_who")
-            note_r = st.text_input("Note", key="retire_note")
+            who_r = author()
+            note_r = st.text_input("Note (why; kept with the version)", key="retire_note")
             since_r = st.date_input("Retired from (empty: now)", value=None, key="retire_since")
             retire = st.form_submit_button("Retire")
         if retire and pick:
@@ -275,4 +275,18 @@ else:
                 st.success(f"Retired as price version #{new_id}; later calls fall through to the next lookup step.")
 
 st.subheader("History")
-st.dataframe(history_table(price_history(engine), flt.tz), hide_index=True, key="history_table")
+wanted = st.text_input(
+    "Search the history", key="history_search", placeholder="provider, model, who or note, e.g. gpt-4o admin"
+)
+changes = matching_changes(price_history(engine), wanted)
+st.caption(f"{len(changes):,} price versions" + (f" match {wanted.strip()!r}" if wanted.strip() else ", newest first"))
+st.dataframe(
+    history_table(changes, flt.tz),
+    hide_index=True,
+    key="history_table",
+    column_config={
+        "Old": st.column_config.TextColumn("Old", width="large"),
+        "New": st.column_config.TextColumn("New", width="large"),
+        "Who": st.column_config.TextColumn("Who", width="medium"),
+    },
+)

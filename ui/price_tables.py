@@ -86,6 +86,20 @@ def history_table(changes: list[PriceChange], tz: ZoneInfo) -> pd.DataFrame:
     )
 
 
+def matching_changes(changes: list[PriceChange], text: str = "") -> list[PriceChange]:
+    """The history rows a search shows: every word of ``text`` in the provider, model, tier, who, source or note."""
+    words = [w for w in text.lower().split() if w]
+    if not words:
+        return changes
+    found = []
+    for c in changes:
+        v = c.version
+        haystack = f"{v.provider} {v.model_name} {v.service_tier} {v.changed_by or ''} {v.source} {v.note or ''}"
+        if all(w in haystack.lower() for w in words):
+            found.append(c)
+    return found
+
+
 def matching_prices(
     rows: list[PriceRow], text: str = "", provider: str | None = None, source: str | None = None
 ) -> list[PriceRow]:

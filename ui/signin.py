@@ -6,6 +6,8 @@ below the fold; the caption says which password is in use.
 
 from __future__ import annotations
 
+import secrets
+
 import streamlit as st
 from sqlalchemy import Engine
 
@@ -45,3 +47,18 @@ def sign_in_form(engine: Engine, key: str = "sign_in") -> bool:
             else:
                 st.rerun()
     return False
+
+
+AUTHOR_KEY = "admin_author"
+
+
+def author() -> str:
+    """Who a price change is recorded as: the signed-in admin's browser session, not a name anyone can type.
+
+    One admin password means one role; the session tag (random, made once per browser session) tells
+    apart changes made from different browsers.
+    """
+    found = st.session_state.get(AUTHOR_KEY)
+    if not isinstance(found, str):
+        found = st.session_state[AUTHOR_KEY] = f"admin (browser session {secrets.token_hex(3)})"
+    return found

@@ -203,3 +203,28 @@ def test_editing_a_tiered_price_keeps_its_tiers(app_db: str) -> None:
         PriceTier(200_000, (("input_token_cost", Decimal("0.0000025")), ("cost_per_web_search", Decimal("0.02")))),
     )
     engine.dispose()
+
+
+def test_history_records_the_signed_in_session_and_is_searchable(app_db: str) -> None:
+    """Issue 22, point 14: "Changed by" was free text anyone signed in could set; the history was not searchable."""
+    at = signed_in()
+    assert not [w for w in at.text_input if w.label == "Changed by"]  # nobody types who they are
+    at.selectbox(key="edit_choice").set_value(HF).run()
+    k = f"{HF}|0"
+    at.text_input(key=f"output_per_1m_{k}").set_value("3.5").run()
+    at.text_input(key=f"note_{k}").set_value("provider cut the price").run()
+    at.button(key=f"save_{k}").click().run()
+    assert "Saved as price version" in texts(at.success), texts(at.error)
+    history = _history(at)
+    newest = history.iloc[0]
+    assert newest["Who"].startswith("admin (browser session ") and newest["Note"] == "provider cut the price"
+    at.text_input(key="history_search").set_value("cut the price").run()
+    found = _history(at)
+    assert len(found) == 1 and found.iloc[0]["Model"] == newest["Model"]
+    at.text_input(key="history_search").set_value("no such words anywhere").run()
+    assert len(_history(at)) == 0
+
+
+def _history(at: AppTest):  # type: ignore[no-untyped-def]
+    (table,) = [d.value for d in at.dataframe if "In force from" in d.value.columns and "Who" in d.value.columns]
+    return table
