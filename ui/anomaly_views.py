@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.anomalies import service
 from core.money import format_usd
-from ui.common import CACHE_TTL, _engine_for
+from ui.common import CACHE_TTL, _engine_of
 
 LATEST = 10
 
@@ -35,12 +35,12 @@ def _shown(rows: list) -> list[Shown]:  # type: ignore[type-arg]
 
 @st.cache_data(ttl=CACHE_TTL, show_spinner=False)
 def between(url: str, start: datetime, end: datetime) -> list[Shown]:
-    return _shown(service.between(_engine_for(url), start, end))
+    return _shown(service.between(_engine_of(url), start, end))
 
 
 @st.cache_data(ttl=CACHE_TTL, show_spinner=False)
 def latest(url: str, limit: int = LATEST) -> list[Shown]:
-    return _shown(service.latest(_engine_for(url), limit))
+    return _shown(service.latest(_engine_of(url), limit))
 
 
 def matching(anomalies: list[Shown], where: tuple[tuple[str, str], ...]) -> list[Shown]:
