@@ -42,6 +42,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, Inexact, localcontext
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -259,15 +260,22 @@ def focus_rows(
             yield focus_row(group, account_id=account_id, account_name=account_name)
 
 
+@lru_cache(maxsize=1024)
+def _time_text(value: datetime, column: str) -> str:
+    if value.utcoffset() != timedelta(0) or value.microsecond:
+        raise FocusError(f"{column}: {value.isoformat()} is not a whole-second UTC time")
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _cell(value: object, column: str) -> str:
+    if type(value) is str:  # most cells
+        return value
     if value is None:
         return ""
-    if isinstance(value, datetime):
-        if value.utcoffset() != timedelta(0) or value.microsecond:
-            raise FocusError(f"{column}: {value.isoformat()} is not a whole-second UTC time")
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(value, Decimal):
         return to_text(value)
+    if isinstance(value, datetime):
+        return _time_text(value, column)  # a few distinct days per export
     if isinstance(value, bool) or isinstance(value, float):
         raise FocusError(f"{column}: {value!r} is not a FOCUS value (Decimal, datetime, text or None)")
     return str(value)

@@ -315,3 +315,26 @@ def test_an_empty_export_is_a_valid_file_with_the_columns(tmp_path: Path) -> Non
     assert write_parquet([], path) == 0
     assert pq.read_table(path).column_names == list(COLUMNS)
     assert _csv_text([]).splitlines() == [",".join(COLUMNS)]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        (
+            "ChargePeriodStart",
+            datetime(2026, 11, 3, 1, 0),
+            "ChargePeriodStart: 2026-11-03T01:00:00 is not a whole-second",
+        ),
+        (
+            "ChargePeriodEnd",
+            datetime(2026, 11, 4, 0, 0, 0, 500, tzinfo=UTC),
+            "ChargePeriodEnd: 2026-11-04T00:00:00.0005",
+        ),
+        ("BilledCost", 0.0025, "BilledCost: 0.0025 is not a FOCUS value"),
+    ],
+)
+def test_csv_refuses_a_value_it_cannot_write_in_focus_format(column: str, value: object, message: str) -> None:
+    row = _one_row()
+    row[column] = value
+    with pytest.raises(FocusError, match="^" + re.escape(message)):
+        write_csv([row], io.StringIO())
