@@ -51,7 +51,6 @@ DECIMAL = frozenset(
     PricingCurrencyEffectiveCost PricingCurrencyListUnitPrice PricingQuantity""".split()
 )
 DATETIME = frozenset({"BillingPeriodEnd", "BillingPeriodStart", "ChargePeriodEnd", "ChargePeriodStart"})
-KEY_VALUE = frozenset({"Tags", "SkuPriceDetails"})
 # "Allows nulls: False" in 1.2 (unconditionally).
 NOT_NULL = frozenset(
     """BilledCost BillingAccountId BillingCurrency BillingPeriodEnd BillingPeriodStart ChargeCategory
