@@ -14,7 +14,6 @@ from typing import Any, NoReturn
 from core.cli.common import EXIT_BAD_INPUT, BadInput, _engine
 from core.config import ConfigError
 from core.money import MoneyError, format_usd, to_text
-from core.reporting import aggregates as reports
 
 
 class _Parser(argparse.ArgumentParser):
@@ -142,8 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     keys_create = keys_sub.add_parser("create", help="make a key, printed once (only its hash is kept)")
     keys_create.add_argument("--name", required=True)
     keys_create.add_argument("--project", help="tag the calls this key sends that name no project")
+    from core.ingest.keys import DEFAULT_SCOPE, SCOPES
+
+    keys_create.add_argument(
+        "--scope",
+        choices=SCOPES,
+        default=DEFAULT_SCOPE,
+        help="ingest (the ingestion routes, default), read (/api/v1/spend, /metrics), check (/api/v1/check) or all",
+    )
     keys_create.add_argument("--json", action="store_true")
-    keys_list = keys_sub.add_parser("list", help="every key: prefix, project, created, last used, revoked")
+    keys_list = keys_sub.add_parser("list", help="every key: prefix, scope, project, created, last used, revoked")
     keys_list.add_argument("--json", action="store_true")
     keys_revoke = keys_sub.add_parser("revoke", help="revoke a key by name: it gets 401 from now on")
     keys_revoke.add_argument("name")
@@ -156,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     from core.cli.budgets import add_arguments as budget_arguments
 
     budget_arguments(sub.add_parser("budgets", help="budgets and threshold alerts: add, list, check"))
+    from core.cli.export import add_arguments as export_arguments
+
+    export_arguments(sub)  # export --format focus (issue 24)
     return parser
 
 
@@ -446,66 +456,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_row_json(row: reports.Row, by: str) -> dict[str, Any]:
-    t = row.totals
-    out: dict[str, Any] = {}
-    if by == "day":
-        out["day"] = row.period.isoformat() if row.period else None
-    else:
-        out[by] = row.key
-    out.update(
-        calls=t.calls,
-        input_tokens=t.input_tokens,
-        output_tokens=t.output_tokens,
-        cached_input_tokens=t.cached_input_tokens,
-        cache_write_tokens=t.cache_write_tokens,
-        cache_write_1h_tokens=t.cache_write_1h_tokens,
-        reasoning_tokens=t.reasoning_tokens,
-        web_search_calls=t.web_search_calls,
-        cost_total=to_text(t.cost_total),
-        estimated_calls=t.estimated_calls,
-    )
-    return out
-
-
 def cmd_report(args: argparse.Namespace) -> int:
-    from core.times import parse_date, zone
+    """The figures of ``GET /api/v1/spend`` too: both call core.reporting.spend."""
+    from core.reporting.spend import SpendArgumentError, parse_spend_query, spend_figures
 
-    tz = zone(args.tz, "--tz")
-    since = parse_date(args.since, "--since") if args.since else None
-    until = parse_date(args.until, "--until") if args.until else None
-    if since and until and until < since:
-        raise BadInput(f"--until: {until} is before --since {since}")
-    engine = _engine()
-    span = reports.local_range(since, until, tz, engine)
-    if span is None:
-        rows: list[reports.Row] = []
-        total = reports.Totals()
-    else:
-        start, end = span
-        total = reports.totals(engine, start, end)
-        if args.by == "day":
-            rows = [r for r in reports.over_time(engine, start, end, tz, "day") if r.totals.calls]
-        else:
-            rows = reports.breakdown(engine, start, end, args.by)
+    try:
+        query = parse_spend_query(args.since, args.until, args.by, args.tz, prefix="--")
+    except SpendArgumentError as exc:
+        raise BadInput(str(exc)) from None
+    figures = spend_figures(_engine(), query)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "since": since.isoformat() if since else None,
-                    "until": until.isoformat() if until else None,
-                    "tz": args.tz,
-                    "by": args.by,
-                    "calls": total.calls,
-                    "input_tokens": total.input_tokens,
-                    "output_tokens": total.output_tokens,
-                    "cost_total": to_text(total.cost_total),
-                    "estimated_calls": total.estimated_calls,
-                    "rows": [_report_row_json(r, args.by) for r in rows],
-                }
-            )
-        )
+        from core.reporting.spend import figures_json
+
+        print(json.dumps(figures_json(figures)))
         return 0
+    rows, total = figures.rows, figures.total
     label = "day" if args.by == "day" else args.by
     print(f"{label:<40} {'calls':>10} {'cost':>16}")
     for r in rows:
@@ -633,7 +598,14 @@ COMMANDS = {
     "keys": lambda args: _ingest_command(args),
     "budgets": cmd_budgets,
     "dashboard": lambda args: _dashboard(args),
+    "export": lambda args: _export(args),
 }
+
+
+def _export(args: argparse.Namespace) -> int:
+    from core.cli.export import run
+
+    return run(args, _engine)
 
 
 def _dashboard(args: argparse.Namespace) -> int:

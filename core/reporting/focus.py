@@ -17,8 +17,9 @@ spec's Column Handling attribute asks:
   PricingQuantity, PricingUnit, ProviderName, PublisherName, ServiceCategory
   (``AI and Machine Learning``), ServiceName;
 - the conditional columns ConsumedQuantity, ConsumedUnit (``Tokens``,
-  ``Searches`` or ``Requests``), ListUnitPrice, SkuId (``provider/model``) and
-  Tags (``{"project": P or null, "tags": [sorted distinct tags]}``);
+  ``Searches`` or ``Requests``), ListUnitPrice, SkuId (``provider/model``),
+  SkuPriceId (``provider/model/service tier/token type``: 1.2 wants it wherever SkuId is
+  given) and Tags (``{"project": P or null, "tags": [sorted distinct tags]}``);
 - the custom columns x_ServiceTier (the tier the calls asked for) and
   x_TokenType (which part of the bill the row prices).
 
@@ -92,7 +93,7 @@ MANDATORY_COLUMNS = (
     "ServiceCategory",
     "ServiceName",
 )
-CONDITIONAL_COLUMNS = ("ConsumedQuantity", "ConsumedUnit", "ListUnitPrice", "SkuId", "Tags")
+CONDITIONAL_COLUMNS = ("ConsumedQuantity", "ConsumedUnit", "ListUnitPrice", "SkuId", "SkuPriceId", "Tags")
 CUSTOM_COLUMNS = ("x_ServiceTier", "x_TokenType")
 COLUMNS: tuple[str, ...] = tuple(sorted(MANDATORY_COLUMNS + CONDITIONAL_COLUMNS)) + CUSTOM_COLUMNS
 
@@ -239,6 +240,7 @@ def focus_row(
         "ServiceCategory": SERVICE_CATEGORY,
         "ServiceName": f"{group.provider} API",
         "SkuId": f"{group.provider}/{group.model}",
+        "SkuPriceId": f"{group.provider}/{group.model}/{group.service_tier}/{group.token_type}",
         "Tags": tags_json(group.project, group.tags),
         "x_ServiceTier": group.service_tier,
         "x_TokenType": group.token_type,

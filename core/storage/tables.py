@@ -19,6 +19,7 @@ from core.storage.columns import Money, UTCDateTime
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 UNEXACT = text("matched_by <> 'exact'")  # the calls ix_usage_unexact_time holds
+NOT_OK = text("status <> 'ok'")  # the calls ix_usage_errors holds
 
 
 class Base(DeclarativeBase):
@@ -101,6 +102,8 @@ class UsageRecord(Base):
         # calls not priced by an exact match (estimates and the other rare steps), for the
         # "Matched by" filter; a query on one of these steps repeats the predicate to use it
         Index("ix_usage_unexact_time", "matched_by", "timestamp", "id", sqlite_where=UNEXACT, postgresql_where=UNEXACT),
+        # calls whose status is not ok (rare), for /metrics' status label (migration 0012)
+        Index("ix_usage_errors", "status", "provider", "model", "id", sqlite_where=NOT_OK, postgresql_where=NOT_OK),
     )
 
 

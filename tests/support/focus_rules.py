@@ -355,7 +355,9 @@ UNITS = {
     "web_search": "Searches",
     "request": "Requests",
 }
-CONTRACT_COLUMNS = sorted(MANDATORY | {"ConsumedQuantity", "ConsumedUnit", "ListUnitPrice", "SkuId", "Tags"}) + [
+CONTRACT_COLUMNS = sorted(
+    MANDATORY | {"ConsumedQuantity", "ConsumedUnit", "ListUnitPrice", "SkuId", "SkuPriceId", "Tags"}
+) + [
     "x_ServiceTier",
     "x_TokenType",
 ]
@@ -388,6 +390,9 @@ def check_spendboard_rows(rows: Iterable[Mapping[str, Any]]) -> list[str]:
             report.add("Spendboard.Provider", index, "InvoiceIssuerName, ProviderName, PublisherName differ")
         if not (isinstance(row["SkuId"], str) and row["SkuId"].startswith(f"{provider}/")):
             report.add("Spendboard.SkuId", index, f"SkuId {row['SkuId']!r} is not provider/model")
+        sku_price = f"{row['SkuId']}/{row['x_ServiceTier']}/{row['x_TokenType']}"
+        if row["SkuPriceId"] != sku_price:
+            report.add("Spendboard.SkuPriceId", index, f"SkuPriceId {row['SkuPriceId']!r} is not {sku_price!r}")
         costs = {row[name] for name in ("BilledCost", "EffectiveCost", "ContractedCost", "ListCost")}
         if len(costs) != 1:
             report.add("Spendboard.Costs", index, f"Billed, Effective, Contracted and List costs differ: {costs}")

@@ -116,6 +116,7 @@ def test_a_row_says_what_was_charged_when_and_to_whom() -> None:
     assert row["ChargeClass"] is None
     assert (row["ProviderName"], row["PublisherName"], row["InvoiceIssuerName"]) == ("openai",) * 3
     assert row["SkuId"] == "openai/gpt-4o"
+    assert row["SkuPriceId"] == "openai/gpt-4o/standard/cache_write_1h"
     assert row["x_TokenType"] == "cache_write_1h"
     assert row["x_ServiceTier"] == "standard"
     assert json.loads(row["Tags"]) == {"project": "search", "tags": ["env:prod", "nightly"]}

@@ -1,0 +1,42 @@
+"""API keys get a scope (``ingest``, ``read``, ``check`` or ``all``); the log gets an index of its error calls.
+
+Every key made before this release was made for the ingestion routes, so the new column's
+server default ``ingest`` gives each existing row that scope in place: they keep working as
+they did, and nothing else. ``/metrics`` labels spend by call status, which the roll-ups do
+not key: the partial index ``ix_usage_errors`` holds only calls whose status is not ``ok``
+(rare), so a scrape reads those from it and the rest from the roll-ups, and an ``ok`` insert
+never touches it.
+
+Revision ID: 0012_key_scopes
+Revises: 0008_time_index_covers_edges
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0012_key_scopes"
+down_revision = "0008_time_index_covers_edges"
+branch_labels = None
+depends_on = None
+
+NOT_OK = sa.text("status <> 'ok'")
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("api_keys") as batch:
+        batch.add_column(sa.Column("scope", sa.String(10), nullable=False, server_default=sa.text("'ingest'")))
+    op.create_index(
+        "ix_usage_errors",
+        "api_usage_logs",
+        ["status", "provider", "model", "id"],
+        sqlite_where=NOT_OK,
+        postgresql_where=NOT_OK,
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_usage_errors", table_name="api_usage_logs")
+    with op.batch_alter_table("api_keys") as batch:
+        batch.drop_column("scope")
