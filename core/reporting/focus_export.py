@@ -181,8 +181,7 @@ def focus_groups(engine: Engine, since: date | None = None, until: date | None =
             label = f"{row.provider}/{row.model} on {datetime.fromtimestamp(row.day, UTC).date()}"
             if rates is None:
                 raise FocusError(
-                    f"{label}: calls priced by {row.matched_by} at different rates in one day cannot share "
-                    "a unit price"
+                    f"{label}: calls priced by {row.matched_by} at different rates in one day cannot share a unit price"
                 )
             parts = _split(rates, sums)
             if not _matches(parts, sums):
