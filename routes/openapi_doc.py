@@ -59,6 +59,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         401: {"$ref": "#/components/responses/Unauthorized"},
         403: _answer("The key's scope does not cover this route; the message names the scope needed.", _ref("Error")),
         413: _answer(f"The body is over {MAX_BODY}.", _ref("Error")),
+        415: _answer("The Content-Encoding is neither gzip nor identity.", _ref("Error")),
         503: {"$ref": "#/components/responses/Busy"},
     }
     return {str(code): known[code] for code in codes}
@@ -383,7 +384,7 @@ def _paths() -> dict[str, Any]:
                 "requestBody": {"required": True, "content": _json(_ref("CallsBody"))},
                 "responses": {
                     "200": _answer("Per-item results.", _ref("IngestResult")),
-                    **_errors(400, 401, 403, 413, 503),
+                    **_errors(400, 401, 403, 413, 415, 503),
                 },
             }
         },
@@ -406,7 +407,7 @@ def _paths() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _answer("Per-item results.", _ref("IngestResult")),
-                    **_errors(400, 401, 403, 413, 503),
+                    **_errors(400, 401, 403, 413, 415, 503),
                 },
             }
         },
