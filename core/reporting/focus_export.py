@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Engine, cast, func, select, type_coerce
+from sqlalchemy import BigInteger, Engine, and_, case, cast, func, null, select, type_coerce
 
 from core.money import from_pico, to_pico
 from core.pricing.rates import Price, Rates
@@ -111,6 +111,12 @@ def _flat_rates(sums: _Sums) -> Rates | None:
     return Rates(rate_in, rate_out, rate_in, rate_in, rate_in, rate_out, 0, 0)
 
 
+def _rate(cost: Any, tokens: Any, unversioned: Any) -> Any:
+    """cost / tokens in the database's own arithmetic (SQLite: whole pico-dollars, integer division, exact;
+    PostgreSQL: numeric), only as a grouping key; NULL for versioned calls and calls without such tokens."""
+    return case((and_(unversioned, tokens > 0), cost.op("/")(tokens)), else_=null())
+
+
 def utc_range(since: date | None, until: date | None, engine: Engine) -> tuple[datetime, datetime] | None:
     """[since 00:00 UTC, until + 1 day 00:00 UTC); open ends cover every recorded call; None when there are none."""
     logs = UsageRecord.__table__
@@ -138,6 +144,7 @@ def focus_groups(engine: Engine, since: date | None = None, until: date | None =
     start, end = span
     logs = UsageRecord.__table__
     day = _day_epoch(engine.dialect.name).label("day")
+    unversioned = logs.c.pricing_id.is_(None)
     keys = [
         day,
         logs.c.provider,
@@ -147,6 +154,11 @@ def focus_groups(engine: Engine, since: date | None = None, until: date | None =
         logs.c.pricing_id,
         logs.c.tier,
         logs.c.matched_by,
+        # calls priced without a stored version (``env``, ``estimate``): the rates themselves, as
+        # cost / tokens (exact: a cost is its tokens times one rate), so an environment price
+        # changed within a day makes a group per rate, never an average that was never charged
+        _rate(logs.c.cost_input, logs.c.input_tokens, unversioned).label("input_rate"),
+        _rate(logs.c.cost_output, logs.c.output_tokens, unversioned).label("output_rate"),
     ]
     query = (
         select(
@@ -168,35 +180,41 @@ def focus_groups(engine: Engine, since: date | None = None, until: date | None =
                 {name: int(getattr(row, name) or 0) for name in COUNTS},
                 {name: to_pico(getattr(row, name) or Decimal(0)) for name in COSTS},
             )
-            rates: Rates | None
+            priced: list[tuple[Rates, _Sums]]
             if row.pricing_id is None:
-                rates = _flat_rates(sums)
+                flat = _flat_rates(sums)  # one rate pair per group: the rates are part of its key
+                if flat is None:
+                    raise FocusError(f"{row.provider}/{row.model}: calls priced by {row.matched_by} mix rates")
+                priced = [(flat, sums)]
             else:
                 price = prices.get(row.pricing_id)
                 if price is None:
                     with engine.connect() as lookup:
                         version = lookup.execute(select(PriceVersion).where(PriceVersion.id == row.pricing_id)).one()
                     price = prices[row.pricing_id] = Price.from_row(version)  # type: ignore[arg-type]
-                rates = _rates(price, row.tier)
-            label = f"{row.provider}/{row.model} on {datetime.fromtimestamp(row.day, UTC).date()}"
-            if rates is None:
-                raise FocusError(
-                    f"{label}: calls priced by {row.matched_by} at different rates in one day cannot share a unit price"
-                )
-            parts = _split(rates, sums)
-            if not _matches(parts, sums):
-                raise FocusError(f"{label}: the stored costs are not the price version's rates × tokens")
+                priced = [(_rates(price, row.tier), sums)]
             moment = datetime.fromtimestamp(int(row.day), UTC).date()
-            for kind, quantity, rate in parts:
-                yield FocusGroup(
-                    day=moment,
-                    provider=row.provider,
-                    model=row.model,
-                    service_tier=row.service_tier or "standard",
-                    project=row.project,
-                    tags=(),
-                    token_type=kind,
-                    quantity=quantity,
-                    unit_price=from_pico(rate),
-                    cost=from_pico(quantity * rate),
-                )
+            for rates, part_sums in priced:
+                parts = _split(rates, part_sums)
+                if not _matches(parts, part_sums):
+                    raise FocusError(
+                        f"{row.provider}/{row.model} on {moment}: the stored costs are not the rates × tokens"
+                    )
+                yield from _groups(row, moment, parts)
+
+
+def _groups(row: Any, moment: date, parts: list[tuple[str, int, int]]) -> Iterator[FocusGroup]:
+    """One FocusGroup per token type of a summed group."""
+    for kind, quantity, rate in parts:
+        yield FocusGroup(
+            day=moment,
+            provider=row.provider,
+            model=row.model,
+            service_tier=row.service_tier or "standard",
+            project=row.project,
+            tags=(),
+            token_type=kind,
+            quantity=quantity,
+            unit_price=from_pico(rate),
+            cost=from_pico(quantity * rate),
+        )

@@ -376,3 +376,26 @@ def test_an_empty_period_exports_the_header_only(
     assert run_cli(capsys, "export", "--format", "focus", "--since", day, "--until", day, "--out", str(out))[0] == 0
     assert len(out.read_text().splitlines()) == 1
     assert list(focus_groups(used, FIRST - timedelta(days=30), FIRST - timedelta(days=30))) == []
+
+
+def test_an_environment_price_changed_within_a_day_gives_a_row_per_rate(
+    engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    day = FIRST + timedelta(days=3)
+    for n, (rate_in, rate_out) in enumerate((("0.0000007", "0.0000021"), ("0.0000009", "0.0000027"))):
+        monkeypatch.setenv("ZETA_INPUT_TOKEN_COST", rate_in)
+        monkeypatch.setenv("ZETA_OUTPUT_TOKEN_COST", rate_out)
+        record_batch(engine, [make_call("zeta", "z-small", 3001, 701, timestamp=at(day, 9 + n), request_id=f"v{n}")])
+    code, out, err = run_cli(capsys, "export", "--format", "focus", "--since", str(day), "--until", str(day))
+    assert code == 0, err
+    rows = csv_rows(out)
+    assert check_spendboard_rows(rows) == []
+    assert sorted((r["x_TokenType"], r["ListUnitPrice"], r["PricingQuantity"]) for r in rows) == [
+        ("input", Decimal("0.0000007"), 3001),
+        ("input", Decimal("0.0000009"), 3001),
+        ("output", Decimal("0.0000021"), 701),
+        ("output", Decimal("0.0000027"), 701),
+    ]
+    report = json.loads(run_cli(capsys, "report", "--since", str(day), "--until", str(day), "--json")[1])
+    assert sum(r["BilledCost"] for r in rows) == Decimal(report["cost_total"])
