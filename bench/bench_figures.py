@@ -5,7 +5,8 @@ BENCH_DAYS days (default 30: the whole database is one month) is built once unde
 Measured in-process through Starlette's TestClient (the whole HTTP stack but the socket), median of 5
 after one warm-up: ``/metrics``; ``/api/v1/spend`` by day (all time), by model in Europe/Berlin over the
 last 30 days, by user over the last 7; then ``export --format focus`` of the month to CSV and to Parquet
-(one run each, the rows and file size printed).
+(one run each, the rows and file size printed). Demo calls are all ``ok``; BENCH_ERROR_EVERY (default
+100) marks every N-th call ``error`` once (1%), since ``/metrics`` reads error calls from their index.
 
     BENCH_SIZES=1m python bench/bench_figures.py
     BENCH_SIZES=1m BENCH_BACKENDS=postgresql TEST_DATABASE_URL=postgresql+psycopg://... python bench/bench_figures.py
@@ -20,11 +21,25 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from common import OUT, backends, demo_database, figure, machine, sizes, timed
+from sqlalchemy import Engine, text
 
 from core.cli.main import main as cli
 from core.ingest.keys import create_key
 
 DAYS = int(os.environ.get("BENCH_DAYS", "30"))
+ERROR_EVERY = int(os.environ.get("BENCH_ERROR_EVERY", "100"))
+
+
+def mark_errors(engine: Engine) -> int:
+    """Every ERROR_EVERY-th call becomes an ``error`` call (once; roll-ups do not key status)."""
+    with engine.begin() as conn:
+        done = conn.execute(text("SELECT count(*) FROM api_usage_logs WHERE status <> 'ok'")).scalar_one()
+        if done or not ERROR_EVERY:
+            return int(done)
+        marked = conn.execute(
+            text("UPDATE api_usage_logs SET status = 'error' WHERE id % :every = 0"), {"every": ERROR_EVERY}
+        )
+        return int(marked.rowcount)
 
 
 def measure(backend: str, label: str, rows: int) -> None:
@@ -33,6 +48,7 @@ def measure(backend: str, label: str, rows: int) -> None:
     engine, url, built = demo_database(backend, f"figures_{label}_{DAYS}d", rows, days=DAYS)
     if built is not None:
         figure(f"{backend} {label}: build ({DAYS} days of demo calls)", built, "s")
+    print(f"    {mark_errors(engine):,} error calls")
     os.environ["DATABASE_URL"] = url
     key = create_key(engine, f"bench-{time.time_ns()}", scope="read").key
     headers = {"Authorization": f"Bearer {key}"}
@@ -49,8 +65,11 @@ def measure(backend: str, label: str, rows: int) -> None:
         cases = [
             ("/metrics", "/metrics", {}),
             ("/api/v1/spend (by day, all time)", "/api/v1/spend", {}),
-            ("/api/v1/spend (by model, Europe/Berlin, 30 days)", "/api/v1/spend",
-             {"by": "model", "tz": "Europe/Berlin", "since": month_ago}),  # fmt: skip
+            (
+                "/api/v1/spend (by model, Europe/Berlin, 30 days)",
+                "/api/v1/spend",
+                {"by": "model", "tz": "Europe/Berlin", "since": month_ago},
+            ),  # fmt: skip
             ("/api/v1/spend (by user, 7 days)", "/api/v1/spend", {"by": "user", "since": week_ago}),
         ]
         for name, path, params in cases:
