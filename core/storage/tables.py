@@ -20,6 +20,18 @@ from core.storage.columns import Money, UTCDateTime
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 UNEXACT = text("matched_by <> 'exact'")  # the calls ix_usage_unexact_time holds
 NOT_OK = text("status <> 'ok'")  # the calls ix_usage_errors holds
+ERROR_SUMS = (  # ix_usage_errors: the key /metrics groups by, then every column it sums
+    "status",
+    "provider",
+    "model",
+    "cost_total",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+)
 
 
 class Base(DeclarativeBase):
@@ -102,8 +114,8 @@ class UsageRecord(Base):
         # calls not priced by an exact match (estimates and the other rare steps), for the
         # "Matched by" filter; a query on one of these steps repeats the predicate to use it
         Index("ix_usage_unexact_time", "matched_by", "timestamp", "id", sqlite_where=UNEXACT, postgresql_where=UNEXACT),
-        # calls whose status is not ok (rare), for /metrics' status label (migration 0012)
-        Index("ix_usage_errors", "status", "provider", "model", "id", sqlite_where=NOT_OK, postgresql_where=NOT_OK),
+        # calls whose status is not ok (rare), with what /metrics sums of them: read from the index alone (0012)
+        Index("ix_usage_errors", *ERROR_SUMS, sqlite_where=NOT_OK, postgresql_where=NOT_OK),
     )
 
 

@@ -4,8 +4,8 @@ Every key made before this release was made for the ingestion routes, so the new
 server default ``ingest`` gives each existing row that scope in place: they keep working as
 they did, and nothing else. ``/metrics`` labels spend by call status, which the roll-ups do
 not key: the partial index ``ix_usage_errors`` holds only calls whose status is not ``ok``
-(rare), so a scrape reads those from it and the rest from the roll-ups, and an ``ok`` insert
-never touches it.
+(rare) with the columns a scrape sums, so a scrape reads those from the index alone and the rest
+from the roll-ups, and an ``ok`` insert never touches it.
 
 Revision ID: 0012_key_scopes
 Revises: 0008_time_index_covers_edges
@@ -22,6 +22,19 @@ branch_labels = None
 depends_on = None
 
 NOT_OK = sa.text("status <> 'ok'")
+# the key /metrics groups by, then every column it sums: a scrape reads the error calls from the index alone
+ERROR_SUMS = (
+    "status",
+    "provider",
+    "model",
+    "cost_total",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+)
 
 
 def upgrade() -> None:
@@ -30,7 +43,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_usage_errors",
         "api_usage_logs",
-        ["status", "provider", "model", "id"],
+        list(ERROR_SUMS),
         sqlite_where=NOT_OK,
         postgresql_where=NOT_OK,
     )
