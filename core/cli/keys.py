@@ -50,7 +50,7 @@ def _key_json(key: KeyInfo) -> dict[str, object]:
 def keys_create(engine: Engine, name: str, project: str | None, as_json: bool, scope: str | None = None) -> int:
     new = create_key(engine, name, project, scope)
     if as_json:
-        print(json.dumps({"id": new.info.id, "name": new.info.name, "key": new.key, "scope": new.info.scope}))
+        print(json.dumps({"id": new.info.id, "name": new.info.name, "key": new.key}))  # the contract's keys
     else:
         print(f"API key {new.info.name!r}, scope {new.info.scope} (shown once, only its hash is kept):")
         print(new.key)
