@@ -1,7 +1,8 @@
 """Figures for other tools (issue 24): ``GET /metrics`` and ``GET /api/v1/spend`` times, and the FOCUS export.
 
-For each backend (BENCH_BACKENDS) and size (BENCH_SIZES, default ``1m``), a database of demo calls over
-BENCH_DAYS days (default 30: the whole database is one month) is built once under bench/out/ and reused.
+For each backend (BENCH_BACKENDS) and size (BENCH_SIZES, default ``1m``; or BENCH_CALLS, any number),
+a database of demo calls over BENCH_DAYS days (default 30: the whole database is one month) is built once
+under bench/out/ and reused.
 Measured in-process through Starlette's TestClient (the whole HTTP stack but the socket), median of 5
 after one warm-up: ``/metrics``; ``/api/v1/spend`` by day (all time), by model in Europe/Berlin over the
 last 30 days, by user over the last 7; then ``export --format focus`` of the month to CSV and to Parquet
@@ -25,6 +26,7 @@ from sqlalchemy import Engine, text
 
 from core.cli.main import main as cli
 from core.ingest.keys import create_key
+from core.reporting.spend import parse_spend_query, spend_json
 
 DAYS = int(os.environ.get("BENCH_DAYS", "30"))
 ERROR_EVERY = int(os.environ.get("BENCH_ERROR_EVERY", "100"))
@@ -78,6 +80,10 @@ def measure(backend: str, label: str, rows: int) -> None:
         for name, path, params in cases:
             get(path, **params)  # warm-up: engine, schema check, caches
             figure(f"{backend} {label}: {name}", timed(lambda p=path, q=params: get(p, **q)) * 1000, "ms")
+            if path == "/api/v1/spend":  # what `report --json` runs for the same arguments, without HTTP
+                query = parse_spend_query(**{k: v for k, v in params.items()})
+                spent = timed(lambda q=query: spend_json(engine, q)) * 1000
+                figure(f"{backend} {label}:   the same as report --json (in process)", spent, "ms")
     for suffix in ("csv", "parquet"):
         out = OUT / f"focus_{backend}_{label}.{suffix}"
         started = time.perf_counter()
@@ -97,8 +103,10 @@ def measure(backend: str, label: str, rows: int) -> None:
 
 def main() -> None:
     print(machine())
+    calls = os.environ.get("BENCH_CALLS")  # any number of calls (e.g. 3000000), instead of BENCH_SIZES
+    chosen = [(f"{int(calls) / 1e6:g}m", int(calls))] if calls else sizes()
     for backend in backends():
-        for label, rows in sizes():
+        for label, rows in chosen:
             measure(backend, label, rows)
 
 
