@@ -5,6 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.run-$(shell cksum requirements.txt | cut -d' ' -f1)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+# The FinOps Foundation's focus-validator needs pandas 2 and pandera 0.17 (which imports multimethod's
+# `overload`, gone in multimethod 2): a venv of its own, used by tests/e2e/test_focus_validator.py.
+FOCUS_VENV ?= .venv-focus
+FOCUS_STAMP := $(FOCUS_VENV)/.focus-validator-1.0.0
 
 .PHONY: install install-dev run test lint screenshots bench clean
 
@@ -24,7 +28,12 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
 
 install: $(RUN_STAMP)
 
-install-dev: $(DEV_STAMP)
+$(FOCUS_STAMP):
+	$(PYTHON) -m venv $(FOCUS_VENV)
+	$(FOCUS_VENV)/bin/pip install --quiet focus-validator==1.0.0 "multimethod<2"
+	touch $(FOCUS_STAMP)
+
+install-dev: $(DEV_STAMP) $(FOCUS_STAMP)
 
 run: install
 	$(PY) -m core init
@@ -46,4 +55,4 @@ bench: install-dev
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FOCUS_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,5 +1,6 @@
 """The web server: the Streamlit app (``app.py``), a streamed CSV export of the usage log, and the
-ingestion routes of ``routes/ingest.py`` (JSON API, OTLP traces, LiteLLM callback).
+ingestion routes of ``routes/ingest.py`` (JSON API, OTLP traces, LiteLLM callback) and the read
+routes of ``routes/read.py`` (spend totals, Prometheus metrics, the OpenAPI document).
 
 ``streamlit run server.py`` serves them all on one port. Streamlit's download button keeps a file's
 bytes in memory; this route streams the export in keyset batches instead, so a
@@ -16,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from core.config import ConfigError
 from core.reporting.logs import EXPORT_PATH, LogFilterError, csv_chunks, filter_from_query
 from core.storage.engine import CONNECTION_ERRORS, database_error
-from routes import ingest
+from routes import ingest, read
 from ui.navigation import canonical_path
 
 
@@ -36,6 +37,7 @@ async def export_usage_csv(request: Request) -> Response:
     return StreamingResponse(csv_chunks(engine, flt), media_type="text/csv", headers=headers)
 
 
+
 class LowerCasePages:
     """ASGI middleware: a page address typed in another case (``/Calculator``) is sent to the page's own (308)."""
 
@@ -53,6 +55,6 @@ class LowerCasePages:
 
 app = st.App(
     "app.py",
-    routes=[Route(EXPORT_PATH, export_usage_csv), *ingest.ROUTES],
+    routes=[Route(EXPORT_PATH, export_usage_csv), *ingest.ROUTES, *read.ROUTES],
     middleware=[Middleware(LowerCasePages)],
 )

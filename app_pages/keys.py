@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from core.admin.password import signed_in
-from core.ingest.keys import ApiKeyError, create_key, list_keys, revoke_key
+from core.ingest.keys import DEFAULT_SCOPE, SCOPES, ApiKeyError, create_key, list_keys, revoke_key
 from core.ingest.rejections import rejection_summary
 from ui import common
 from ui.signin import SIGNED_IN_KEY, sign_in_form
@@ -16,9 +16,16 @@ st.title("API keys")
 engine = common.get_engine()
 flt = common.filters(period=False)  # times shown in the viewer's zone; no period here
 st.caption(
-    "Keys let other programs send calls over HTTP: `POST /api/v1/calls` (JSON), `POST /v1/traces` "
-    "(OpenTelemetry), `POST /api/v1/litellm` (LiteLLM's generic_api callback), with `Authorization: Bearer KEY`."
+    "Keys let other programs use the HTTP API with `Authorization: Bearer KEY`. A key's scope says which routes: "
+    "`ingest` sends calls (`POST /api/v1/calls`, `POST /v1/traces`, `POST /api/v1/litellm`), `read` reads "
+    "figures (`GET /api/v1/spend`, `GET /metrics`), `check` asks `POST /api/v1/check`, `all` does everything."
 )
+SCOPE_HELP = {
+    "ingest": "ingest: send calls (JSON, OTLP, LiteLLM)",
+    "read": "read: spend totals and Prometheus metrics",
+    "check": "check: ask whether a call fits the enforced budgets",
+    "all": "all: every route",
+}
 
 
 def _when(moment):  # type: ignore[no-untyped-def]
@@ -39,15 +46,18 @@ if shown:
     st.code(shown[1], language=None)
 
 with st.form("create_key", clear_on_submit=True):
-    left, right = st.columns(2)
+    left, middle, right = st.columns(3)
     name = left.text_input("Name", help="who or what sends with it, e.g. checkout-service")
+    scope = middle.selectbox(
+        "Scope", SCOPES, index=SCOPES.index(DEFAULT_SCOPE), format_func=SCOPE_HELP.__getitem__, key="key_scope"
+    )
     project = right.text_input("Project (optional)", help="tags the calls this key sends that name no project")
     if st.form_submit_button("Create key", type="primary"):
         if not signed_in(st.session_state.get(SIGNED_IN_KEY)):
             st.error("Your sign-in expired; sign in again. Nothing was created.")
         else:
             try:
-                new = create_key(engine, name, project or None)
+                new = create_key(engine, name, project or None, scope)
             except ApiKeyError as exc:
                 st.error(f"Not created: {exc}")
             else:
@@ -64,6 +74,7 @@ else:
             {
                 "Name": k.name,
                 "Prefix": f"{k.prefix}...",
+                "Scope": k.scope,
                 "Project": k.project or "",
                 "Created": _when(k.created_at),
                 "Last used": _when(k.last_used_at) or "never",

@@ -22,7 +22,7 @@ from core.config import ConfigError, database_url
 from core.ingest import otlp
 from core.ingest.body import BodyError, BodyReader
 from core.ingest.calls import PayloadError, parse_calls
-from core.ingest.keys import KeyInfo, authenticate, parse_bearer
+from core.ingest.keys import KeyInfo, ScopeError, authenticate, parse_bearer, require_scope
 from core.ingest.litellm import parse_litellm
 from core.ingest.record import IngestResult, Parsed, record_parsed
 from core.storage.engine import DatabaseBusyError, DatabaseSchemaError, make_engine
@@ -60,7 +60,8 @@ def _json(payload: object, status: int = 200, headers: dict[str, str] | None = N
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
 
 
-async def _authenticate(request: Request) -> tuple[Engine, KeyInfo]:
+async def _authenticate(request: Request, scope: str = "ingest") -> tuple[Engine, KeyInfo]:
+    """The engine and the request's key; 401 without a good key, 403 when its scope does not cover ``scope``."""
     try:
         engine = await run_in_threadpool(get_engine)
     except (ConfigError, DatabaseSchemaError) as exc:
@@ -71,6 +72,10 @@ async def _authenticate(request: Request) -> tuple[Engine, KeyInfo]:
     key = await run_in_threadpool(authenticate, engine, token)
     if key is None:
         raise _Refused(401, "unknown or revoked API key", {"WWW-Authenticate": "Bearer"})
+    try:
+        require_scope(key, scope)
+    except ScopeError as exc:
+        raise _Refused(403, str(exc)) from None
     return engine, key
 
 
@@ -156,7 +161,8 @@ async def ingest_traces(request: Request) -> Response:
 
         result = await run_in_threadpool(work)
     except _Refused as exc:
-        return status(16 if exc.status == 401 else 13, exc.status, str(exc), exc.headers)
+        code = {401: 16, 403: 7}.get(exc.status, 13)  # UNAUTHENTICATED, PERMISSION_DENIED, INTERNAL
+        return status(code, exc.status, str(exc), exc.headers)
     except BodyError as exc:
         return status(3, exc.status, str(exc))
     except PayloadError as exc:

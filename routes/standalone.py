@@ -1,4 +1,4 @@
-"""The ingestion routes alone, as one Starlette app: what ``python -m core serve`` runs under uvicorn.
+"""The HTTP API alone (ingestion and read routes) as one Starlette app: what ``python -m core serve`` runs.
 
 Each worker process also runs the budget loop (reconcile, deliver due alerts), as the dashboard does,
 so an API-only deployment still sends its alerts; the outbox keeps them exactly-once across workers.
@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 
-from routes import ingest
+from routes import ingest, read
 
 
 @asynccontextmanager
@@ -20,4 +20,4 @@ async def lifespan(_app: Starlette) -> AsyncIterator[None]:
     yield
 
 
-app = Starlette(routes=ingest.ROUTES, lifespan=lifespan)
+app = Starlette(routes=[*ingest.ROUTES, *read.ROUTES], lifespan=lifespan)

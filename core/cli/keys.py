@@ -21,7 +21,7 @@ def run(args: argparse.Namespace, engine: Callable[[], Engine]) -> int:
         if args.command == "serve":
             return serve(args, engine)
         if args.keys_command == "create":
-            return keys_create(engine(), args.name, args.project, args.json)
+            return keys_create(engine(), args.name, args.project, args.json, args.scope)
         if args.keys_command == "list":
             return keys_list(engine(), args.json)
         return keys_revoke(engine(), args.name)
@@ -40,18 +40,19 @@ def _key_json(key: KeyInfo) -> dict[str, object]:
         "name": key.name,
         "prefix": key.prefix,
         "project": key.project,
+        "scope": key.scope,
         "created_at": _time(key.created_at),
         "last_used_at": _time(key.last_used_at),
         "revoked_at": _time(key.revoked_at),
     }
 
 
-def keys_create(engine: Engine, name: str, project: str | None, as_json: bool) -> int:
-    new = create_key(engine, name, project)
+def keys_create(engine: Engine, name: str, project: str | None, as_json: bool, scope: str | None = None) -> int:
+    new = create_key(engine, name, project, scope)
     if as_json:
-        print(json.dumps({"id": new.info.id, "name": new.info.name, "key": new.key}))
+        print(json.dumps({"id": new.info.id, "name": new.info.name, "key": new.key}))  # the contract's keys
     else:
-        print(f"API key {new.info.name!r} (shown once, only its hash is kept):")
+        print(f"API key {new.info.name!r}, scope {new.info.scope} (shown once, only its hash is kept):")
         print(new.key)
         if new.info.project:
             print(f"calls sent with it are tagged with project {new.info.project!r} unless they name one")
@@ -66,12 +67,13 @@ def keys_list(engine: Engine, as_json: bool) -> int:
     if not keys:
         print("no API keys (make one with: python -m core keys create --name NAME)")
         return 0
-    print(f"{'name':<24} {'prefix':<14} {'project':<16} {'created':<20} {'last used':<20} state")
+    print(f"{'name':<24} {'prefix':<14} {'scope':<7} {'project':<16} {'created':<20} {'last used':<20} state")
     for k in keys:
         state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
         last = f"{k.last_used_at:%Y-%m-%d %H:%M:%S}" if k.last_used_at else "never"
         print(
-            f"{k.name:<24} {k.prefix:<14} {k.project or '-':<16} {k.created_at:%Y-%m-%d %H:%M:%S}  {last:<20} {state}"
+            f"{k.name:<24} {k.prefix:<14} {k.scope:<7} {k.project or '-':<16} "
+            f"{k.created_at:%Y-%m-%d %H:%M:%S}  {last:<20} {state}"
         )
     return 0
 

@@ -14,7 +14,6 @@ from typing import Any, NoReturn
 from core.cli.common import EXIT_BAD_INPUT, BadInput, _engine
 from core.config import ConfigError
 from core.money import MoneyError, format_exact_usd, format_total, format_usd, to_text
-from core.reporting import aggregates as reports
 
 
 class _Parser(argparse.ArgumentParser):
@@ -147,8 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
     keys_create = keys_sub.add_parser("create", help="make a key, printed once (only its hash is kept)")
     keys_create.add_argument("--name", required=True)
     keys_create.add_argument("--project", help="tag the calls this key sends that name no project")
+    from core.ingest.keys import DEFAULT_SCOPE, SCOPES
+
+    keys_create.add_argument(
+        "--scope",
+        choices=SCOPES,
+        default=DEFAULT_SCOPE,
+        help="ingest (the ingestion routes, default), read (/api/v1/spend, /metrics), check (/api/v1/check) or all",
+    )
     keys_create.add_argument("--json", action="store_true")
-    keys_list = keys_sub.add_parser("list", help="every key: prefix, project, created, last used, revoked")
+    keys_list = keys_sub.add_parser("list", help="every key: prefix, scope, project, created, last used, revoked")
     keys_list.add_argument("--json", action="store_true")
     keys_revoke = keys_sub.add_parser("revoke", help="revoke a key by name: it gets 401 from now on")
     keys_revoke.add_argument("name")
@@ -176,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_anomalies_arguments(sub.add_parser("anomalies", help="hours whose spend is far above the key's usual"))
     add_alerts_arguments(sub.add_parser("alerts", help="webhooks for anomalies: add, list, remove"))
+
+    from core.cli.export import add_arguments as export_arguments
+
+    export_arguments(sub)  # export --format focus (issue 24)
     return parser
 
 
@@ -466,70 +477,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_row_json(row: reports.Row, by: str) -> dict[str, Any]:
-    t = row.totals
-    out: dict[str, Any] = {}
-    if by == "day":
-        out["day"] = row.period.isoformat() if row.period else None
-    else:
-        out[by] = row.key
-    out.update(
-        calls=t.calls,
-        input_tokens=t.input_tokens,
-        output_tokens=t.output_tokens,
-        cached_input_tokens=t.cached_input_tokens,
-        cache_write_tokens=t.cache_write_tokens,
-        cache_write_1h_tokens=t.cache_write_1h_tokens,
-        reasoning_tokens=t.reasoning_tokens,
-        web_search_calls=t.web_search_calls,
-        cost_total=to_text(t.cost_total),
-        estimated_calls=t.estimated_calls,
-    )
-    return out
-
-
 def cmd_report(args: argparse.Namespace) -> int:
-    from core.reporting.report import report_filters, spend_report
-    from core.times import parse_date, zone
+    """The figures of ``GET /api/v1/spend`` too: both call core.reporting.spend."""
+    from core.reporting.spend import SpendArgumentError, figures_json, parse_spend_query, spend_figures
 
-    tz = zone(args.tz, "--tz")
-    since = parse_date(args.since, "--since") if args.since else None
-    until = parse_date(args.until, "--until") if args.until else None
-    if since and until and until < since:
-        raise BadInput(f"--until: {until} is before --since {since}")
-    given = {name: getattr(args, name) for name in ("provider", "model", "user", "project")}
+    filters = {name: getattr(args, name) for name in ("provider", "model", "user", "project")}
     try:
-        where, tags = report_filters(given, args.tag)
-    except ValueError as exc:
-        raise BadInput(f"--{exc}") from None
-    engine = _engine(read_only=True)
-    span = reports.local_range(since, until, tz, engine)
-    if span is None:
-        rows: list[reports.Row] = []
-        total = reports.Totals()
-    else:
-        found = spend_report(engine, span[0], span[1], tz, args.by, where, tags)
-        total, rows = found.total, found.rows
+        query = parse_spend_query(args.since, args.until, args.by, args.tz, filters, args.tag or (), prefix="--")
+    except SpendArgumentError as exc:
+        raise BadInput(str(exc)) from None
+    figures = spend_figures(_engine(read_only=True), query)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "since": since.isoformat() if since else None,
-                    "until": until.isoformat() if until else None,
-                    "tz": args.tz,
-                    "by": args.by,
-                    "calls": total.calls,
-                    "input_tokens": total.input_tokens,
-                    "output_tokens": total.output_tokens,
-                    "cost_total": to_text(total.cost_total),
-                    "estimated_calls": total.estimated_calls,
-                    "filters": {**where, **({"tag": list(tags)} if tags else {})},
-                    "rows_overlap": args.by == "tag",
-                    "rows": [_report_row_json(r, args.by) for r in rows],
-                }
-            )
-        )
+        print(json.dumps(figures_json(figures)))
         return 0
+    rows, total = figures.rows, figures.total
     label = "day" if args.by == "day" else args.by
     print(f"{label:<40} {'calls':>10} {'cost':>16}")
     for r in rows:
@@ -664,6 +625,7 @@ COMMANDS = {
     "alerts": lambda args: _anomalies(args),
     "dashboard": lambda args: _dashboard(args),
     "reconcile": lambda args: _reconcile(args),
+    "export": lambda args: _export(args),
 }
 
 
@@ -685,6 +647,12 @@ def _anomalies(args: argparse.Namespace) -> int:
 
     # `anomalies` judges the hours not judged yet before it lists them: it writes, like `alerts`
     return (run_anomalies if args.command == "anomalies" else run_alerts)(args, _engine)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from core.cli.export import run
+
+    return run(args, lambda: _engine(read_only=True))
 
 
 def _dashboard(args: argparse.Namespace) -> int:

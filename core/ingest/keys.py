@@ -4,6 +4,10 @@ The secret is 32 random bytes, so a fast hash is enough (nothing to brute-force,
 unlike a password); the prefix finds the row and the hash is compared in
 constant time. A key may carry a project, which tags the calls it sends unless a
 call names its own. ``last_used_at`` is written at most once a minute per key.
+
+A key has a scope: ``ingest`` (the ingestion routes; what every key made before scopes
+existed is), ``read`` (the read API and ``/metrics``), ``check`` (``POST /api/v1/check``) or
+``all``. Routes call :func:`require_scope`; a key outside its scope gets 403.
 """
 
 from __future__ import annotations
@@ -30,10 +34,22 @@ LAST_USED_EVERY = timedelta(seconds=60)
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _KEY_SHAPE = re.compile(r"^sb_([a-z0-9]{10})_[A-Za-z0-9_-]{20,100}$")
 _DUMMY_HASH = hashlib.sha256(b"spendboard-no-such-key").hexdigest()
+SCOPES = ("ingest", "read", "check", "all")
+DEFAULT_SCOPE = "ingest"
 
 
 class ApiKeyError(ValueError):
     """A key command that cannot be done (bad name, name taken, no such key); the message says which."""
+
+
+class ScopeError(PermissionError):
+    """A key used outside its scope (the route answers 403); the message names the scope needed."""
+
+    def __init__(self, key_name: str, key_scope: str, needed: str) -> None:
+        super().__init__(
+            f"API key {key_name!r} has scope {key_scope!r}; this route needs a key of scope {needed!r} (or 'all')"
+        )
+        self.needed = needed
 
 
 @dataclass(frozen=True)
@@ -47,6 +63,7 @@ class KeyInfo:
     created_at: datetime
     revoked_at: datetime | None
     last_used_at: datetime | None
+    scope: str = DEFAULT_SCOPE
 
     @property
     def active(self) -> bool:
@@ -80,12 +97,40 @@ def _clean(value: object, field: str, limit: int) -> str:
 
 
 def _info(row: ApiKey) -> KeyInfo:
-    return KeyInfo(row.id, row.name, row.prefix, row.project, row.created_at, row.revoked_at, row.last_used_at)
+    return KeyInfo(
+        row.id, row.name, row.prefix, row.project, row.created_at, row.revoked_at, row.last_used_at, row.scope
+    )
 
 
-def create_key(engine: Engine, name: str, project: str | None = None) -> NewKey:
-    """A new key named ``name`` (unique, also among revoked keys), optionally tagging calls with ``project``."""
+def parse_scope(value: object) -> str:
+    """One of :data:`SCOPES` (``None`` or empty: the default, ``ingest``)."""
+    if value is None or value == "":
+        return DEFAULT_SCOPE
+    if not isinstance(value, str) or value.strip().lower() not in SCOPES:
+        raise ApiKeyError(f"scope: {value!r} is not one of {', '.join(SCOPES)}")
+    return value.strip().lower()
+
+
+def allows(scope: str, needed: str) -> bool:
+    """Whether a key of ``scope`` may use a route needing ``needed``."""
+    if needed not in SCOPES or needed == "all":
+        raise ValueError(f"needed: {needed!r} is not a route scope ({', '.join(SCOPES[:-1])})")
+    return scope in (needed, "all")
+
+
+def require_scope(key: KeyInfo, needed: str) -> None:
+    """Raise :class:`ScopeError` (answer 403) unless ``key`` may use a route needing ``needed``."""
+    if not allows(key.scope, needed):
+        raise ScopeError(key.name, key.scope, needed)
+
+
+def create_key(engine: Engine, name: str, project: str | None = None, scope: str | None = None) -> NewKey:
+    """A new key named ``name`` (unique, also among revoked keys), optionally tagging calls with ``project``.
+
+    ``scope``: which routes it may use (default ``ingest``).
+    """
     clean = _clean(name, "name", NAME_LIMIT)
+    scope_clean = parse_scope(scope)
     project_clean = _clean(project, "project", PROJECT_LIMIT) if project not in (None, "") else None
     prefix = "".join(secrets.choice(_ALPHABET) for _ in range(PREFIX_CHARS))
     key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(SECRET_BYTES)}"
@@ -101,11 +146,12 @@ def create_key(engine: Engine, name: str, project: str | None = None) -> NewKey:
                 prefix=f"{KEY_PREFIX}{prefix}",
                 key_hash=hash_key(key),
                 project=project_clean,
+                scope=scope_clean,
                 created_at=now,
             )
             .returning(ApiKey.id)
         ).scalar_one()
-        return KeyInfo(row_id, clean, f"{KEY_PREFIX}{prefix}", project_clean, now, None, None)
+        return KeyInfo(row_id, clean, f"{KEY_PREFIX}{prefix}", project_clean, now, None, None, scope_clean)
 
     try:
         info = run_write(engine, work)
@@ -133,7 +179,9 @@ def revoke_key(engine: Engine, name: str) -> KeyInfo:
         if revoked is None:
             revoked = datetime.now(UTC)
             conn.execute(update(ApiKey).where(ApiKey.id == row.id).values(revoked_at=revoked))
-        return KeyInfo(row.id, row.name, row.prefix, row.project, row.created_at, revoked, row.last_used_at)
+        return KeyInfo(
+            row.id, row.name, row.prefix, row.project, row.created_at, revoked, row.last_used_at, row.scope
+        )
 
     return run_write(engine, work)
 
@@ -163,7 +211,7 @@ def authenticate(engine: Engine, key: str | None, *, now: datetime | None = None
     moment = now or datetime.now(UTC)
     if row.last_used_at is None or moment - row.last_used_at >= LAST_USED_EVERY:
         _touch(engine, row.id, moment)
-    return KeyInfo(row.id, row.name, row.prefix, row.project, row.created_at, None, moment)
+    return KeyInfo(row.id, row.name, row.prefix, row.project, row.created_at, None, moment, row.scope)
 
 
 def _touch(engine: Engine, key_id: int, moment: datetime) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.storage.tables import Base, BigId
@@ -20,6 +20,8 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(32), unique=True)
     key_hash: Mapped[str] = mapped_column(String(64))  # hex SHA-256 of the whole key
     project: Mapped[str | None] = mapped_column(String(200))
+    # ingest | read | check | all (migration 0014: keys made before it are ingest keys)
+    scope: Mapped[str] = mapped_column(String(10), server_default=text("'ingest'"))
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]

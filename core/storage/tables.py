@@ -19,6 +19,19 @@ from core.storage.columns import Money, UTCDateTime
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 UNEXACT = text("matched_by <> 'exact'")  # the calls ix_usage_unexact_time holds
+NOT_OK = text("status <> 'ok'")  # the calls ix_usage_errors holds
+ERROR_SUMS = (  # ix_usage_errors: the key /metrics groups by, then every column it sums
+    "status",
+    "provider",
+    "model",
+    "cost_total",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+)
 
 
 class Base(DeclarativeBase):
@@ -102,6 +115,8 @@ class UsageRecord(Base):
         # calls not priced by an exact match (estimates and the other rare steps), for the
         # "Matched by" filter; a query on one of these steps repeats the predicate to use it
         Index("ix_usage_unexact_time", "matched_by", "timestamp", "id", sqlite_where=UNEXACT, postgresql_where=UNEXACT),
+        # calls whose status is not ok (rare), with what /metrics sums of them: read from the index alone (0014)
+        Index("ix_usage_errors", *ERROR_SUMS, sqlite_where=NOT_OK, postgresql_where=NOT_OK),
     )
 
 

@@ -44,6 +44,7 @@ def test_keys_page_admin_only_create_once_revoke_and_rejections(app_db: str) -> 
     form = at.form("create_key")
     form.text_input[0].set_value("checkout-service")
     form.text_input[1].set_value("checkout")
+    form.selectbox(key="key_scope").set_value("all")
     next(b for b in at.form_submit_button if b.label == "Create key").click().run()
     assert not at.exception, at.exception
     shown = [c.value for c in at.code]
@@ -51,12 +52,13 @@ def test_keys_page_admin_only_create_once_revoke_and_rejections(app_db: str) -> 
     engine = make_engine(app_db)
     try:
         found = authenticate(engine, shown[0])
-        assert found is not None and found.project == "checkout"
+        assert found is not None and found.project == "checkout" and found.scope == "all"
         keep_refusals(engine, "/api/v1/litellm", "checkout-service", [Refusal("model: missing", "{}")] * 3)
         at.run()  # the key is shown once: a rerun no longer has it
         assert not at.code
         table = at.dataframe[0].value
         assert list(table["Name"]) == ["checkout-service"] and table["Last used"][0] != "never"
+        assert list(table["Scope"]) == ["all"]
         rejected = at.dataframe[1].value
         assert list(rejected["Reason"]) == ["model: missing"] and list(rejected["Count"]) == [3]
         at.checkbox(key="revoke_sure").check()
@@ -64,5 +66,10 @@ def test_keys_page_admin_only_create_once_revoke_and_rejections(app_db: str) -> 
         assert not at.exception, at.exception
         assert authenticate(engine, shown[0]) is None and list_keys(engine)[0].revoked_at is not None
         assert "revoked" in at.dataframe[0].value["State"][0]
+        form = at.form("create_key")
+        form.text_input[0].set_value("grafana")
+        form.selectbox(key="key_scope").set_value("read")
+        next(b for b in at.form_submit_button if b.label == "Create key").click().run()
+        assert {k.name: k.scope for k in list_keys(engine)} == {"checkout-service": "all", "grafana": "read"}
     finally:
         engine.dispose()

@@ -5,7 +5,7 @@ type, exact amount), ``reconcile_billed_usage`` (provider, day, model, token cou
 ``reconcile_days`` (which days' bill and usage are known, so a day reported empty is billed 0).
 
 Revision ID: 0010_reconciliation
-Revises: 0008_time_index_covers_edges
+Revises: 0009_tags_and_customers
 """
 
 from __future__ import annotations

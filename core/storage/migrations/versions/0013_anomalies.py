@@ -8,7 +8,7 @@ the old copy would cascade to ``budget_deliveries`` (foreign keys are on, and ca
 inside the migration's transaction), so the attempts are kept aside and put back.
 
 Revision ID: 0013_anomalies
-Revises: 0008_time_index_covers_edges
+Revises: 0010_reconciliation
 """
 
 from __future__ import annotations
