@@ -348,7 +348,7 @@ def _schemas() -> dict[str, Schema]:
                 },
                 "rows_overlap": {
                     "type": "boolean",
-                    "description": "True with `by=tag`: a call counts under each of its tags; the totals count it once.",
+                    "description": "True with `by=tag`: a call counts under each of its tags; totals count it once.",
                 },
             },
             "required": [
