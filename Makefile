@@ -30,7 +30,7 @@ install: $(RUN_STAMP)
 
 $(FOCUS_STAMP):
 	$(PYTHON) -m venv $(FOCUS_VENV)
-	$(FOCUS_VENV)/bin/pip install --quiet focus-validator==1.0.0 "multimethod<2"
+	$(FOCUS_VENV)/bin/pip install --quiet focus-validator==1.0.0 multimethod==1.12
 	touch $(FOCUS_STAMP)
 
 install-dev: $(DEV_STAMP) $(FOCUS_STAMP)
