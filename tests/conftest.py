@@ -7,12 +7,14 @@ on one server do not see each other's rows.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import OperationalError
 
 import core.storage.schema  # noqa: F401 - every table on Base.metadata before the PostgreSQL schema is made
 from core.pricing.seeding import initialize_default_pricing
@@ -63,9 +65,18 @@ def pg_schema_url() -> Iterator[str | None]:
 
 
 def _truncate(engine: Engine) -> None:
+    """Empty every table. The app's background worker (started by page tests in this process) may be
+    reading the same schema: PostgreSQL then picks the TRUNCATE as a deadlock victim; try again."""
     names = ", ".join(f'"{t.name}"' for t in reversed(metadata.sorted_tables))
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    for attempt in range(10):
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            return
+        except OperationalError as exc:
+            if "deadlock" not in str(exc).lower() or attempt == 9:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 @pytest.fixture(params=BACKENDS)

@@ -111,6 +111,8 @@ def report(by: str, key: Any) -> dict[str, Any]:
         "output_tokens": 1500,
         "cost_total": "0.0075",
         "estimated_calls": 0,
+        "filters": {},
+        "rows_overlap": by == "tag",
         "rows": [{by: key, **_totals()}],
     }
 
