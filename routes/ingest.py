@@ -7,6 +7,7 @@ acknowledged only once its transaction has committed.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
@@ -25,9 +26,16 @@ from core.ingest.calls import PayloadError, parse_calls
 from core.ingest.keys import KeyInfo, authenticate, parse_bearer
 from core.ingest.litellm import parse_litellm
 from core.ingest.record import IngestResult, Parsed, record_parsed
-from core.storage.engine import DatabaseBusyError, DatabaseSchemaError, make_engine
+from core.storage.engine import (
+    CONNECTION_ERRORS,
+    DatabaseBusyError,
+    DatabaseSchemaError,
+    database_error,
+    make_engine,
+)
 from core.storage.migrate import upgrade_database
 
+log = logging.getLogger(__name__)
 CALLS_PATH = "/api/v1/calls"
 TRACES_PATH = "/v1/traces"
 LITELLM_PATH = "/api/v1/litellm"
@@ -60,15 +68,33 @@ def _json(payload: object, status: int = 200, headers: dict[str, str] | None = N
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
 
 
+UNAVAILABLE_SECONDS = "5"
+
+
+def _unavailable(exc: Exception) -> _Refused:
+    """The database is down, unreachable or locked: 503 with Retry-After, which exporters and clients retry."""
+    if isinstance(exc, DatabaseBusyError):
+        return _Refused(503, str(exc), {"Retry-After": "1"})
+    log.warning("ingestion answered 503: %s", database_error(exc))  # the server log names the database
+    return _Refused(
+        503, "the database is unavailable; nothing was written, try again", {"Retry-After": UNAVAILABLE_SECONDS}
+    )
+
+
 async def _authenticate(request: Request) -> tuple[Engine, KeyInfo]:
     try:
         engine = await run_in_threadpool(get_engine)
     except (ConfigError, DatabaseSchemaError) as exc:
         raise _Refused(500, f"server configuration: {exc}") from None
+    except CONNECTION_ERRORS as exc:
+        raise _unavailable(exc) from None
     token = parse_bearer(request.headers.get("authorization"))
     if token is None:
         raise _Refused(401, "missing API key: send 'Authorization: Bearer KEY'", {"WWW-Authenticate": "Bearer"})
-    key = await run_in_threadpool(authenticate, engine, token)
+    try:
+        key = await run_in_threadpool(authenticate, engine, token)
+    except CONNECTION_ERRORS as exc:
+        raise _unavailable(exc) from None
     if key is None:
         raise _Refused(401, "unknown or revoked API key", {"WWW-Authenticate": "Bearer"})
     return engine, key
@@ -118,8 +144,9 @@ async def _json_route(request: Request, route: str, parse: Callable[[bytes, str 
         return _json({"error": str(exc)}, exc.status, exc.headers)
     except (BodyError, PayloadError) as exc:
         return _json({"error": str(exc)}, getattr(exc, "status", 400))
-    except DatabaseBusyError as exc:
-        return _json({"error": str(exc)}, 503, {"Retry-After": "1"})
+    except (DatabaseBusyError, *CONNECTION_ERRORS) as exc:
+        refused = _unavailable(exc)
+        return _json({"error": str(refused)}, refused.status, refused.headers)
     return _json(_summary(result))
 
 
@@ -156,13 +183,15 @@ async def ingest_traces(request: Request) -> Response:
 
         result = await run_in_threadpool(work)
     except _Refused as exc:
-        return status(16 if exc.status == 401 else 13, exc.status, str(exc), exc.headers)
+        code = {401: 16, 503: 14}.get(exc.status, 13)
+        return status(code, exc.status, str(exc), exc.headers)
     except BodyError as exc:
         return status(3, exc.status, str(exc))
     except PayloadError as exc:
         return status(3, 400, str(exc))
-    except DatabaseBusyError as exc:
-        return status(14, 503, str(exc), {"Retry-After": "1"})
+    except (DatabaseBusyError, *CONNECTION_ERRORS) as exc:
+        refused = _unavailable(exc)
+        return status(14, 503, str(refused), refused.headers)
     errors = [error for _, error in result.refused]
     return Response(otlp.encode_response(len(errors), errors, json_body), 200, media_type=media)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from core.ingest.limits import deeper_than, nesting_message
 from core.ingest.record import Parsed, to_call
 from core.ingest.rejections import Refusal
 from core.recording.calls import CallError
@@ -34,9 +35,14 @@ _STRICT = json.JSONDecoder(parse_constant=_reject_constant)
 def load_json(body: bytes) -> Any:
     """Strict JSON (no NaN or Infinity); orjson first, the standard library for what it refuses (huge integers)."""
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        if "recursion" in str(exc).lower():  # orjson stops at 1,024 levels
+            raise PayloadError(nesting_message()) from None
+    else:
+        if deeper_than(value):
+            raise PayloadError(nesting_message())
+        return value
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -44,9 +50,14 @@ def load_json(body: bytes) -> Any:
             f"the body is not JSON: not valid UTF-8 (byte 0x{body[exc.start]:02x} at {exc.start})"
         ) from None
     try:
-        return _STRICT.decode(text.lstrip("\ufeff"))
+        value = _STRICT.decode(text.lstrip("\ufeff"))
+    except RecursionError:
+        raise PayloadError(nesting_message()) from None
     except ValueError as exc:
         raise PayloadError(f"the body is not JSON ({exc})") from None
+    if deeper_than(value):
+        raise PayloadError(nesting_message())
+    return value
 
 
 def sample(item: object) -> str:

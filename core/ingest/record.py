@@ -10,6 +10,7 @@ from sqlalchemy import Engine, select
 
 from core.ingest.rejections import Refusal, keep_refusals
 from core.recording.calls import Call, call_from_mapping, record_batch
+from core.recording.refusing import record_refusing
 from core.storage.tables import UsageRecord
 
 
@@ -128,18 +129,29 @@ class _GroupWriter:
                 item.done.set()
 
 
+def _record_alone(engine: Engine, item: _Pending) -> tuple[int, int]:
+    """One request's calls; a call the database cannot take is that call's refusal, the rest recorded."""
+    numbered = list(item.parsed.calls)
+    if engine.dialect.name != "sqlite":
+        # concurrent transactions take the unique index's entries in one order (by request id),
+        # so two senders with the same ids in different orders wait for each other, never deadlock
+        numbered.sort(key=lambda pair: (pair[1].request_id is None, pair[1].request_id or ""))
+    outcome = record_refusing(engine, [call for _, call in numbered])
+    if outcome.refused:
+        for position, reason in outcome.refused:
+            item.parsed.refused.append((numbered[position][0], Refusal(reason)))
+        item.parsed.refused.sort(key=lambda pair: pair[0])
+    return outcome.recorded, outcome.duplicates
+
+
 def _record_group(engine: Engine, group: list[_Pending]) -> list[tuple[int, int]]:
     """(accepted, duplicates) per request of one committed transaction; an id is accepted once, first come."""
     calls = [call for item in group for _, call in item.parsed.calls]
     if not calls:
         return [(0, 0) for _ in group]
-    if engine.dialect.name != "sqlite":
-        # concurrent transactions take the unique index's entries in one order (by request id),
-        # so two senders with the same ids in different orders wait for each other, never deadlock
-        calls.sort(key=lambda call: (call.request_id is None, call.request_id or ""))
-    outcome = record_batch(engine, calls)
     if len(group) == 1:
-        return [(outcome.recorded, outcome.duplicates)]
+        return [_record_alone(engine, group[0])]
+    outcome = record_batch(engine, calls)
     stored = _stored_request_ids(engine, outcome.ids)
     results = []
     for item in group:

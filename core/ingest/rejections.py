@@ -41,7 +41,7 @@ def keep_refusals(engine: Engine, route: str, key_name: str | None, refusals: It
     """Store refusals grouped by reason; returns the number of items kept."""
     grouped: dict[str, tuple[int, str | None]] = {}
     for refusal in refusals:
-        reason = refusal.reason[:REASON_LIMIT]
+        reason = _printable(refusal.reason)[:REASON_LIMIT]
         count, sample = grouped.get(reason, (0, None))
         grouped[reason] = (count + 1, sample if sample is not None else _clip(refusal.sample))
     if not grouped:
@@ -59,8 +59,18 @@ def keep_refusals(engine: Engine, route: str, key_name: str | None, refusals: It
     return sum(count for count, _ in grouped.values())
 
 
+def _printable(text: str) -> str:
+    """What a text column of every database keeps: PostgreSQL refuses NUL, and lone surrogates are not UTF-8."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\u0000")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _clip(sample: str | None) -> str | None:
-    if sample is None or len(sample) <= SAMPLE_LIMIT:
+    if sample is None:
+        return None
+    sample = _printable(sample)
+    if len(sample) <= SAMPLE_LIMIT:
         return sample
     return sample[:SAMPLE_LIMIT] + "..."
 

@@ -1,0 +1,143 @@
+"""Issue 19, points 4-6 and 9: a bad item is that item's refusal, a database that is down is a 503."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, func, select
+from starlette.testclient import TestClient
+
+from core.ingest.keys import create_key
+from core.storage.key_tables import RejectedIngestion
+from core.storage.tables import UsageRecord
+
+CALLS = "/api/v1/calls"
+TRACES = "/v1/traces"
+LITELLM = "/api/v1/litellm"
+
+
+class Sender:
+    def __init__(self, client: TestClient, key: str, engine: Engine) -> None:
+        self.client = client
+        self.key = key
+        self.engine = engine
+
+    def post(self, path: str, body: object = None, *, content: bytes | None = None, key: str | None = None):  # type: ignore[no-untyped-def]
+        data = json.dumps(body).encode() if content is None else content
+        headers = {"Authorization": f"Bearer {key or self.key}", "Content-Type": "application/json"}
+        return self.client.post(path, content=data, headers=headers)
+
+    def stored(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(UsageRecord)).scalar_one()
+
+
+@pytest.fixture
+def sender(db_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sender]:
+    import routes.ingest
+    from routes.standalone import app
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    key = create_key(engine, "probe").key
+    with TestClient(app, raise_server_exceptions=False) as client:  # lifespan: the budget loop, as served
+        yield Sender(client, key, engine)
+    cached = routes.ingest._engines.pop(db_url, None)
+    if cached is not None:
+        cached.dispose()
+
+
+def now_iso(minutes: int = 1) -> str:
+    return (datetime.now(UTC) - timedelta(minutes=minutes)).isoformat()
+
+
+def good(i: int) -> dict[str, object]:
+    return {
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "input_tokens": 10 + i,
+        "output_tokens": 5,
+        "timestamp": now_iso(),
+    }
+
+
+BAD_ITEMS = [
+    ({"timestamp": "0001-01-01T00:00:00+05:00"}, "timestamp"),
+    ({"timestamp": "9999-12-31T23:00:00-05:00"}, "timestamp"),
+    ({"latency_ms": 1e308}, "latency_ms"),
+    ({"latency_ms": 7 * 24 * 3600 * 1000 + 1}, "latency_ms"),
+    ({"input_tokens": 10**12, "provider": "openai", "model": "o1-pro"}, "cost_total"),
+]
+
+
+@pytest.mark.parametrize(("change", "field"), BAD_ITEMS, ids=[f for _, f in BAD_ITEMS])
+def test_a_bad_item_is_its_own_refusal_and_the_rest_are_recorded(sender: Sender, change: dict, field: str) -> None:
+    bad = {**good(1), **change}
+    answer = sender.post(CALLS, [good(0), bad, good(2)])
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["accepted"] == 2
+    assert [r["index"] for r in body["refused"]] == [1]
+    assert body["refused"][0]["error"].startswith(field), body
+    assert sender.stored() == 2
+
+
+def test_litellm_end_time_out_of_range_is_refused_not_dropped(sender: Sender) -> None:
+    start = (datetime.now(UTC) - timedelta(minutes=1)).timestamp()
+    base = {
+        "custom_llm_provider": "openai",
+        "model": "gpt-4o-mini",
+        "prompt_tokens": 10,
+        "completion_tokens": 5,
+        "startTime": start,
+    }
+    payloads = [{**base, "id": "ok-1", "endTime": start + 1}, {**base, "id": "bad-1", "endTime": 1e308}]
+    answer = sender.post(LITELLM, payloads)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["accepted"] == 1 and [r["index"] for r in body["refused"]] == [1]
+    assert "endTime" in body["refused"][0]["error"]
+
+
+def test_a_body_nested_past_the_limit_is_a_400_naming_the_depth(sender: Sender) -> None:
+    for depth in (1_001, 5_000):
+        deep = b"[" * depth + b"]" * depth
+        for path in (CALLS, LITELLM, TRACES):
+            answer = sender.post(path, content=deep)
+            assert answer.status_code == 400, (path, depth, answer.status_code)
+            assert "1,000 levels" in answer.text, answer.text
+    fine = {"calls": [{**good(0), "usage": None}]}
+    assert sender.post(CALLS, fine).status_code == 200
+
+
+def test_a_nul_byte_in_an_ndjson_line_is_that_lines_refusal(sender: Sender) -> None:
+    start = (datetime.now(UTC) - timedelta(minutes=1)).timestamp()
+    line = {"id": "n-1", "custom_llm_provider": "openai", "model": "gpt-4o-mini", "prompt_tokens": 1,
+            "completion_tokens": 1, "startTime": start}  # fmt: skip
+    ndjson = json.dumps(line).encode() + b"\n" + b'{"id": "n-2", "model": "x\x00y"' + b"\n"
+    for _ in range(2):  # and its retry
+        answer = sender.post(LITELLM, content=ndjson)
+        assert answer.status_code == 200, answer.text
+    assert sender.stored() == 1
+    with sender.engine.connect() as conn:
+        samples = conn.execute(select(RejectedIngestion.sample)).scalars().all()
+    assert samples and all("\x00" not in (s or "") for s in samples)
+
+
+def test_a_database_that_is_down_is_a_503_with_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    import routes.ingest
+    from routes.standalone import app
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/nothing")
+    client = TestClient(app, raise_server_exceptions=False)  # no lifespan: the database went down after start
+    headers = {"Authorization": "Bearer sb_x_y", "Content-Type": "application/json"}
+    for path in (CALLS, LITELLM):
+        answer = client.post(path, content=b"[]", headers=headers)
+        assert answer.status_code == 503, (path, answer.status_code, answer.text)
+        assert answer.headers.get("retry-after"), answer.headers
+        assert "database is unavailable" in answer.json()["error"]
+    answer = client.post(TRACES, content=b"{}", headers=headers)
+    assert answer.status_code == 503 and answer.headers.get("retry-after")
+    routes.ingest._engines.clear()
