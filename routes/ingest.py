@@ -137,7 +137,11 @@ async def _json_route(request: Request, route: str, parse: Callable[[bytes, str 
         body = await _body(request)
 
         def work() -> IngestResult:
-            return record_parsed(engine, route, key.name, parse(body, key.project))
+            if route == CALLS_PATH:  # ids derived for calls without one are the sending key's own
+                parsed = parse_calls(body, key.project, sender=f"key-{key.id}")
+            else:
+                parsed = parse(body, key.project)
+            return record_parsed(engine, route, key.name, parsed)
 
         result = await run_in_threadpool(work)
     except _Refused as exc:

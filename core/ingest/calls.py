@@ -1,8 +1,9 @@
 """The JSON API's bodies: a call object, a JSON array of them, or ``{"calls": [...]}``.
 
 Each call is checked as ``import`` checks a JSON Lines row. A call without a
-``request_id`` gets one derived from its content and its index, so a sender that
-retries the same body records each call once.
+``request_id`` gets one derived from the sending key, its content and its index in the
+body, so a sender that retries the same body records each call once, while the same call
+sent with another key, or twice in one body, is a call of its own.
 """
 
 from __future__ import annotations
@@ -83,15 +84,16 @@ def items_of(payload: object) -> list[object]:
     )
 
 
-def _derived_request_id(item: dict, index: int) -> str:
+def _derived_request_id(item: dict, index: int, sender: str) -> str:
     try:
         canonical = orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
     except TypeError:
         canonical = json.dumps(item, sort_keys=True).encode()
-    return f"api-{hashlib.sha256(canonical).hexdigest()[:24]}-{index}"
+    digest = hashlib.sha256(sender.encode() + b"\x00" + canonical).hexdigest()[:24]
+    return f"api-{digest}-{index}"
 
 
-def parse_calls(body: bytes, default_project: str | None) -> Parsed:
+def parse_calls(body: bytes, default_project: str | None, sender: str = "") -> Parsed:
     """Calls and per-item refusals of a JSON API body; :class:`PayloadError` when it is not such a body."""
     parsed = Parsed()
     for index, item in enumerate(items_of(load_json(body))):
@@ -101,7 +103,7 @@ def parse_calls(body: bytes, default_project: str | None) -> Parsed:
             check_import_fields(item)
             call = to_call(item, default_project)
             if call.request_id is None:
-                call = replace(call, request_id=_derived_request_id(item, index))
+                call = replace(call, request_id=_derived_request_id(item, index, sender))
         except CallError as exc:
             parsed.refused.append((index, Refusal(str(exc), sample(item))))
         else:

@@ -113,6 +113,8 @@ def span_mapping(span: Span, attrs: dict[str, Any], resource: dict[str, Any]) ->
     start = span.start_time_unix_nano
     end = span.end_time_unix_nano
     response_id = attrs.get("gen_ai.response.id")
+    if not (isinstance(response_id, str) and response_id.strip()) and not (span.trace_id and span.span_id):
+        raise CallError("request_id: the span has no gen_ai.response.id and no trace and span id to tell it apart")
     tier = _first(attrs, SERVICE_TIER)
     mapping: dict[str, Any] = {
         "provider": provider,

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, select
 
 from core.ingest.rejections import Refusal, keep_refusals
 from core.recording.calls import Call, call_from_mapping, record_batch
+from core.recording.importer import call_content, stored_content
 from core.recording.refusing import record_refusing
 from core.storage.tables import UsageRecord
 
@@ -182,8 +183,41 @@ _writers: dict[str, _GroupWriter] = {}
 _writers_guard = threading.Lock()
 
 
+def refuse_changed_content(engine: Engine, parsed: Parsed) -> None:
+    """A request id already recorded (or met earlier in the body) with other content is refused, as ``import`` does.
+
+    The same call sent again is a duplicate; a different call under a known id is a sender's
+    bug that "duplicate" would hide.
+    """
+    ids = [call.request_id for _, call in parsed.calls if call.request_id is not None]
+    if not ids:
+        return
+    stored = stored_content(engine, ids)
+    earlier: dict[str, tuple[int, tuple[object, ...]]] = {}
+    kept: list[tuple[int, Call]] = []
+    for index, call in parsed.calls:
+        rid = call.request_id
+        if rid is not None:
+            content = call_content(call)
+            if rid in stored and stored[rid] != content:
+                parsed.refused.append(
+                    (index, Refusal(f"request_id {rid!r} is already recorded with different content"))
+                )
+                continue
+            if rid in earlier and earlier[rid][1] != content:
+                reason = f"request_id {rid!r} is already used by item {earlier[rid][0]} with different content"
+                parsed.refused.append((index, Refusal(reason)))
+                continue
+            earlier.setdefault(rid, (index, content))
+        kept.append((index, call))
+    if len(kept) != len(parsed.calls):
+        parsed.calls = kept
+        parsed.refused.sort(key=lambda pair: pair[0])
+
+
 def record_parsed(engine: Engine, route: str, key_name: str | None, parsed: Parsed) -> IngestResult:
     """Record the calls (acknowledged only once committed, possibly with other requests'), keep the refusals."""
+    refuse_changed_content(engine, parsed)
     pending = _Pending(route, key_name, parsed)
     if engine.dialect.name == "sqlite":
         with _writers_guard:

@@ -346,3 +346,7 @@ def _import_rows(
         flush()
     result.refused.sort()
     return result
+
+
+call_content = _content  # what "the same call" means, for the other entry points (core.ingest)
+stored_content = _stored_content
