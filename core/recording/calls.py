@@ -509,6 +509,8 @@ def get_call(engine: Engine, log_id: int | None = None, request_id: str | None =
 
     with Session(engine, expire_on_commit=False) as session:
         if log_id is not None:
+            if not 1 <= log_id <= 2**63 - 1:  # no row has it; the database would refuse the number itself
+                return None
             return session.get(UsageRecord, log_id)
         return session.scalars(select(UsageRecord).where(UsageRecord.request_id == request_id)).first()
 

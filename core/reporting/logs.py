@@ -172,8 +172,21 @@ def fetch_page(engine: Engine, flt: LogFilter, limit: int = 50, after: Cursor | 
     return LogPage(rows, (rows[-1].timestamp, rows[-1].id) if more else None)
 
 
+MAX_LOG_ID = 2**63 - 1
+
+
+def parse_log_id(text: object) -> int | None:
+    """A log id from a link or a form: ASCII digits within the id column's range, else ``None`` ("no such call")."""
+    if not isinstance(text, str) or not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_LOG_ID else None
+
+
 def get_row(engine: Engine, log_id: int) -> LogRow | None:
-    """One logged call by id, with its price, or ``None``."""
+    """One logged call by id, with its price, or ``None`` (also for an id no row can have)."""
+    if not 1 <= log_id <= MAX_LOG_ID:
+        return None
     with engine.connect() as conn:
         found = conn.execute(_query(LogFilter()).where(UsageRecord.id == log_id)).first()
     return _row(found) if found else None

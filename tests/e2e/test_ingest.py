@@ -164,9 +164,10 @@ def test_keys_create_list_revoke(db_url: str, monkeypatch: pytest.MonkeyPatch, c
 
 
 def test_calls_object_array_and_wrapped(api: Api) -> None:
-    answer = api.post(CALLS, a_call("one"))
+    one = a_call("one")
+    answer = api.post(CALLS, one)
     assert answer.status_code == 200 and answer.json() == {"accepted": 1, "duplicates": 0, "refused": []}
-    mixed = [a_call("two"), {"provider": "openai"}, 7, a_call("one"), a_call(None, user="ann")]
+    mixed = [a_call("two"), {"provider": "openai"}, 7, one, a_call(None, user="ann")]  # "one" sent again, the same
     answer = api.post(CALLS, mixed)
     assert answer.status_code == 200
     assert answer.json() == {
@@ -687,7 +688,7 @@ def test_litellm_payload_shapes_and_kept_refusals(api: Api) -> None:
     rows = {r.request_id: r for r in api.rows()}
     assert (rows["f"].status, rows["f"].input_tokens) == ("error", 0)
     assert (rows["h"].cache_write_tokens, rows["h"].cache_write_1h_tokens) == (400, 600)
-    ndjson = json.dumps(_payload("e")).encode() + b"\n{broken\n" + json.dumps(_payload("a")).encode() + b"\n"
+    ndjson = json.dumps(_payload("e")).encode() + b"\n{broken\n" + json.dumps(first).encode() + b"\n"
     result = api.post(LITELLM, content=ndjson, Content_Type="application/x-ndjson").json()
     assert (result["accepted"], result["duplicates"], [r["index"] for r in result["refused"]]) == (1, 1, [1])
     assert api.count() == 6
