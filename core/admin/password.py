@@ -181,11 +181,11 @@ def _count_attempt(conn: Connection, session: str, moment: float) -> int:
     failures_key, locked_key = _keys(session)
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     value = Setting.__table__.c.value
-    statement = insert(Setting).values(key=failures_key, value="1")
-    statement = statement.on_conflict_do_update(
+    upsert = insert(Setting).values(key=failures_key, value="1")
+    counted = upsert.on_conflict_do_update(
         index_elements=[Setting.key], set_={"value": cast(cast(value, Integer) + 1, Text)}
     ).returning(Setting.value)
-    failures = int(conn.execute(statement).scalar_one())  # the row stays locked until commit: one at a time
+    failures = int(conn.execute(counted).scalar_one())  # the row stays locked until commit: one at a time
     locked = float(_get(conn, locked_key) or 0)
     if locked > moment:
         raise _Locked(int(locked - moment + 0.999))  # rolls the count back: a refused attempt is no attempt
