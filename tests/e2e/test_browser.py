@@ -85,6 +85,8 @@ def test_every_page_loads_and_the_chart_renders(server, page) -> None:  # type: 
     SHOTS.mkdir(parents=True, exist_ok=True)
     _open(page, base)
     _no_exception(page)
+    page.get_by_label("Admin password").fill(PASSWORD)  # demo data is the admin's to load
+    page.get_by_role("button", name="Sign in").click()
     page.wait_for_selector('button:has-text("Load demo data")', timeout=20_000)
     page.screenshot(path=str(SHOTS / "overview_empty.png"))
     page.get_by_role("button", name="Load demo data").click()
