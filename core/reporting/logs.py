@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -203,13 +204,23 @@ def iter_rows(engine: Engine, flt: LogFilter, batch: int = EXPORT_BATCH) -> Iter
         cursor = page.next_cursor
 
 
+# OWASP "CSV Injection": a text cell starting with one of these (or one that a spreadsheet splitting on
+# another separator would start one of its cells with) is run as a formula; a quote before it makes it text.
+_FORMULA_START = re.compile(r"(^|[,;\t|])([=+\-@\t\r])")
+
+
+def neutralise(text: str) -> str:
+    """A name as CSV text that no spreadsheet runs: ``'`` before a formula character at the start or after a separator."""
+    return _FORMULA_START.sub(lambda m: f"{m.group(1)}'{m.group(2)}", text)
+
+
 def _cell(value: object) -> object:
     if isinstance(value, Decimal):
         return to_text(value)
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value  # a name that a spreadsheet would run as a formula
+    if isinstance(value, str):
+        return neutralise(value)
     return "" if value is None else value
 
 
@@ -220,7 +231,7 @@ def csv_chunks(engine: Engine, flt: LogFilter, rows_per_chunk: int = 1_000) -> I
     millions of calls holds one batch in memory, on the server and in the response.
     """
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC)  # every text field quoted; counts are numbers
     writer.writerow(CSV_COLUMNS)
     count = 0
     for row in iter_rows(engine, flt):
