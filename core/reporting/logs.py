@@ -210,7 +210,7 @@ _FORMULA_START = re.compile(r"(^|[,;\t|])([=+\-@\t\r])")
 
 
 def neutralise(text: str) -> str:
-    """A name as CSV text that no spreadsheet runs: ``'`` before a formula character at the start or after a separator."""
+    """A name as CSV text no spreadsheet runs: a quote before a formula character at the start or after a separator."""
     return _FORMULA_START.sub(lambda m: f"{m.group(1)}'{m.group(2)}", text)
 
 
