@@ -146,7 +146,7 @@ def test_verify_finds_a_logged_call(app_db: str) -> None:
 
     at.text_input(key="verify_id").set_value("999999")
     [b for b in at.form_submit_button if b.label == "Verify"][0].click().run()
-    assert at.error and "No logged call" in at.error[0].value
+    assert at.error and "No such call: no logged call" in at.error[0].value
 
 
 def test_names_from_data_render_as_literal_text(app_db: str) -> None:

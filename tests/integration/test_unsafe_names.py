@@ -1,4 +1,4 @@
-"""Issue 19, point 19: names with a control character or a bidi control are refused on every entry point, naming the field."""
+"""Issue 19, point 19: names with a control or bidi character are refused on every entry point, naming the field."""
 
 from __future__ import annotations
 
