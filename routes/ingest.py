@@ -7,6 +7,7 @@ acknowledged only once its transaction has committed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from core.ingest import otlp
 from core.ingest.body import BodyError, BodyReader
 from core.ingest.calls import PayloadError, parse_calls
 from core.ingest.keys import KeyInfo, authenticate, parse_bearer
+from core.ingest.limits import MAX_REFUSALS_LISTED
 from core.ingest.litellm import parse_litellm
 from core.ingest.record import IngestResult, Parsed, record_parsed
 from core.storage.engine import (
@@ -34,6 +36,7 @@ from core.storage.engine import (
     make_engine,
 )
 from core.storage.migrate import upgrade_database
+from routes import server_limits
 
 log = logging.getLogger(__name__)
 CALLS_PATH = "/api/v1/calls"
@@ -111,8 +114,11 @@ async def _body(request: Request) -> bytes:
         raise BodyError(413, f"the body is over the limit of {reader.limit:,} bytes")
     stream = request.stream()
     try:
-        async for chunk in stream:
-            reader.feed(chunk)
+        async with asyncio.timeout(server_limits.BODY_TIMEOUT_SECONDS):  # the whole body, not per read
+            async for chunk in stream:
+                reader.feed(chunk)
+    except TimeoutError:
+        raise BodyError(408, f"the body did not arrive within {server_limits.BODY_TIMEOUT_SECONDS:g} s") from None
     except BodyError:
         drained = 0
         async for chunk in stream:
@@ -124,10 +130,13 @@ async def _body(request: Request) -> bytes:
 
 
 def _summary(result: IngestResult) -> dict[str, object]:
+    """The answer: counts, and the first ``MAX_REFUSALS_LISTED`` refusals (``refused_total`` counts them all)."""
+    listed = result.refused[:MAX_REFUSALS_LISTED]
     return {
         "accepted": result.accepted,
         "duplicates": result.duplicates,
-        "refused": [{"index": index, "error": error} for index, error in result.refused],
+        "refused": [{"index": index, "error": error} for index, error in listed],
+        "refused_total": len(result.refused),
     }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from core.ingest.limits import deeper_than, nesting_message
+from core.ingest.limits import deeper_than, nesting_message, too_many_items
 from core.ingest.record import Parsed, to_call
 from core.ingest.rejections import Refusal
 from core.recording.calls import CallError
@@ -96,7 +96,10 @@ def _derived_request_id(item: dict, index: int, sender: str) -> str:
 def parse_calls(body: bytes, default_project: str | None, sender: str = "") -> Parsed:
     """Calls and per-item refusals of a JSON API body; :class:`PayloadError` when it is not such a body."""
     parsed = Parsed()
-    for index, item in enumerate(items_of(load_json(body))):
+    items = items_of(load_json(body))
+    if refused := too_many_items(len(items), "calls"):
+        raise refused
+    for index, item in enumerate(items):
         try:
             if not isinstance(item, dict):
                 raise CallError(f"expected a call object, found {type(item).__name__}")

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from core.ingest.calls import PayloadError, load_json, sample
+from core.ingest.limits import too_many_items
 from core.ingest.record import Parsed, to_call
 from core.ingest.rejections import Refusal
 from core.recording.calls import MAX_LATENCY_MS, CallError
@@ -148,7 +149,10 @@ def _sample(item: object) -> str:
 def parse_litellm(body: bytes, default_project: str | None) -> Parsed:
     """Calls and per-item refusals; :class:`PayloadError` only when the body is not JSON at all."""
     parsed = Parsed()
-    for index, item in enumerate(payloads_of(body)):
+    items = payloads_of(body)
+    if refused := too_many_items(len(items), "payloads"):
+        raise refused
+    for index, item in enumerate(items):
         try:
             if isinstance(item, _Broken):
                 raise CallError(item.reason)

@@ -31,6 +31,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from core.ingest.calls import PayloadError, load_json
+from core.ingest.limits import too_many_items
 from core.ingest.record import Parsed, to_call
 from core.ingest.rejections import Refusal
 from core.recording.calls import CallError
@@ -216,6 +217,9 @@ def _sample(span: Span, attrs: dict[str, Any]) -> str:
 def parse_traces(request: ExportTraceServiceRequest, key_project: str | None) -> Parsed:
     """GenAI spans as calls (index: the span's position in the request); other spans counted as ignored."""
     parsed = Parsed()
+    spans = sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
+    if refused := too_many_items(spans, "spans"):
+        raise refused
     index = -1
     for resource_spans in request.resource_spans:
         resource = _attributes(resource_spans.resource.attributes)

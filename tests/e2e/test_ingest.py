@@ -166,7 +166,12 @@ def test_keys_create_list_revoke(db_url: str, monkeypatch: pytest.MonkeyPatch, c
 def test_calls_object_array_and_wrapped(api: Api) -> None:
     one = a_call("one")
     answer = api.post(CALLS, one)
-    assert answer.status_code == 200 and answer.json() == {"accepted": 1, "duplicates": 0, "refused": []}
+    assert answer.status_code == 200 and answer.json() == {
+        "accepted": 1,
+        "duplicates": 0,
+        "refused": [],
+        "refused_total": 0,
+    }
     mixed = [a_call("two"), {"provider": "openai"}, 7, one, a_call(None, user="ann")]  # "one" sent again, the same
     answer = api.post(CALLS, mixed)
     assert answer.status_code == 200
@@ -177,6 +182,7 @@ def test_calls_object_array_and_wrapped(api: Api) -> None:
             {"index": 1, "error": "timestamp: missing"},
             {"index": 2, "error": "expected a call object, found int"},
         ],
+        "refused_total": 2,
     }
     answer = api.post(CALLS, {"calls": [a_call("three", input_tokens=-1), a_call("four", colour="red")]})
     refused = answer.json()["refused"]
@@ -614,7 +620,12 @@ def test_litellm_generic_api_callback(api: Api, monkeypatch: pytest.MonkeyPatch)
         assert (row.provider, row.model, row.input_tokens, row.output_tokens) == ("openai", "gpt-4o-mini", 10, 20)
     # the same batch again (a retry), as NDJSON: nothing twice
     again = api.post(LITELLM, content=b"\n".join(json.dumps(p, default=str).encode() for p in sent))
-    assert again.status_code == 200 and again.json() == {"accepted": 0, "duplicates": 3, "refused": []}
+    assert again.status_code == 200 and again.json() == {
+        "accepted": 0,
+        "duplicates": 3,
+        "refused": [],
+        "refused_total": 0,
+    }
 
 
 def _payload(call_id: str, **overrides: Any) -> dict[str, Any]:
@@ -678,7 +689,7 @@ def test_litellm_payload_shapes_and_kept_refusals(api: Api) -> None:
     assert a.timestamp == datetime.fromtimestamp(first["startTime"], UTC)
     # one object, and NDJSON with a broken line: 200 with per-item results, refusals kept
     single = api.post(LITELLM, _payload("d", litellm_call_id=None, id="fallback-id"))
-    assert single.json() == {"accepted": 1, "duplicates": 0, "refused": []}
+    assert single.json() == {"accepted": 1, "duplicates": 0, "refused": [], "refused_total": 0}
     assert "fallback-id" in {r.request_id for r in api.rows()}
     failed = _payload("f", status="failure", metadata={"usage_object": None}, prompt_tokens=0, completion_tokens=0)
     hour = {"cache_creation_token_details": {"ephemeral_1h_input_tokens": 600}, "cached_tokens": 0}
