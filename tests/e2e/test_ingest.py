@@ -835,7 +835,8 @@ def test_group_commit_counts_each_id_once(engine: Engine) -> None:
     ids = [[f"grp-{(s * 150 + i) % 1000}" for i in range(300)] + [f"grp-{s}"] for s in range(senders)]
     for s in range(1, senders, 2):
         ids[s].reverse()  # the same ids in opposite orders (PostgreSQL: concurrent, must not deadlock)
-    bodies = [json.dumps([a_call(rid) for rid in ids[s]]).encode() for s in range(senders)]
+    at = ago(hours=1).isoformat()  # one instant: the same id is the same call in every body
+    bodies = [json.dumps([a_call(rid, timestamp=at) for rid in ids[s]]).encode() for s in range(senders)]
     barrier = threading.Barrier(senders)
     results: list[tuple[int, int]] = [(0, 0)] * senders
 

@@ -141,3 +141,28 @@ def test_a_database_that_is_down_is_a_503_with_retry_after(monkeypatch: pytest.M
     answer = client.post(TRACES, content=b"{}", headers=headers)
     assert answer.status_code == 503 and answer.headers.get("retry-after")
     routes.ingest._engines.clear()
+
+
+def test_a_poisoned_request_never_fails_the_others_committed_in_its_group(engine: Engine) -> None:
+    """SQLite commits concurrent requests together; one request's bad call is its own refusal only."""
+    from core.ingest.calls import parse_calls
+    from core.ingest.record import _GroupWriter, _Pending
+
+    costly = {**good(9), "provider": "openai", "model": "o1-pro", "input_tokens": 10**12}  # past the limit of one call
+    poisoned = _Pending(CALLS, "a", parse_calls(json.dumps([good(1), costly]).encode(), None))
+    clean = _Pending(CALLS, "b", parse_calls(json.dumps([good(2), good(3)]).encode(), None))
+    _GroupWriter._write(engine, [poisoned, clean])  # one group, as the group writer forms it
+    assert clean.outcome() == (2, 0) and clean.parsed.refused == []
+    assert poisoned.outcome() == (1, 0)
+    assert [(i, r.reason.split(":")[0]) for i, r in poisoned.parsed.refused] == [(1, "cost_total")]
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(UsageRecord)).scalar_one() == 3
+
+
+def test_an_export_date_outside_the_years_a_call_can_have_is_a_400_naming_it() -> None:
+    from core.reporting.logs import LogFilterError, filter_from_query
+
+    for name in ("start", "end"):
+        for value in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00", "1999-12-31T00:00:00Z"):
+            with pytest.raises(LogFilterError, match=f"^{name}: "):
+                filter_from_query({name: value})
