@@ -691,5 +691,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if is_lock_error(exc):
             print(f"error: the database is locked by another writer ({exc.__class__.__name__})", file=sys.stderr)
             return 1
+        from core.recording.overflow import is_sum_overflow
+
+        if is_sum_overflow(exc):  # a sum stored by an older release past what SQLite keeps exactly
+            print(
+                "error: overflow: a sum of the stored calls is past 2^63-1 pico-dollars (USD 9.2M), the most SQLite "
+                "keeps exactly; PostgreSQL (DATABASE_URL) is the way past it",
+                file=sys.stderr,
+            )
+            return 1
         print(f"error: {database_error(exc)}", file=sys.stderr)  # type: ignore[arg-type]
         return EXIT_BAD_INPUT

@@ -53,3 +53,30 @@ def test_latency_above_the_documented_maximum_is_refused() -> None:
     for value in (MAX_LATENCY_MS + 1, float(MAX_LATENCY_MS + 1), 1e308, 10**30):
         with pytest.raises(CallError, match="^latency_ms: .*limit"):
             make_call("acme", "m", 1, 1, latency_ms=value)
+
+
+def test_rebuild_rollups_names_an_overflow_as_overflow(
+    empty_engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A log an older release let past the limit: `rebuild-rollups` says overflow, not DATABASE_URL."""
+    if empty_engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL sums NUMERIC(38, 12): no overflow to name")
+    from core.cli.main import main
+
+    at = datetime.now(UTC) - timedelta(hours=1)
+    for _ in range(10):  # one batch each, 10^18 pico-dollars each: the stored sum passes 2^63-1 at the tenth
+        with empty_engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO api_usage_logs (timestamp, provider, model, input_tokens, output_tokens, "
+                    "cached_input_tokens, cost_input, cost_output, cost_total, matched_by, recorded_at, "
+                    "cache_write_tokens, cache_write_1h_tokens, reasoning_tokens, web_search_calls, service_tier, "
+                    "price_service_tier, status, cost_web_search, cost_request) VALUES (:t, 'acme', 'm', 1, 0, 0, "
+                    ":c, 0, :c, 'estimate', :t, 0, 0, 0, 0, 'standard', 'standard', 'ok', 0, 0)"
+                ),
+                {"t": at.replace(tzinfo=None).isoformat(sep=" "), "c": 10**18},
+            )
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    assert main(["rebuild-rollups"]) == 1
+    err = capsys.readouterr().err
+    assert "overflow" in err and "DATABASE_URL: cannot use" not in err
