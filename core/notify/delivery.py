@@ -141,6 +141,7 @@ class _PinnedConnection(http.client.HTTPConnection):
     def __init__(self, target: targets.Target, timeout: float) -> None:
         super().__init__(target.host, target.port, timeout=timeout)
         self.target = target
+        self.default_port = 443 if target.scheme == "https" else 80  # Host: without the port when it is the default
 
     def connect(self) -> None:
         sock = socket.create_connection((self.target.address, self.target.port), self.timeout)
