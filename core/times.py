@@ -60,10 +60,17 @@ def zone(name: str | None, field: str = "tz") -> ZoneInfo:
 
 
 def parse_date(value: str, field: str) -> date:
+    """A report's day: ISO ``YYYY-MM-DD`` from 2000-01-01 to tomorrow (the days a call can have)."""
     try:
-        return date.fromisoformat(value.strip())
+        day = date.fromisoformat(value.strip())
     except (ValueError, AttributeError):
         raise TimeError(f"{field}: {value!r} is not a date (YYYY-MM-DD)") from None
+    tomorrow = now_utc().date() + timedelta(days=1)
+    if not EARLIEST.date() <= day <= tomorrow:
+        raise TimeError(
+            f"{field}: {value!r} is outside 2000-01-01 .. {tomorrow.isoformat()} (the days a call can have)"
+        )
+    return day
 
 
 def local_midnight(day: date, tz: ZoneInfo) -> datetime:

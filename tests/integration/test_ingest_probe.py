@@ -166,3 +166,22 @@ def test_an_export_date_outside_the_years_a_call_can_have_is_a_400_naming_it() -
         for value in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00", "1999-12-31T00:00:00Z"):
             with pytest.raises(LogFilterError, match=f"^{name}: "):
                 filter_from_query({name: value})
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["report", "--since", "1999-12-31"], "--since"),
+        (["report", "--until", "9999-12-31"], "--until"),
+        (["reprice", "--since", "0001-01-01"], "--since"),
+    ],
+)
+def test_a_report_date_outside_the_days_a_call_can_have_is_refused_naming_the_flag(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str], flag: str
+) -> None:
+    from core.cli.main import main
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {flag}: ") and len(err.strip().splitlines()) == 1
