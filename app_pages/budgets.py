@@ -55,7 +55,11 @@ if statuses:
 st.subheader("Alert history")
 events = service.history(engine)
 if events:
-    st.dataframe(history_rows(events, flt.tz.key), hide_index=True, key="alert_history")
+    st.dataframe(
+        history_rows(events, flt.tz.key, admin=signed_in(st.session_state.get(SIGNED_IN_KEY))),
+        hide_index=True,
+        key="alert_history",
+    )
 else:
     st.caption("No threshold crossed yet.")
 

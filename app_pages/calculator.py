@@ -185,7 +185,7 @@ if go or (linked and wanted == linked):
         if found is None and log_id is not None:  # a request id may be all digits
             found = verify_call(engine, request_id=str(log_id))
         if found is None:
-            st.error("No logged call has that log id or request id.")
+            st.error("No such call: no logged call has that log id or request id.")
         else:
             st.text(
                 f"Log #{found.id}: {found.provider} / {found.model}, {found.timestamp:%Y-%m-%d %H:%M:%S} UTC, "

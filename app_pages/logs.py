@@ -3,7 +3,15 @@
 import streamlit as st
 
 from core.pricing.rates import MATCH_STEPS
-from core.reporting.logs import EXPORT_PATH, PAGE_SIZES, LogFilter, export_query, fetch_page, get_row
+from core.reporting.logs import (
+    EXPORT_PATH,
+    PAGE_SIZES,
+    LogFilter,
+    export_query,
+    fetch_page,
+    get_row,
+    parse_log_id,
+)
 from ui import common
 from ui.views import EXACT_COST, VERIFY, logs_table
 
@@ -26,9 +34,10 @@ url = common.snapshot()  # fresh figures on every reload
 # A link from the test-call panel (?log_id=N) shows that one call first.
 wanted = st.query_params.get("log_id")
 if wanted:
-    found = get_row(engine, int(wanted)) if wanted.isdigit() else None
+    log_id = parse_log_id(wanted)
+    found = get_row(engine, log_id) if log_id is not None else None
     if found is None:
-        st.warning("No logged call with the id given in the link (log_id).")
+        st.warning("No such call: no logged call has the id given in the link (log_id).")
     else:
         st.subheader(f"Log #{found.id}")
         st.dataframe(logs_table([found], flt.tz), hide_index=True, column_config=VERIFY_LINK)

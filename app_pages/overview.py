@@ -11,6 +11,7 @@ from core.reporting.aggregates import axis_periods
 from core.reporting.forecast import change_ratio, format_change, previous_period
 from ui import anomaly_views, budget_banner, common
 from ui.charts import spend_figure
+from ui.signin import is_signed_in, sign_in_form
 from ui.views import EXACT_SPEND, SPEND_HELP, breakdown_table, estimate_notice, kpi_values, top_caption
 
 DEMO_DAYS, DEMO_ROWS = 90, 20_000
@@ -25,7 +26,13 @@ flt = common.filters()
 
 if not common.has_usage(url):
     st.info("No usage recorded yet. Record calls with `python -m core record` or `import`, or load demo data.")
-    if st.button(f"Load demo data ({DEMO_DAYS} days, {DEMO_ROWS:,} calls)", type="primary", key="load_demo"):
+    if not is_signed_in():  # demo rows land in the billing log: the admin's call
+        st.caption(
+            f"An admin can load demo data here ({DEMO_ROWS:,} calls, marked as demo; "
+            "`python -m core demo --remove` deletes them)."
+        )
+        sign_in_form(engine, key="demo_sign_in")
+    elif st.button(f"Load demo data ({DEMO_DAYS} days, {DEMO_ROWS:,} calls)", type="primary", key="load_demo"):
         with st.spinner("Recording demo calls..."):
             result = load_demo(engine, days=DEMO_DAYS, rows=DEMO_ROWS)
         common.clear_caches()

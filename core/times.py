@@ -39,7 +39,10 @@ def parse_timestamp(value: object, field: str = "timestamp", *, now: datetime | 
         raise TimeError(f"{field}: {value!r} is not an ISO 8601 time")
     if moment.tzinfo is None or moment.utcoffset() is None:
         moment = moment.replace(tzinfo=UTC)
-    moment = moment.astimezone(UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset: outside what an instant can be
+        raise TimeError(f"{field}: {value!r} is outside the years a call can have (2000 to tomorrow)") from None
     limit = (now or now_utc()) + FUTURE_SLACK
     if moment < EARLIEST:
         raise TimeError(f"{field}: {value!r} is before 2000-01-01")
@@ -57,10 +60,17 @@ def zone(name: str | None, field: str = "tz") -> ZoneInfo:
 
 
 def parse_date(value: str, field: str) -> date:
+    """A report's day: ISO ``YYYY-MM-DD`` from 2000-01-01 to tomorrow (the days a call can have)."""
     try:
-        return date.fromisoformat(value.strip())
+        day = date.fromisoformat(value.strip())
     except (ValueError, AttributeError):
         raise TimeError(f"{field}: {value!r} is not a date (YYYY-MM-DD)") from None
+    tomorrow = now_utc().date() + timedelta(days=1)
+    if not EARLIEST.date() <= day <= tomorrow:
+        raise TimeError(
+            f"{field}: {value!r} is outside 2000-01-01 .. {tomorrow.isoformat()} (the days a call can have)"
+        )
+    return day
 
 
 def local_midnight(day: date, tz: ZoneInfo) -> datetime:

@@ -7,6 +7,8 @@ acknowledged only once its transaction has committed.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 from collections.abc import Callable
 
@@ -23,11 +25,20 @@ from core.ingest import otlp
 from core.ingest.body import BodyError, BodyReader
 from core.ingest.calls import PayloadError, parse_calls
 from core.ingest.keys import KeyInfo, ScopeError, authenticate, parse_bearer, require_scope
+from core.ingest.limits import MAX_REFUSALS_LISTED
 from core.ingest.litellm import parse_litellm
 from core.ingest.record import IngestResult, Parsed, record_parsed
-from core.storage.engine import DatabaseBusyError, DatabaseSchemaError, make_engine
+from core.storage.engine import (
+    CONNECTION_ERRORS,
+    DatabaseBusyError,
+    DatabaseSchemaError,
+    database_error,
+    make_engine,
+)
 from core.storage.migrate import upgrade_database
+from routes import server_limits
 
+log = logging.getLogger(__name__)
 CALLS_PATH = "/api/v1/calls"
 TRACES_PATH = "/v1/traces"
 LITELLM_PATH = "/api/v1/litellm"
@@ -60,16 +71,34 @@ def _json(payload: object, status: int = 200, headers: dict[str, str] | None = N
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
 
 
+UNAVAILABLE_SECONDS = "5"
+
+
+def _unavailable(exc: Exception) -> _Refused:
+    """The database is down, unreachable or locked: 503 with Retry-After, which exporters and clients retry."""
+    if isinstance(exc, DatabaseBusyError):
+        return _Refused(503, str(exc), {"Retry-After": "1"})
+    log.warning("ingestion answered 503: %s", database_error(exc))  # the server log names the database
+    return _Refused(
+        503, "the database is unavailable; nothing was written, try again", {"Retry-After": UNAVAILABLE_SECONDS}
+    )
+
+
 async def _authenticate(request: Request, scope: str = "ingest") -> tuple[Engine, KeyInfo]:
     """The engine and the request's key; 401 without a good key, 403 when its scope does not cover ``scope``."""
     try:
         engine = await run_in_threadpool(get_engine)
     except (ConfigError, DatabaseSchemaError) as exc:
         raise _Refused(500, f"server configuration: {exc}") from None
+    except CONNECTION_ERRORS as exc:
+        raise _unavailable(exc) from None
     token = parse_bearer(request.headers.get("authorization"))
     if token is None:
         raise _Refused(401, "missing API key: send 'Authorization: Bearer KEY'", {"WWW-Authenticate": "Bearer"})
-    key = await run_in_threadpool(authenticate, engine, token)
+    try:
+        key = await run_in_threadpool(authenticate, engine, token)
+    except CONNECTION_ERRORS as exc:
+        raise _unavailable(exc) from None
     if key is None:
         raise _Refused(401, "unknown or revoked API key", {"WWW-Authenticate": "Bearer"})
     try:
@@ -90,8 +119,11 @@ async def _body(request: Request) -> bytes:
         raise BodyError(413, f"the body is over the limit of {reader.limit:,} bytes")
     stream = request.stream()
     try:
-        async for chunk in stream:
-            reader.feed(chunk)
+        async with asyncio.timeout(server_limits.BODY_TIMEOUT_SECONDS):  # the whole body, not per read
+            async for chunk in stream:
+                reader.feed(chunk)
+    except TimeoutError:
+        raise BodyError(408, f"the body did not arrive within {server_limits.BODY_TIMEOUT_SECONDS:g} s") from None
     except BodyError:
         drained = 0
         async for chunk in stream:
@@ -103,10 +135,13 @@ async def _body(request: Request) -> bytes:
 
 
 def _summary(result: IngestResult) -> dict[str, object]:
+    """The answer: counts, and the first ``MAX_REFUSALS_LISTED`` refusals (``refused_total`` counts them all)."""
+    listed = result.refused[:MAX_REFUSALS_LISTED]
     return {
         "accepted": result.accepted,
         "duplicates": result.duplicates,
-        "refused": [{"index": index, "error": error} for index, error in result.refused],
+        "refused": [{"index": index, "error": error} for index, error in listed],
+        "refused_total": len(result.refused),
     }
 
 
@@ -116,15 +151,20 @@ async def _json_route(request: Request, route: str, parse: Callable[[bytes, str 
         body = await _body(request)
 
         def work() -> IngestResult:
-            return record_parsed(engine, route, key.name, parse(body, key.project))
+            if route == CALLS_PATH:  # ids derived for calls without one are the sending key's own
+                parsed = parse_calls(body, key.project, sender=f"key-{key.id}")
+            else:
+                parsed = parse(body, key.project)
+            return record_parsed(engine, route, key.name, parsed)
 
         result = await run_in_threadpool(work)
     except _Refused as exc:
         return _json({"error": str(exc)}, exc.status, exc.headers)
     except (BodyError, PayloadError) as exc:
         return _json({"error": str(exc)}, getattr(exc, "status", 400))
-    except DatabaseBusyError as exc:
-        return _json({"error": str(exc)}, 503, {"Retry-After": "1"})
+    except (DatabaseBusyError, *CONNECTION_ERRORS) as exc:
+        refused = _unavailable(exc)
+        return _json({"error": str(refused)}, refused.status, refused.headers)
     return _json(_summary(result))
 
 
@@ -161,14 +201,15 @@ async def ingest_traces(request: Request) -> Response:
 
         result = await run_in_threadpool(work)
     except _Refused as exc:
-        code = {401: 16, 403: 7}.get(exc.status, 13)  # UNAUTHENTICATED, PERMISSION_DENIED, INTERNAL
+        code = {401: 16, 403: 7, 503: 14}.get(exc.status, 13)  # UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE
         return status(code, exc.status, str(exc), exc.headers)
     except BodyError as exc:
         return status(3, exc.status, str(exc))
     except PayloadError as exc:
         return status(3, 400, str(exc))
-    except DatabaseBusyError as exc:
-        return status(14, 503, str(exc), {"Retry-After": "1"})
+    except (DatabaseBusyError, *CONNECTION_ERRORS) as exc:
+        refused = _unavailable(exc)
+        return status(14, 503, str(refused), refused.headers)
     errors = [error for _, error in result.refused]
     return Response(otlp.encode_response(len(errors), errors, json_body), 200, media_type=media)
 

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 
 from core.budgets.service import BudgetStatus, EventRow
 from core.money import format_total, to_text
+from core.notify.delivery import shown_error
 
 STATUS_LABELS = {
     "pending": "waiting to send",
@@ -116,7 +117,8 @@ def burnup_figure(status: BudgetStatus, series: list[tuple[datetime, Decimal]], 
     return fig
 
 
-def history_rows(rows: list[EventRow], tz_name: str) -> list[dict[str, object]]:
+def history_rows(rows: list[EventRow], tz_name: str, admin: bool = False) -> list[dict[str, object]]:
+    """The alert history; viewers see the kind of a delivery error, the admin its network detail."""
     tz = ZoneInfo(tz_name)
 
     def local(moment: datetime | None) -> str:
@@ -135,7 +137,7 @@ def history_rows(rows: list[EventRow], tz_name: str) -> list[dict[str, object]]:
             "Attempts": r.attempts,
             "Next attempt": local(r.next_attempt_at),
             "Delivered": local(r.delivered_at),
-            "Last error": r.last_error or "",
+            "Last error": (r.last_error if admin else shown_error(r.last_error)) or "",
             "webhook-id": r.webhook_id,
         }
         for r in rows

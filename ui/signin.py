@@ -15,6 +15,7 @@ from core import config
 from core.admin.password import SESSION_SECONDS, SignInRefused, sign_in, signed_in
 
 SIGNED_IN_KEY = "admin_signed_in_until"
+SESSION_KEY = "admin_sign_in_session"  # wrong passwords are counted per browser session
 
 
 def is_signed_in() -> bool:
@@ -41,7 +42,8 @@ def sign_in_form(engine: Engine, key: str = "sign_in") -> bool:
         message = st.empty()  # right below the field: where the eye is when the answer comes
         if st.form_submit_button("Sign in"):
             try:
-                st.session_state[SIGNED_IN_KEY] = sign_in(engine, attempt)
+                session = st.session_state.setdefault(SESSION_KEY, secrets.token_hex(16))
+                st.session_state[SIGNED_IN_KEY] = sign_in(engine, attempt, session=session)
             except SignInRefused as exc:
                 message.error(str(exc), icon=":material/lock:")
             else:

@@ -3,8 +3,10 @@
 ``SPENDBOARD_ADMIN_PASSWORD`` wins when set. Otherwise a password is generated at
 first start, only its salted scrypt hash is kept (in ``spendboard_settings``), and
 the password itself is printed once on the terminal, like a notebook server token.
-Failed attempts are counted in the database, so the back-off survives reruns and
-restarts.
+Failed attempts are counted in the database per browser session (so the back-off survives
+reruns and restarts, and no viewer can lock the admin out of another session): each attempt
+is counted before the password is checked, in one write transaction with the lock check, so
+parallel attempts of one session cannot each pass the check before a failure is written.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, delete, select
+from sqlalchemy import Connection, Engine, Integer, Text, cast, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -88,7 +90,8 @@ def _put(conn: Connection, key: str, value: str) -> None:
 def _store_new_password(conn: Connection) -> str:
     password = secrets.token_urlsafe(18)
     _put(conn, HASH_KEY, hash_password(password))
-    conn.execute(delete(Setting).where(Setting.key.in_([FAILURES_KEY, LOCKED_UNTIL_KEY])))
+    for prefix in (FAILURES_KEY, LOCKED_UNTIL_KEY):  # every session's count and lock
+        conn.execute(delete(Setting).where(Setting.key.startswith(prefix, autoescape=True)))
     return password
 
 
@@ -149,10 +152,18 @@ class SignInState:
     locked_until: float
 
 
-def sign_in_state(engine: Engine) -> SignInState:
+def _keys(session: str) -> tuple[str, str]:
+    """The failure counter and lock of one browser session ("": the command line and older callers)."""
+    if not session:
+        return FAILURES_KEY, LOCKED_UNTIL_KEY
+    return f"{FAILURES_KEY}:{session[:64]}", f"{LOCKED_UNTIL_KEY}:{session[:64]}"
+
+
+def sign_in_state(engine: Engine, session: str = "") -> SignInState:
+    failures_key, locked_key = _keys(session)
     with engine.connect() as conn:
-        failures = _get(conn, FAILURES_KEY)
-        locked = _get(conn, LOCKED_UNTIL_KEY)
+        failures = _get(conn, failures_key)
+        locked = _get(conn, locked_key)
     return SignInState(int(failures or 0), float(locked or 0))
 
 
@@ -160,15 +171,46 @@ def _wait_message(seconds: int) -> str:
     return f"Too many wrong passwords: wait {seconds} s before trying again."
 
 
-def sign_in(engine: Engine, attempt: str, now: float | None = None) -> float:
-    """Check the password; returns when the sign-in expires (epoch seconds) or raises ``SignInRefused``."""
+class _Locked(Exception):
+    def __init__(self, wait: int) -> None:
+        self.wait = wait
+
+
+def _count_attempt(conn: Connection, session: str, moment: float) -> int:
+    """Count this attempt as a failure (undone if it proves right) and set the back-off; raises ``_Locked``."""
+    failures_key, locked_key = _keys(session)
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    value = Setting.__table__.c.value
+    upsert = insert(Setting).values(key=failures_key, value="1")
+    counted = upsert.on_conflict_do_update(
+        index_elements=[Setting.key], set_={"value": cast(cast(value, Integer) + 1, Text)}
+    ).returning(Setting.value)
+    failures = int(conn.execute(counted).scalar_one())  # the row stays locked until commit: one at a time
+    locked = float(_get(conn, locked_key) or 0)
+    if locked > moment:
+        raise _Locked(int(locked - moment + 0.999))  # rolls the count back: a refused attempt is no attempt
+    wait = lock_seconds(failures)
+    if wait:
+        _put(conn, locked_key, repr(moment + wait))
+    return wait
+
+
+def sign_in(engine: Engine, attempt: str, now: float | None = None, session: str = "") -> float:
+    """Check the password; returns when the sign-in expires (epoch seconds) or raises ``SignInRefused``.
+
+    ``session`` names the browser session: its wrong passwords never hold back another session.
+    """
     moment = time.time() if now is None else now
-    state = sign_in_state(engine)
-    if state.locked_until > moment:
-        wait = int(state.locked_until - moment + 0.999)
-        raise SignInRefused(_wait_message(wait), wait)
     if not isinstance(attempt, str) or not attempt:
+        state = sign_in_state(engine, session)
+        if state.locked_until > moment:
+            wait = int(state.locked_until - moment + 0.999)
+            raise SignInRefused(_wait_message(wait), wait)
         raise SignInRefused("Enter the admin password.")
+    try:
+        wait = run_write(engine, lambda conn: _count_attempt(conn, session, moment))
+    except _Locked as locked:
+        raise SignInRefused(_wait_message(locked.wait), locked.wait) from None
     configured = config.admin_password()
     if configured is not None:
         # digests of equal length, so the comparison reveals nothing, not even the length
@@ -179,20 +221,9 @@ def sign_in(engine: Engine, attempt: str, now: float | None = None) -> float:
         with engine.connect() as conn:
             stored = _get(conn, HASH_KEY)
         right = bool(stored) and check_hash(attempt, stored or "")
-
-    def record(conn: Connection) -> int:
-        if right:
-            conn.execute(delete(Setting).where(Setting.key.in_([FAILURES_KEY, LOCKED_UNTIL_KEY])))
-            return 0
-        failures = int(_get(conn, FAILURES_KEY) or 0) + 1
-        _put(conn, FAILURES_KEY, str(failures))
-        wait = lock_seconds(failures)
-        if wait:
-            _put(conn, LOCKED_UNTIL_KEY, repr(moment + wait))
-        return wait
-
-    wait = run_write(engine, record)
     if right:
+        keys = list(_keys(session))
+        run_write(engine, lambda conn: conn.execute(delete(Setting).where(Setting.key.in_(keys))))
         return moment + SESSION_SECONDS
     if wait:
         raise SignInRefused("Wrong password. " + _wait_message(wait), wait)

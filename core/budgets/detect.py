@@ -2,7 +2,8 @@
 
 Spend is summed from what is stored; a crossing becomes a ``budget_events`` row
 through ``INSERT ... ON CONFLICT DO NOTHING`` on the unique key (budget, period,
-threshold), all the crossings found by one pass in one transaction. However many
+threshold), each budget's crossings in a transaction of their own, so that one budget
+failing (an overflow, a bad row) never stops another's alerts. However many
 calls, processes or restarts see the same crossing, one row exists, and delivery
 only reads rows. Periods that ended before a budget was made are not watched; a
 crossing found after its period closed (a back-dated call, a reprice) is marked late.
@@ -125,7 +126,11 @@ def find_crossings(engine: Engine, watch: dict[int, tuple[Budget, list[Period]]]
         open_periods = [p for p in periods if any((budget.id, p.start, t) not in known for t in thresholds)]
         if not open_periods:
             continue
-        spends = spend_by_period(engine, budget, open_periods)
+        try:
+            spends = spend_by_period(engine, budget, open_periods)
+        except Exception as exc:  # noqa: BLE001 - one budget's failure holds back no other's alerts
+            log.error("budget %r: summing its spend failed, its alerts wait: %s", budget.name, exc)
+            continue
         for period in open_periods:
             spend = spends.get(period.start, Decimal(0))
             for t in crossed(spend, budget.amount, thresholds):
@@ -143,11 +148,27 @@ def _insert_statement(conn: Connection):  # type: ignore[no-untyped-def]
 
 
 def write_crossings(engine: Engine, crossings: Sequence[Crossing], now: datetime | None = None) -> int:
-    """Write crossings to the outbox in one transaction; returns how many rows are new."""
+    """Write crossings to the outbox, one transaction per budget; returns how many rows are new.
+
+    A budget whose write fails is logged and skipped (its crossings are found again by the
+    next pass); the other budgets' events are written all the same.
+    """
     if not crossings:
         return 0
     moment = now or now_utc()
+    by_budget: dict[int, list[Crossing]] = {}
+    for c in crossings:
+        by_budget.setdefault(c.budget.id, []).append(c)
+    new = 0
+    for group in by_budget.values():
+        try:
+            new += _write_budget_crossings(engine, group, moment)
+        except Exception as exc:  # noqa: BLE001 - one budget's failure holds back no other's alerts
+            log.error("budget %r: writing its alerts failed, the next pass retries: %s", group[0].budget.name, exc)
+    return new
 
+
+def _write_budget_crossings(engine: Engine, crossings: Sequence[Crossing], moment: datetime) -> int:
     def work(conn: Connection) -> int:
         statement = _insert_statement(conn)
         new = 0

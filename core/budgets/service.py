@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, insert, select
@@ -18,7 +17,7 @@ from core.budgets import detect
 from core.budgets.periods import PERIODS, Period, period_of
 from core.budgets.spend import SCOPE_KINDS, spend_in
 from core.money import MoneyError, parse_amount
-from core.notify import delivery
+from core.notify import delivery, targets
 from core.recording.tags import TagError, parse_tags
 from core.storage.budget_tables import Budget, BudgetDelivery, BudgetEvent
 from core.storage.engine import run_write
@@ -116,9 +115,10 @@ def validate(
     levels = parse_thresholds(thresholds)
     url = webhook_url.strip() if isinstance(webhook_url, str) and webhook_url.strip() else None
     if url is not None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
-            raise BudgetError(f"webhook: {url!r} is not an http(s) URL")
+        try:
+            targets.check_saved(url)
+        except targets.TargetError as exc:
+            raise BudgetError(str(exc)) from None
     key = secret.strip() if isinstance(secret, str) and secret.strip() else None
     if key is not None:
         if url is None:

@@ -105,5 +105,7 @@ def serve(args: argparse.Namespace, engine: Callable[[], Engine]) -> int:
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,
+        http="routes.server_limits:GuardedH11Protocol",  # request headers within 10 s (slowloris)
+        timeout_keep_alive=5,  # idle kept-alive connections closed after 5 s
     )
     return 0

@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="write synthetic usage ending now")
     demo.add_argument("--days", type=_positive_int("--days", 3650), default=90)
     demo.add_argument("--rows", type=_positive_int("--rows", 100_000_000), default=20_000)
+    demo.add_argument("--remove", action="store_true", help="delete the demo calls (real calls are kept)")
 
     verify = sub.add_parser("verify", help="recompute a logged call's cost (by log id or request id)")
     verify.add_argument("target", metavar="LOG_ID|REQUEST_ID", help="all digits: a log id first, else a request id")
@@ -401,9 +402,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import time
 
     from core.pricing.seeding import initialize_default_pricing
-    from core.recording.demo import load_demo
+    from core.recording.demo import load_demo, remove_demo
 
     engine = _engine()
+    if args.remove:
+        removed = remove_demo(engine)
+        print(f"removed {removed:,} demo calls; real calls are kept")
+        return 0
     initialize_default_pricing(engine)
     started = time.perf_counter()
     interactive = sys.stderr.isatty()
@@ -416,6 +421,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if interactive:
         print(file=sys.stderr)
     print(f"recorded {result.recorded:,} demo calls over {args.days} days in {time.perf_counter() - started:.1f} s")
+    if result.recorded < args.rows:
+        print(f"{args.rows - result.recorded:,} were recorded by an earlier run; `demo --remove` deletes them all")
     return 0
 
 
@@ -702,6 +709,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CONNECTION_ERRORS as exc:  # a bad URL, an unreachable server, a refused login, a missing database
         if is_lock_error(exc):
             print(f"error: the database is locked by another writer ({exc.__class__.__name__})", file=sys.stderr)
+            return 1
+        from core.recording.overflow import is_sum_overflow
+
+        if is_sum_overflow(exc):  # a sum stored by an older release past what SQLite keeps exactly
+            print(
+                "error: overflow: a sum of the stored calls is past 2^63-1 pico-dollars (USD 9.2M), the most SQLite "
+                "keeps exactly; PostgreSQL (DATABASE_URL) is the way past it",
+                file=sys.stderr,
+            )
             return 1
         print(f"error: {database_error(exc)}", file=sys.stderr)  # type: ignore[arg-type]
         return EXIT_BAD_INPUT

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from core.pricing.validation import unsafe_character
 from core.storage.engine import run_write
 from core.storage.key_tables import ApiKey
 
@@ -93,6 +94,8 @@ def _clean(value: object, field: str, limit: int) -> str:
         raise ApiKeyError(f"{field}: {text[:40]!r}... is {len(text)} characters, over the limit of {limit}")
     if any(ord(ch) < 32 or ord(ch) == 127 or 0xD800 <= ord(ch) <= 0xDFFF for ch in text):
         raise ApiKeyError(f"{field}: {text[:60]!r} contains control characters or invalid bytes")
+    if bad := unsafe_character(text):
+        raise ApiKeyError(f"{field}: {text[:60]!r} contains {bad}")
     return text
 
 

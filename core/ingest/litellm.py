@@ -20,9 +20,10 @@ from typing import Any
 import orjson
 
 from core.ingest.calls import PayloadError, load_json, sample
+from core.ingest.limits import too_many_items
 from core.ingest.record import Parsed, to_call
 from core.ingest.rejections import Refusal
-from core.recording.calls import CallError
+from core.recording.calls import MAX_LATENCY_MS, CallError
 from core.recording.tags import TagError, union_tags
 
 TIERS = {"flex": "flex", "priority": "priority", "batch": "batch"}
@@ -89,7 +90,11 @@ def payload_mapping(item: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(start, bool) or not isinstance(start, int | float) or not math.isfinite(start):
         raise CallError(f"timestamp: startTime {start!r} is not epoch seconds")
     latency = None
-    if isinstance(end, int | float) and not isinstance(end, bool) and math.isfinite(end) and end >= start:
+    if end is not None:  # out of range is the item's refusal, never a call recorded without its latency
+        if isinstance(end, bool) or not isinstance(end, int | float) or not math.isfinite(end) or end < start:
+            raise CallError(f"latency_ms: endTime {end!r} is not epoch seconds at or after startTime {start!r}")
+        if (end - start) * 1000 > MAX_LATENCY_MS:
+            raise CallError(f"latency_ms: endTime {end!r} is more than {MAX_LATENCY_MS:,} ms after startTime")
         latency = round((end - start) * 1000)
     request_id = item.get("litellm_call_id") or item.get("id")
     user = item.get("end_user") or _get(item, "metadata", "user_api_key_user_id")
@@ -155,7 +160,10 @@ def _sample(item: object) -> str:
 def parse_litellm(body: bytes, default_project: str | None) -> Parsed:
     """Calls and per-item refusals; :class:`PayloadError` only when the body is not JSON at all."""
     parsed = Parsed()
-    for index, item in enumerate(payloads_of(body)):
+    items = payloads_of(body)
+    if refused := too_many_items(len(items), "payloads"):
+        raise refused
+    for index, item in enumerate(items):
         try:
             if isinstance(item, _Broken):
                 raise CallError(item.reason)

@@ -34,6 +34,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from core.ingest.calls import PayloadError, load_json
+from core.ingest.limits import too_many_items
 from core.ingest.record import Parsed, to_call
 from core.ingest.rejections import Refusal
 from core.recording.calls import CallError
@@ -118,6 +119,8 @@ def span_mapping(span: Span, attrs: dict[str, Any], resource: dict[str, Any]) ->
     start = span.start_time_unix_nano
     end = span.end_time_unix_nano
     response_id = attrs.get("gen_ai.response.id")
+    if not (isinstance(response_id, str) and response_id.strip()) and not (span.trace_id and span.span_id):
+        raise CallError("request_id: the span has no gen_ai.response.id and no trace and span id to tell it apart")
     tier = _first(attrs, SERVICE_TIER)
     mapping: dict[str, Any] = {
         "provider": provider,
@@ -236,6 +239,9 @@ def _sample(span: Span, attrs: dict[str, Any]) -> str:
 def parse_traces(request: ExportTraceServiceRequest, key_project: str | None) -> Parsed:
     """GenAI spans as calls (index: the span's position in the request); other spans counted as ignored."""
     parsed = Parsed()
+    spans = sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
+    if refused := too_many_items(spans, "spans"):
+        raise refused
     index = -1
     for resource_spans in request.resource_spans:
         resource = _attributes(resource_spans.resource.attributes)

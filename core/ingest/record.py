@@ -10,6 +10,8 @@ from sqlalchemy import Engine, select
 
 from core.ingest.rejections import Refusal, keep_refusals
 from core.recording.calls import Call, call_from_mapping, record_batch
+from core.recording.importer import call_content, stored_content
+from core.recording.refusing import record_refusing
 from core.storage.tables import UsageRecord
 
 
@@ -128,18 +130,29 @@ class _GroupWriter:
                 item.done.set()
 
 
+def _record_alone(engine: Engine, item: _Pending) -> tuple[int, int]:
+    """One request's calls; a call the database cannot take is that call's refusal, the rest recorded."""
+    numbered = list(item.parsed.calls)
+    if engine.dialect.name != "sqlite":
+        # concurrent transactions take the unique index's entries in one order (by request id),
+        # so two senders with the same ids in different orders wait for each other, never deadlock
+        numbered.sort(key=lambda pair: (pair[1].request_id is None, pair[1].request_id or ""))
+    outcome = record_refusing(engine, [call for _, call in numbered])
+    if outcome.refused:
+        for position, reason in outcome.refused:
+            item.parsed.refused.append((numbered[position][0], Refusal(reason)))
+        item.parsed.refused.sort(key=lambda pair: pair[0])
+    return outcome.recorded, outcome.duplicates
+
+
 def _record_group(engine: Engine, group: list[_Pending]) -> list[tuple[int, int]]:
     """(accepted, duplicates) per request of one committed transaction; an id is accepted once, first come."""
     calls = [call for item in group for _, call in item.parsed.calls]
     if not calls:
         return [(0, 0) for _ in group]
-    if engine.dialect.name != "sqlite":
-        # concurrent transactions take the unique index's entries in one order (by request id),
-        # so two senders with the same ids in different orders wait for each other, never deadlock
-        calls.sort(key=lambda call: (call.request_id is None, call.request_id or ""))
-    outcome = record_batch(engine, calls)
     if len(group) == 1:
-        return [(outcome.recorded, outcome.duplicates)]
+        return [_record_alone(engine, group[0])]
+    outcome = record_batch(engine, calls)
     stored = _stored_request_ids(engine, outcome.ids)
     results = []
     for item in group:
@@ -170,8 +183,41 @@ _writers: dict[str, _GroupWriter] = {}
 _writers_guard = threading.Lock()
 
 
+def refuse_changed_content(engine: Engine, parsed: Parsed) -> None:
+    """A request id already recorded (or met earlier in the body) with other content is refused, as ``import`` does.
+
+    The same call sent again is a duplicate; a different call under a known id is a sender's
+    bug that "duplicate" would hide.
+    """
+    ids = [call.request_id for _, call in parsed.calls if call.request_id is not None]
+    if not ids:
+        return
+    stored = stored_content(engine, ids)
+    earlier: dict[str, tuple[int, tuple[object, ...]]] = {}
+    kept: list[tuple[int, Call]] = []
+    for index, call in parsed.calls:
+        rid = call.request_id
+        if rid is not None:
+            content = call_content(call)
+            if rid in stored and stored[rid] != content:
+                parsed.refused.append(
+                    (index, Refusal(f"request_id {rid!r} is already recorded with different content"))
+                )
+                continue
+            if rid in earlier and earlier[rid][1] != content:
+                reason = f"request_id {rid!r} is already used by item {earlier[rid][0]} with different content"
+                parsed.refused.append((index, Refusal(reason)))
+                continue
+            earlier.setdefault(rid, (index, content))
+        kept.append((index, call))
+    if len(kept) != len(parsed.calls):
+        parsed.calls = kept
+        parsed.refused.sort(key=lambda pair: pair[0])
+
+
 def record_parsed(engine: Engine, route: str, key_name: str | None, parsed: Parsed) -> IngestResult:
     """Record the calls (acknowledged only once committed, possibly with other requests'), keep the refusals."""
+    refuse_changed_content(engine, parsed)
     pending = _Pending(route, key_name, parsed)
     if engine.dialect.name == "sqlite":
         with _writers_guard:

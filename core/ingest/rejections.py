@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select
 
+from core.ingest import limits
 from core.storage.engine import run_write
 from core.storage.key_tables import RejectedIngestion
 
@@ -41,11 +42,21 @@ def keep_refusals(engine: Engine, route: str, key_name: str | None, refusals: It
     """Store refusals grouped by reason; returns the number of items kept."""
     grouped: dict[str, tuple[int, str | None]] = {}
     for refusal in refusals:
-        reason = refusal.reason[:REASON_LIMIT]
+        reason = _printable(refusal.reason)[:REASON_LIMIT]
         count, sample = grouped.get(reason, (0, None))
         grouped[reason] = (count + 1, sample if sample is not None else _clip(refusal.sample))
     if not grouped:
         return 0
+    if len(grouped) > limits.KEPT_REASONS_PER_REQUEST:  # a row per reason up to the limit, the rest in one row
+        reasons = list(grouped)
+        kept, rest = reasons[: limits.KEPT_REASONS_PER_REQUEST - 1], reasons[limits.KEPT_REASONS_PER_REQUEST - 1 :]
+        others = sum(grouped[r][0] for r in rest)
+        first_sample = grouped[rest[0]][1]
+        grouped = {r: grouped[r] for r in kept}
+        grouped[f"{others:,} more items refused for {len(rest):,} other reasons (first: {rest[0][:200]})"] = (
+            others,
+            first_sample,
+        )
     now = datetime.now(UTC)
     rows = [
         {"at": now, "route": route, "key_name": key_name, "reason": reason, "count": count, "sample": sample}
@@ -54,13 +65,33 @@ def keep_refusals(engine: Engine, route: str, key_name: str | None, refusals: It
 
     def work(conn: Connection) -> None:
         conn.execute(insert(RejectedIngestion), rows)
+        prune(conn, now)
 
     run_write(engine, work)
     return sum(count for count, _ in grouped.values())
 
 
+def prune(conn: Connection, now: datetime) -> None:
+    """Kept refusals stay bounded: none older than ``KEPT_DAYS``, at most the newest ``KEPT_ROWS`` rows."""
+    r = RejectedIngestion
+    conn.execute(delete(r).where(r.at < now - timedelta(days=limits.KEPT_DAYS)))
+    oldest_kept = conn.execute(select(r.id).order_by(r.id.desc()).offset(limits.KEPT_ROWS - 1).limit(1)).scalar()
+    if oldest_kept is not None:
+        conn.execute(delete(r).where(r.id < oldest_kept))
+
+
+def _printable(text: str) -> str:
+    """What a text column of every database keeps: PostgreSQL refuses NUL, and lone surrogates are not UTF-8."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\u0000")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _clip(sample: str | None) -> str | None:
-    if sample is None or len(sample) <= SAMPLE_LIMIT:
+    if sample is None:
+        return None
+    sample = _printable(sample)
+    if len(sample) <= SAMPLE_LIMIT:
         return sample
     return sample[:SAMPLE_LIMIT] + "..."
 

@@ -8,6 +8,9 @@ to expire and the event is posted again with the same id. Anything but a 2xx is
 retried 5 s, 5 min, 30 min, 2 h, 5 h and 10 h after each failure; a 410 turns the
 budget's webhook off. An outbox row of an anomaly (``alert_id`` and ``anomaly_id`` set) goes
 to its alert's webhook as ``anomaly.detected``, by the same claims, retries and signatures.
+Each attempt ends within ``TIMEOUT_SECONDS``, whole (connect, send, every byte of the answer),
+well inside the lease; events for different URLs are posted concurrently, so one slow or
+broken receiver holds back no one else's alerts.
 """
 
 from __future__ import annotations
@@ -15,12 +18,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
 import json
+import logging
 import secrets
+import socket
+import ssl
+import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +35,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 
 from core.money import format_usd, to_text
+from core.notify import targets
 from core.storage.anomaly_tables import Alert, AnomalyRecord
 from core.storage.budget_tables import DELIVERED, DISABLED, FAILED, PENDING, Budget, BudgetDelivery, BudgetEvent
 from core.storage.engine import run_write
@@ -41,8 +49,9 @@ RETRY_SCHEDULE = (
     timedelta(hours=5),
     timedelta(hours=10),
 )
-TIMEOUT_SECONDS = 10.0
-LEASE = timedelta(seconds=60)  # longer than any one attempt can take
+TIMEOUT_SECONDS = 15.0  # one whole attempt: connect, send, the answer's every byte
+LEASE = timedelta(seconds=60)  # longer than any one attempt can take; renewed between attempts
+MAX_PARALLEL_URLS = 8
 CLAIM_LIMIT = 50
 SECRET_PREFIX = "whsec_"
 EVENT_TYPE = "budget.threshold_crossed"
@@ -153,25 +162,74 @@ def request_for(
     return body, headers
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # a redirect is an answer like any other non-2xx: retried
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect)
-
 Sender = Callable[[str, bytes, dict[str, str], float], int]
+log = logging.getLogger(__name__)
+
+
+class _PinnedConnection(http.client.HTTPConnection):
+    """Connects to the address that was checked, while Host and TLS name the URL's host."""
+
+    def __init__(self, target: targets.Target, timeout: float) -> None:
+        super().__init__(target.host, target.port, timeout=timeout)
+        self.target = target
+        self.default_port = 443 if target.scheme == "https" else 80  # Host: without the port when it is the default
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.target.address, self.target.port), self.timeout)
+        if self.target.scheme == "https":
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.target.host)
+        self.sock = sock
 
 
 def http_post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
-    """POST and return the status code; network failures raise ``OSError``."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    """POST and return the status code, all within ``timeout`` seconds; anything else raises.
+
+    The deadline is for the whole attempt, not per read: a receiver dripping one byte at a
+    time is cut off when it passes. Redirects are not followed (a non-2xx like any other).
+    """
+    target = targets.resolve(url)
+    conn = _PinnedConnection(target, timeout)
+    expired = threading.Event()
+
+    def cut_off() -> None:
+        expired.set()
+        sock = conn.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    timer = threading.Timer(timeout, cut_off)
+    timer.daemon = True
+    timer.start()
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            response.read(1024)
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
+        conn.request("POST", target.path, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read(1024)
+        if expired.is_set():  # cut off mid-answer: what was read is not an answer
+            raise TimeoutError(f"timed out: no complete answer within {timeout:g} s")
+        return int(response.status)
+    except Exception as exc:
+        if expired.is_set() and not isinstance(exc, TimeoutError):
+            raise TimeoutError(f"timed out: no complete answer within {timeout:g} s") from None
+        raise
+    finally:
+        timer.cancel()
+        conn.close()
+
+
+def shown_error(error: str | None) -> str | None:
+    """A delivery error as anyone who can open the page sees it: the kind, no address or port."""
+    if error is None:
+        return None
+    if error.startswith("HTTP "):
+        return error.split(" ", 2)[0] + " " + error.split(" ", 2)[1]
+    if "TargetError" in error:
+        return "webhook target refused"
+    if "Timeout" in error or "timed out" in error:
+        return "no answer in time"
+    return "could not deliver"
 
 
 @dataclass
@@ -251,17 +309,18 @@ def attempt(engine: Engine, event_id: int, lease: datetime, now: datetime, send:
     if loaded is None:
         return FAILED
     event, budget, anomaly = loaded
-    assert budget.webhook_url is not None
-    body, headers = request_for(event, budget, now, anomaly)
     started = time.perf_counter()
     status: int | None = None
     error: str | None = None
     try:
+        if budget.webhook_url is None:
+            raise targets.TargetError("webhook: the budget or alert has no webhook URL any more")
+        body, headers = request_for(event, budget, now, anomaly)
         status = send(budget.webhook_url, body, headers, TIMEOUT_SECONDS)
         if not 200 <= status < 300:
             error = f"HTTP {status}"
-    except (OSError, ValueError) as exc:  # refused, reset, timed out, bad URL
-        error = f"{type(exc).__name__}: {exc}"[:500]
+    except Exception as exc:  # noqa: BLE001 - any failure is this attempt's error, retried with back-off
+        error = (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)[:500]
     elapsed = int((time.perf_counter() - started) * 1000)
     number = event.attempts + 1
     if error is None:
@@ -312,20 +371,74 @@ def attempt(engine: Engine, event_id: int, lease: datetime, now: datetime, send:
     return outcome
 
 
+def _renew(engine: Engine, event_id: int, lease: datetime, until: datetime) -> bool:
+    """Extend this sender's lease before a later attempt; False when another sender holds it now."""
+
+    def work(conn: Connection) -> bool:
+        done = conn.execute(
+            update(BudgetEvent)
+            .where(BudgetEvent.id == event_id, BudgetEvent.claimed_until == lease)
+            .values(claimed_until=until)
+        )
+        return done.rowcount == 1
+
+    return run_write(engine, work)
+
+
+def _urls(engine: Engine, ids: list[int]) -> dict[int, str]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(BudgetEvent.id, Budget.webhook_url)
+            .join(Budget, Budget.id == BudgetEvent.budget_id)
+            .where(BudgetEvent.id.in_(ids))
+        ).all()
+    return {row.id: row.webhook_url or "" for row in rows}
+
+
 def deliver_due(engine: Engine, now: datetime | None = None, send: Sender = http_post) -> DeliveryReport:
-    """Post every event that is due now; one attempt each."""
+    """Post every event that is due now; one attempt each, URLs in parallel, each URL's events in order."""
     moment = now or now_utc()
     report = DeliveryReport()
-    for event_id, lease in claim_due(engine, moment):
-        outcome = attempt(engine, event_id, lease, moment, send)
-        if outcome == DELIVERED:
-            report.delivered += 1
-        elif outcome == "retry":
-            report.retrying += 1
-        elif outcome == DISABLED:
-            report.disabled += 1
-        else:
-            report.failed += 1
+    claimed = claim_due(engine, moment)
+    if not claimed:
+        return report
+    urls = _urls(engine, [i for i, _ in claimed])
+    groups: dict[str, list[tuple[int, datetime]]] = {}
+    for event_id, lease in claimed:
+        groups.setdefault(urls.get(event_id, ""), []).append((event_id, lease))
+    clock = time.monotonic()
+    margin = (TIMEOUT_SECONDS + 5) * 2
+
+    def post_group(events: list[tuple[int, datetime]]) -> list[str]:
+        outcomes = []
+        for event_id, lease in events:
+            elapsed = time.monotonic() - clock
+            if elapsed + margin > LEASE.total_seconds():  # the lease would end mid-attempt: extend it first
+                renewed = moment + timedelta(seconds=elapsed) + LEASE
+                if not _renew(engine, event_id, lease, renewed):
+                    continue
+                lease = renewed
+            try:
+                outcomes.append(attempt(engine, event_id, lease, moment, send))
+            except Exception as exc:  # noqa: BLE001 - recording failed: the lease expires and it is retried
+                log.warning("recording delivery attempt of event %s failed: %s", event_id, exc)
+        return outcomes
+
+    if len(groups) == 1:
+        results = [post_group(next(iter(groups.values())))]
+    else:
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_URLS, len(groups))) as pool:
+            results = list(pool.map(post_group, groups.values()))
+    for outcomes in results:
+        for outcome in outcomes:
+            if outcome == DELIVERED:
+                report.delivered += 1
+            elif outcome == "retry":
+                report.retrying += 1
+            elif outcome == DISABLED:
+                report.disabled += 1
+            else:
+                report.failed += 1
     return report
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from core.pricing.rates import MAX_TOKENS, PricingError, Usage, normalize_provider
 
 
@@ -108,7 +110,32 @@ def _name(value: object, field_name: str) -> str:
         raise PricingError(f"{field_name}: {text[:40]!r}... is {len(text)} characters, over the limit of {limit}")
     if any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in text):
         raise PricingError(f"{field_name}: {text[:60]!r} contains control characters or invalid bytes")
+    bad = unsafe_character(text)
+    if bad:
+        raise PricingError(f"{field_name}: {text[:60]!r} contains {bad}")
     return text
+
+
+# Bidi controls reorder what a person reads ("admin\u202egnp.exe" shows as "adminexe.png"):
+# U+200E, U+200F, U+202A-U+202E, U+2066-U+2069.
+BIDI_CONTROLS = frozenset({0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)})
+
+
+def unsafe_character(text: str) -> str | None:
+    """What makes a name unsafe to show: a control character (Unicode Cc) or a bidi control; ``None`` if none."""
+    if text.isascii():
+        return None if text.isprintable() else f"a control character (U+{_first_control(text):04X})"
+    for ch in text:
+        code = ord(ch)
+        if code in BIDI_CONTROLS:
+            return f"a bidi control character (U+{code:04X})"
+        if unicodedata.category(ch) == "Cc":
+            return f"a control character (U+{code:04X})"
+    return None
+
+
+def _first_control(text: str) -> int:
+    return next(ord(ch) for ch in text if not ch.isprintable())
 
 
 def clean_name(value: object, field_name: str) -> str:

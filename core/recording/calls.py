@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from sqlalchemy import ARRAY, Connection, Engine, String, any_, bindparam, cast, func, insert, select
+from sqlalchemy.exc import OperationalError
 
 from core.money import from_pico
 from core.pricing.formula import price_call
@@ -23,6 +24,7 @@ from core.pricing.lookup import PriceIndex, price_book
 from core.pricing.rates import STANDARD, PriceMatch, PricingError, Usage, parse_service_tier
 from core.pricing.validation import NAME_LIMITS, clean_name, validate_call, validate_tokens, validate_usage
 from core.recording import hooks
+from core.recording.overflow import SumOverflowError, is_sum_overflow, refuse_overflow
 from core.recording.rollups import add_stored_tags, add_stored_to_rollups
 from core.recording.tags import TagError, parse_tags
 from core.storage.columns import Money
@@ -35,6 +37,10 @@ ID_CHUNK = 500
 
 class CallError(ValueError):
     """A call that cannot be recorded; the message names the field and the value."""
+
+
+class PricedPastLimitError(CallError, PricingError):
+    """A call priced above what one call may cost: a call error (refused alone) and a pricing error."""
 
 
 @dataclass(frozen=True)
@@ -173,14 +179,22 @@ MAX_TOKENS_FAST = 10**12
 
 def _latency(value: object) -> int:
     try:
-        return validate_tokens(value, "latency_ms") if not isinstance(value, float) else _latency_float(value)
+        latency = validate_tokens(value, "latency_ms") if not isinstance(value, float) else _latency_float(value)
     except PricingError as exc:
-        raise PricingError(str(exc).replace("tokens", "milliseconds")) from None
+        message = str(exc).replace("tokens", "milliseconds")
+        if "above the limit" in message:
+            message = f"latency_ms: {value!r} is above the limit of {MAX_LATENCY_MS:,} milliseconds (7 days)"
+        raise PricingError(message) from None
+    if latency > MAX_LATENCY_MS:
+        raise PricingError(f"latency_ms: {value!r} is above the limit of {MAX_LATENCY_MS:,} milliseconds (7 days)")
+    return latency
 
 
 def _latency_float(value: float) -> int:
     if value != value or value in (float("inf"), float("-inf")) or value < 0:
         raise PricingError(f"latency_ms: {value!r} is not a duration in milliseconds")
+    if value > MAX_LATENCY_MS:
+        raise PricingError(f"latency_ms: {value!r} is above the limit of {MAX_LATENCY_MS:,} milliseconds (7 days)")
     return round(value)
 
 
@@ -312,7 +326,10 @@ def _price_rows(index: PriceIndex, calls: Sequence[Call], recorded_at: datetime)
         epoch = moment.timestamp()
         match = pricer.match(call.provider, call.model, moment, epoch, call.service_tier)
         price = match.price
-        cost = price_call(price, call.usage)
+        try:
+            cost = price_call(price, call.usage)
+        except PricingError as exc:  # above the limit of one call: this call's refusal
+            raise PricedPastLimitError(str(exc)) from None
         rows.append(
             (
                 moment,
@@ -391,6 +408,7 @@ def _insert_sqlite(conn: Connection, rows: list[tuple]) -> tuple[int, ...]:
         raise RuntimeError(f"stored {len(ids)} rows for {len(rows)} calls; the write lock was not held")
     add_stored_tags(conn, ids[0], ids[-1])
     add_stored_to_rollups(conn, ids[0], ids[-1])
+    refuse_overflow(conn, ids[0], ids[-1])
     return ids
 
 
@@ -469,7 +487,14 @@ def record_batch(engine: Engine, calls: Sequence[Call]) -> BatchResult:
         hooks.run_in_transaction(conn, fresh, ids)
         return BatchResult(len(ids), len(calls) - len(ids), ids)
 
-    result = run_write(engine, work)
+    try:
+        result = run_write(engine, work)
+    except SumOverflowError as exc:
+        raise CallError(str(exc)) from None
+    except OperationalError as exc:
+        if is_sum_overflow(exc):  # SQLite's sum() of the batch itself
+            raise CallError(SumOverflowError().args[0]) from None
+        raise
     if result.recorded:  # after the commit, outside its lock (budgets: a no-op while there are none)
         hooks.run_after_commit(engine, calls)
     return result
@@ -499,6 +524,8 @@ def get_call(engine: Engine, log_id: int | None = None, request_id: str | None =
 
     with Session(engine, expire_on_commit=False) as session:
         if log_id is not None:
+            if not 1 <= log_id <= 2**63 - 1:  # no row has it; the database would refuse the number itself
+                return None
             return session.get(UsageRecord, log_id)
         return session.scalars(select(UsageRecord).where(UsageRecord.request_id == request_id)).first()
 

@@ -1,4 +1,9 @@
-"""Synthetic usage for a first look and for benchmarks: realistic mix, daily and weekly rhythm."""
+"""Synthetic usage for a first look and for benchmarks: realistic mix, daily and weekly rhythm.
+
+Demo calls are marked: their request ids are ``spendboard-demo-<n>``, the same n for the same
+call however often (or however concurrently) the demo is loaded, so ``rows`` calls are stored
+whatever the number of clicks, and ``demo --remove`` deletes them and nothing else.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,14 @@ import random
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, delete, func, select
 
 from core.recording.calls import BatchResult, Call, record_batch
+from core.recording.rollups import rebuild_in
+from core.storage.engine import run_write
+from core.storage.tables import PriceCorrection, UsageRecord
+
+DEMO_PREFIX = "spendboard-demo-"
 
 # (provider, model, weight, typical input tokens, typical output tokens)
 MODELS = [
@@ -64,6 +74,7 @@ def generate(days: int, rows: int, end: datetime | None = None, seed: int = 7) -
     weights = [m[2] for m in MODELS]
     user_weights = [30, 25, 10, 8, 7, 10, 6, 4]
     choose = rng.choices
+    number = 0
     for index, count in enumerate(counts):
         day_start = start + index * day
         offsets: list[float] = []
@@ -76,6 +87,7 @@ def generate(days: int, rows: int, end: datetime | None = None, seed: int = 7) -
         models = choose(MODELS, weights, k=count)
         users = choose(USERS, user_weights, k=count)
         for offset, (provider, model, _w, typical_in, typical_out), user in zip(offsets, models, users, strict=True):
+            number += 1
             tokens_in = max(1, int(rng.lognormvariate(math.log(typical_in), 0.6)))
             tokens_out = max(1, int(rng.lognormvariate(math.log(typical_out), 0.7)))
             cached = int(tokens_in * rng.choice((0, 0, 0, 0.5, 0.8))) if provider in ("openai", "anthropic") else 0
@@ -92,7 +104,7 @@ def generate(days: int, rows: int, end: datetime | None = None, seed: int = 7) -
                 tokens_out,
                 cached,
                 user,
-                None,
+                f"{DEMO_PREFIX}{number}",
                 cache_write_tokens=written,
                 reasoning_tokens=reasoning,
                 web_search_calls=searches,
@@ -123,3 +135,23 @@ def load_demo(
         if progress:
             progress(recorded)
     return BatchResult(recorded, 0)
+
+
+def is_demo(request_id: str | None) -> bool:
+    return bool(request_id) and str(request_id).startswith(DEMO_PREFIX)
+
+
+def remove_demo(engine: Engine) -> int:
+    """Delete the demo calls (and any correction of them) and recompute the roll-ups; real calls stay."""
+
+    def work(conn: Connection) -> int:
+        marked = UsageRecord.request_id.startswith(DEMO_PREFIX, autoescape=True)
+        count = conn.execute(select(func.count()).select_from(UsageRecord).where(marked)).scalar_one()
+        if count:
+            ids = select(UsageRecord.id).where(marked)
+            conn.execute(delete(PriceCorrection).where(PriceCorrection.usage_id.in_(ids)))
+            conn.execute(delete(UsageRecord).where(marked))
+            rebuild_in(conn)
+        return int(count)
+
+    return run_write(engine, work)

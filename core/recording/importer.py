@@ -24,7 +24,8 @@ from typing import IO, Any
 from sqlalchemy import ARRAY, Engine, String, any_, bindparam, cast, select
 
 from core.config import import_batch_size
-from core.recording.calls import CALL_FIELDS, Call, CallError, call_from_mapping, record_batch, tags_text
+from core.recording.calls import CALL_FIELDS, Call, CallError, call_from_mapping, tags_text
+from core.recording.refusing import Outcome, price_refusals, record_refusing
 from core.storage.tables import UsageRecord
 
 # Rows per transaction. Into a large log in random time order each batch dirties index pages
@@ -292,7 +293,7 @@ def _import_rows(
 
     def flush() -> None:
         stored = _stored_content(engine, [call.request_id for _line, call in batch if call.request_id])
-        fresh: list[Call] = []
+        fresh: list[tuple[int, Call]] = []
         for line, call in batch:
             rid = call.request_id
             assert rid is not None
@@ -311,14 +312,18 @@ def _import_rows(
                     )
                 continue
             earlier[rid] = (line, content)
-            fresh.append(call)
-        if not dry_run:
-            outcome = record_batch(engine, fresh)
+            fresh.append((line, call))
+        calls = [call for _line, call in fresh]
+        if not dry_run:  # a call the database cannot take (priced past the limit, an overflow) is its line's refusal
+            outcome = record_refusing(engine, calls)
             result.taken += outcome.recorded
             result.duplicates += outcome.duplicates  # stored by a concurrent writer meanwhile
             earlier.clear()  # now in the database: the next batch finds them there
-        else:
-            result.taken += len(fresh)
+        else:  # --strict's check prices every call, so a call priced past the limit fails the check, not the write
+            outcome = Outcome(recorded=len(calls))
+            outcome.refused = price_refusals(engine, calls)
+            result.taken += len(calls) - len(outcome.refused)
+        result.refused.extend((fresh[position][0], reason) for position, reason in outcome.refused)
         batch.clear()
         if progress:
             progress(result)
@@ -342,3 +347,7 @@ def _import_rows(
         flush()
     result.refused.sort()
     return result
+
+
+call_content = _content  # what "the same call" means, for the other entry points (core.ingest)
+stored_content = _stored_content

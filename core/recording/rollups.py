@@ -377,19 +377,21 @@ def add_stored_to_rollups(conn: Connection, first_id: int, last_id: int, only_id
 def rebuild_rollups(engine: Engine, batch_size: int = 500_000) -> int:
     """Recompute every roll-up from the logs in one transaction, summed by the database; returns the calls read."""
 
-    def work(conn: Connection) -> int:
-        conn.execute(delete(UsageRollup))
-        conn.execute(delete(EntityRollup))
-        count, low, high = conn.execute(
-            select(func.count(), func.coalesce(func.min(UsageRecord.id), 0), func.coalesce(func.max(UsageRecord.id), 0))
-        ).one()
-        for first in range(low, high + 1, batch_size):
-            add_stored_to_rollups(conn, first, first + batch_size - 1)
-        if conn.dialect.name == "postgresql":  # fresh statistics, or the planner expects one row per bucket
-            conn.execute(text("ANALYZE usage_rollups, usage_entity_rollups"))
-        return int(count)
+    return run_write(engine, lambda conn: rebuild_in(conn, batch_size))
 
-    return run_write(engine, work)
+
+def rebuild_in(conn: Connection, batch_size: int = 500_000) -> int:
+    """Recompute every roll-up inside the caller's write transaction; returns the calls read."""
+    conn.execute(delete(UsageRollup))
+    conn.execute(delete(EntityRollup))
+    count, low, high = conn.execute(
+        select(func.count(), func.coalesce(func.min(UsageRecord.id), 0), func.coalesce(func.max(UsageRecord.id), 0))
+    ).one()
+    for first in range(low, high + 1, batch_size):
+        add_stored_to_rollups(conn, first, first + batch_size - 1)
+    if conn.dialect.name == "postgresql":  # fresh statistics, or the planner expects one row per bucket
+        conn.execute(text("ANALYZE usage_rollups, usage_entity_rollups"))
+    return int(count)
 
 
 def rolled_from_row(row) -> RolledCall:  # type: ignore[no-untyped-def]

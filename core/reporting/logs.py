@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -189,8 +190,21 @@ def fetch_page(engine: Engine, flt: LogFilter, limit: int = 50, after: Cursor | 
     return LogPage(rows, (rows[-1].timestamp, rows[-1].id) if more else None)
 
 
+MAX_LOG_ID = 2**63 - 1
+
+
+def parse_log_id(text: object) -> int | None:
+    """A log id from a link or a form: ASCII digits within the id column's range, else ``None`` ("no such call")."""
+    if not isinstance(text, str) or not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_LOG_ID else None
+
+
 def get_row(engine: Engine, log_id: int) -> LogRow | None:
-    """One logged call by id, with its price, or ``None``."""
+    """One logged call by id, with its price, or ``None`` (also for an id no row can have)."""
+    if not 1 <= log_id <= MAX_LOG_ID:
+        return None
     with engine.connect() as conn:
         found = conn.execute(_query(LogFilter()).where(UsageRecord.id == log_id)).first()
     return _row(found) if found else None
@@ -207,6 +221,16 @@ def iter_rows(engine: Engine, flt: LogFilter, batch: int = EXPORT_BATCH) -> Iter
         cursor = page.next_cursor
 
 
+# OWASP "CSV Injection": a text cell starting with one of these (or one that a spreadsheet splitting on
+# another separator would start one of its cells with) is run as a formula; a quote before it makes it text.
+_FORMULA_START = re.compile(r"(^|[,;\t|])([=+\-@\t\r])")
+
+
+def neutralise(text: str) -> str:
+    """A name as CSV text no spreadsheet runs: a quote before a formula character at the start or after a separator."""
+    return _FORMULA_START.sub(lambda m: f"{m.group(1)}'{m.group(2)}", text)
+
+
 def _cell(value: object) -> object:
     if isinstance(value, Decimal):
         return to_text(value)
@@ -214,8 +238,8 @@ def _cell(value: object) -> object:
         return value.isoformat()
     if isinstance(value, tuple):  # tags, as a CSV import reads them back
         value = ";".join(value)
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value  # a name that a spreadsheet would run as a formula
+    if isinstance(value, str):
+        return neutralise(value)
     return "" if value is None else value
 
 
@@ -226,7 +250,7 @@ def csv_chunks(engine: Engine, flt: LogFilter, rows_per_chunk: int = 1_000) -> I
     millions of calls holds one batch in memory, on the server and in the response.
     """
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC)  # every text field quoted; counts are numbers
     writer.writerow(CSV_COLUMNS)
     count = 0
     for row in iter_rows(engine, flt):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -70,13 +71,35 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
             try:
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                create_private(Path(database))
             except OSError as exc:
                 raise database_error(exc, url) from None
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+DIRECTORY_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def create_private(database: Path) -> None:
+    """Folders made for the database 0700 and the database file 0600 (SQLite gives its WAL and SHM the same).
+
+    The file holds webhook secrets, the admin password's hash and API key hashes: no other local
+    user may read it. Modes are set when a folder or the file is created; existing ones are left as they are.
+    """
+    missing = [p for p in [database.parent, *database.parent.parents] if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=DIRECTORY_MODE, exist_ok=True)
+        os.chmod(folder, DIRECTORY_MODE)  # whatever the umask
+    if not database.exists():
+        try:
+            os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE))
+        except FileExistsError:  # another process made it first
+            return
+        os.chmod(database, FILE_MODE)
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -6,6 +6,8 @@ named by ``SPENDBOARD_SCREENSHOTS``: ``make screenshots`` points it at ``docs/sc
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,6 +87,8 @@ def test_every_page_loads_and_the_chart_renders(server, page) -> None:  # type: 
     SHOTS.mkdir(parents=True, exist_ok=True)
     _open(page, base)
     _no_exception(page)
+    page.get_by_label("Admin password").fill(PASSWORD)  # demo data is the admin's to load
+    page.get_by_role("button", name="Sign in").click()
     page.wait_for_selector('button:has-text("Load demo data")', timeout=20_000)
     page.screenshot(path=str(SHOTS / "overview_empty.png"))
     page.get_by_role("button", name="Load demo data").click()
@@ -153,9 +157,9 @@ def test_csv_download_from_usage_logs(server, page) -> None:  # type: ignore[no-
     with page.context.expect_event("download", timeout=30_000) as info:
         link.click()
     text = Path(info.value.path()).read_text()
-    lines = text.splitlines()
-    assert lines[0].startswith("id,timestamp,provider,model")
-    assert any("browser-1" in line and ",0.0025," in line for line in lines[1:])
+    rows = list(csv.reader(io.StringIO(text)))  # every text field quoted (OWASP CSV injection)
+    assert rows[0][:4] == ["id", "timestamp", "provider", "model"] and text.startswith('"id","timestamp"')
+    assert any(row[rows[0].index("request_id")] == "browser-1" and "0.0025" in row for row in rows[1:])
     _no_exception(page)
     # the export is served by server.py, streamed; a bad filter is refused by name, not with a traceback
     refused = page.request.get(f"{base}/export/usage.csv?matched_by=guess")

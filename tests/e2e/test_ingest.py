@@ -164,9 +164,15 @@ def test_keys_create_list_revoke(db_url: str, monkeypatch: pytest.MonkeyPatch, c
 
 
 def test_calls_object_array_and_wrapped(api: Api) -> None:
-    answer = api.post(CALLS, a_call("one"))
-    assert answer.status_code == 200 and answer.json() == {"accepted": 1, "duplicates": 0, "refused": []}
-    mixed = [a_call("two"), {"provider": "openai"}, 7, a_call("one"), a_call(None, user="ann")]
+    one = a_call("one")
+    answer = api.post(CALLS, one)
+    assert answer.status_code == 200 and answer.json() == {
+        "accepted": 1,
+        "duplicates": 0,
+        "refused": [],
+        "refused_total": 0,
+    }
+    mixed = [a_call("two"), {"provider": "openai"}, 7, one, a_call(None, user="ann")]  # "one" sent again, the same
     answer = api.post(CALLS, mixed)
     assert answer.status_code == 200
     assert answer.json() == {
@@ -176,6 +182,7 @@ def test_calls_object_array_and_wrapped(api: Api) -> None:
             {"index": 1, "error": "timestamp: missing"},
             {"index": 2, "error": "expected a call object, found int"},
         ],
+        "refused_total": 2,
     }
     answer = api.post(CALLS, {"calls": [a_call("three", input_tokens=-1), a_call("four", colour="red")]})
     refused = answer.json()["refused"]
@@ -613,7 +620,12 @@ def test_litellm_generic_api_callback(api: Api, monkeypatch: pytest.MonkeyPatch)
         assert (row.provider, row.model, row.input_tokens, row.output_tokens) == ("openai", "gpt-4o-mini", 10, 20)
     # the same batch again (a retry), as NDJSON: nothing twice
     again = api.post(LITELLM, content=b"\n".join(json.dumps(p, default=str).encode() for p in sent))
-    assert again.status_code == 200 and again.json() == {"accepted": 0, "duplicates": 3, "refused": []}
+    assert again.status_code == 200 and again.json() == {
+        "accepted": 0,
+        "duplicates": 3,
+        "refused": [],
+        "refused_total": 0,
+    }
 
 
 def _payload(call_id: str, **overrides: Any) -> dict[str, Any]:
@@ -677,7 +689,7 @@ def test_litellm_payload_shapes_and_kept_refusals(api: Api) -> None:
     assert a.timestamp == datetime.fromtimestamp(first["startTime"], UTC)
     # one object, and NDJSON with a broken line: 200 with per-item results, refusals kept
     single = api.post(LITELLM, _payload("d", litellm_call_id=None, id="fallback-id"))
-    assert single.json() == {"accepted": 1, "duplicates": 0, "refused": []}
+    assert single.json() == {"accepted": 1, "duplicates": 0, "refused": [], "refused_total": 0}
     assert "fallback-id" in {r.request_id for r in api.rows()}
     failed = _payload("f", status="failure", metadata={"usage_object": None}, prompt_tokens=0, completion_tokens=0)
     hour = {"cache_creation_token_details": {"ephemeral_1h_input_tokens": 600}, "cached_tokens": 0}
@@ -687,7 +699,7 @@ def test_litellm_payload_shapes_and_kept_refusals(api: Api) -> None:
     rows = {r.request_id: r for r in api.rows()}
     assert (rows["f"].status, rows["f"].input_tokens) == ("error", 0)
     assert (rows["h"].cache_write_tokens, rows["h"].cache_write_1h_tokens) == (400, 600)
-    ndjson = json.dumps(_payload("e")).encode() + b"\n{broken\n" + json.dumps(_payload("a")).encode() + b"\n"
+    ndjson = json.dumps(_payload("e")).encode() + b"\n{broken\n" + json.dumps(first).encode() + b"\n"
     result = api.post(LITELLM, content=ndjson, Content_Type="application/x-ndjson").json()
     assert (result["accepted"], result["duplicates"], [r["index"] for r in result["refused"]]) == (1, 1, [1])
     assert api.count() == 6
@@ -823,7 +835,8 @@ def test_group_commit_counts_each_id_once(engine: Engine) -> None:
     ids = [[f"grp-{(s * 150 + i) % 1000}" for i in range(300)] + [f"grp-{s}"] for s in range(senders)]
     for s in range(1, senders, 2):
         ids[s].reverse()  # the same ids in opposite orders (PostgreSQL: concurrent, must not deadlock)
-    bodies = [json.dumps([a_call(rid) for rid in ids[s]]).encode() for s in range(senders)]
+    at = ago(hours=1).isoformat()  # one instant: the same id is the same call in every body
+    bodies = [json.dumps([a_call(rid, timestamp=at) for rid in ids[s]]).encode() for s in range(senders)]
     barrier = threading.Barrier(senders)
     results: list[tuple[int, int]] = [(0, 0)] * senders
 

@@ -7,6 +7,7 @@ import logging
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -21,9 +22,11 @@ import core.config
 from core.recording.calls import CallError
 from core.recording.testcall import TestCallError, make_test_call
 from core.storage.tables import UsageRecord
+from ui.signin import SIGNED_IN_KEY
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "test-token"
+PASSWORD = "correct horse battery staple"
 MODEL = "openai/gpt-oss-120b:groq"
 
 
@@ -203,6 +206,7 @@ def panel_app() -> None:
 def open_panel(db_url: str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     monkeypatch.setenv("DATABASE_URL", db_url)
     at = AppTest.from_function(panel_app, default_timeout=30)
+    at.session_state[SIGNED_IN_KEY] = time.time() + 3600  # a test call needs the admin sign-in
     at.run()
     assert not at.exception, at.exception
     return at
@@ -276,6 +280,7 @@ def test_in_an_app_with_a_logs_page_the_panel_links_to_the_stored_log(
     (tmp_path / "logs.py").write_text("import streamlit as st\nst.write(dict(st.query_params))\n")
     monkeypatch.setenv("DATABASE_URL", db_url)
     at = AppTest.from_file(str(tmp_path / "app.py"), default_timeout=30)
+    at.session_state[SIGNED_IN_KEY] = time.time() + 3600
     at.run()
     at.button[0].click().run()
     assert not at.exception
@@ -293,7 +298,12 @@ def served_panel(db_url: str, stub: StubOpenAI, tmp_path: Path) -> Iterator[str]
     script.write_text(
         "from core.storage.engine import make_engine\nfrom ui.test_call_panel import render\nrender(make_engine())\n"
     )
-    env = {"DATABASE_URL": db_url, "HF_BASE_URL": stub.base_url, "HF_TOKEN": TOKEN}
+    env = {
+        "DATABASE_URL": db_url,
+        "HF_BASE_URL": stub.base_url,
+        "HF_TOKEN": TOKEN,
+        "SPENDBOARD_ADMIN_PASSWORD": PASSWORD,
+    }
     with streamlit_server(script, env, tmp_path / "streamlit.log") as base:
         yield base + "/"
 
@@ -310,7 +320,9 @@ def test_the_panel_in_a_browser_records_one_call(engine: Engine, served_panel: s
             page = browser.new_page()
             page.goto(served_panel)
             page.get_by_text("Make a test call").first.click()
-            page.get_by_role("button", name="Make a test call").click()
+            page.get_by_label("Admin password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.get_by_role("button", name="Make a test call").click(timeout=30_000)
             expect(page.get_by_text("Recorded as log #1")).to_be_visible(timeout=60_000)  # a loaded CI machine
             expect(page.get_by_text("cost_input = 1000 * 0.000001 = $0.001")).to_be_visible()
             expect(page.get_by_text("$0.0025").first).to_be_visible()

@@ -46,6 +46,7 @@ SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 def check_after_every_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     """Detection after recording runs at most once a second in production; here after every batch."""
     monkeypatch.setattr(detect, "MIN_INTERVAL_SECONDS", 0.0)
+    monkeypatch.setenv("SPENDBOARD_WEBHOOK_ALLOW_PRIVATE", "1")  # the receivers here listen on 127.0.0.1
 
 
 def usd(amount: str, at: datetime | None = None, provider: str = "acme", **kw: object) -> Call:

@@ -32,6 +32,7 @@ def app_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def check_after_every_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     """Detection after recording runs at most once a second in production; here after every batch."""
     monkeypatch.setattr(detect, "MIN_INTERVAL_SECONDS", 0.0)
+    monkeypatch.setenv("SPENDBOARD_WEBHOOK_ALLOW_PRIVATE", "1")  # the receivers here listen on 127.0.0.1
 
 
 def _page() -> AppTest:

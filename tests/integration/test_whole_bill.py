@@ -3,6 +3,8 @@ service tiers, web searches and fees per call, priced exactly, stored, rolled up
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -407,7 +409,7 @@ def test_usage_log_filters_by_project_and_exports_every_field(engine: Engine) ->
         ("p-1", "alpha", 20, 3)
     ]
     text = "".join(csv_chunks(engine, LogFilter(project="alpha")))
-    header = text.splitlines()[0].split(",")
+    header = next(csv.reader(io.StringIO(text)))  # text fields are quoted
     for name in (
         "project",
         "cache_write_tokens",

@@ -35,6 +35,7 @@ class StubOpenAI:
     model: str | None = None  # what the answer names; default: the requested model
     mode: str = "ok"
     delay: float = 2.0
+    reply: str = "2 + 2 is 4."
     requests: list[Received] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -62,7 +63,7 @@ class StubOpenAI:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": "2 + 2 is 4."},
+                    "message": {"role": "assistant", "content": self.reply},
                     "finish_reason": "stop",
                 }
             ],
