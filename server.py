@@ -14,7 +14,7 @@ from starlette.routing import Route
 from core.config import ConfigError
 from core.reporting.logs import EXPORT_PATH, LogFilterError, csv_chunks, filter_from_query
 from core.storage.engine import CONNECTION_ERRORS, database_error
-from routes import ingest
+from routes import check, ingest
 
 
 async def export_usage_csv(request: Request) -> Response:
@@ -33,4 +33,4 @@ async def export_usage_csv(request: Request) -> Response:
     return StreamingResponse(csv_chunks(engine, flt), media_type="text/csv", headers=headers)
 
 
-app = st.App("app.py", routes=[Route(EXPORT_PATH, export_usage_csv), *ingest.ROUTES])
+app = st.App("app.py", routes=[Route(EXPORT_PATH, export_usage_csv), *ingest.ROUTES, *check.ROUTES])

@@ -12,7 +12,7 @@ class BadInput(Exception):
 
 
 def _engine() -> Engine:
-    import core.budgets  # noqa: F401 - registers budget detection on recording (calls recorded here mark periods)
+    import core.limits  # noqa: F401 - registers budget detection and enforced-budget counters on recording
     from core.config import check_environment
     from core.storage.engine import make_engine
     from core.storage.migrate import upgrade_database

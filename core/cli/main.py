@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     from core.cli.budgets import add_arguments as budget_arguments
 
     budget_arguments(sub.add_parser("budgets", help="budgets and threshold alerts: add, list, check"))
+    from core.cli.limits import add_arguments as check_arguments  # issue 21: enforced budgets
+
+    check_arguments(sub.add_parser("check", help="may this user spend this? (enforced budgets; --reserve holds it)"))
     return parser
 
 
@@ -632,6 +635,7 @@ COMMANDS = {
     "serve": lambda args: _ingest_command(args),
     "keys": lambda args: _ingest_command(args),
     "budgets": cmd_budgets,
+    "check": lambda args: _check_command(args),
     "dashboard": lambda args: _dashboard(args),
 }
 
@@ -640,6 +644,12 @@ def _dashboard(args: argparse.Namespace) -> int:
     from core.cli.dashboard import run
 
     return run(args)
+
+
+def _check_command(args: argparse.Namespace) -> int:
+    from core.cli.limits import run
+
+    return run(args, _engine)
 
 
 def _ingest_command(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ a new module is added to this import so ``create_all`` and Alembic's autogenerat
 
 from __future__ import annotations
 
-from core.storage import budget_tables, key_tables, tables
+from core.storage import budget_tables, key_tables, limit_tables, tables
 
 metadata = tables.Base.metadata
-TABLE_MODULES = (tables, budget_tables, key_tables)
+TABLE_MODULES = (tables, budget_tables, key_tables, limit_tables)

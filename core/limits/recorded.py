@@ -1,0 +1,50 @@
+"""Inside the recording transaction: a call's real cost counts on the counters, its hold goes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from core.limits import service, store
+from core.limits.store import Key
+from core.times import now_utc
+
+log = logging.getLogger(__name__)
+
+
+def on_recorded(conn: Connection, calls: Sequence[Any], ids: Sequence[int]) -> None:
+    """Add the batch's stored costs to the current period's counters and delete its request ids' holds.
+
+    Costs nothing when no budget is enforced. Runs in the batch's transaction: a failure rolls the
+    calls back, so spend and counters never disagree.
+    """
+    if not ids:
+        return
+    engine: Engine = conn.engine
+    budgets = service.enforced_budgets(engine)
+    if not budgets:
+        return
+    moment = now_utc()
+    windows: dict[tuple[datetime, datetime], list[Any]] = {}
+    for budget in budgets:
+        period = service.current_period(budget, moment)
+        windows.setdefault((period.start, period.end), []).append(budget)
+    added: dict[Key, tuple[datetime, Decimal]] = {}
+    for (start, end), chosen in windows.items():
+        for provider, model, user, project, cost in store.batch_costs(conn, ids, start, end):
+            for budget in chosen:
+                subject = service.subject_of(budget, user, project, provider, model)
+                if subject is None:
+                    continue
+                key = (budget.id, subject, start)
+                total = added.get(key, (end, Decimal(0)))[1]
+                added[key] = (end, total + cost)
+    store.add_spend(conn, added)
+    request_ids = [c.request_id for c in calls if getattr(c, "request_id", None)]
+    if request_ids:
+        store.settle_holds(conn, request_ids)

@@ -1,0 +1,286 @@
+"""The database side of enforced budgets: counter rows, holds, and what recording does to them.
+
+A counter row per (budget, subject, period) caches the roll-ups' exact spend. It is kept in
+step inside the recording transaction (``on_recorded``: spend += the batch's cost, version
++= 1, and the holds of the recorded request ids deleted), so a call's real cost replaces its
+hold atomically. A row is summed again from the roll-ups when it is missing, ``stale`` (made
+by recording alone, so it holds only that batch) or older than the last reprice; that write
+is conditional on the version read before summing (``refresh``), so a recording that
+committed in between is never lost: the update then finds a newer version and is retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Connection,
+    Engine,
+    String,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from core.budgets.spend import spend_in
+from core.storage.budget_tables import Budget
+from core.storage.columns import Money
+from core.storage.limit_tables import LimitCounter, LimitHold
+from core.storage.tables import PriceCorrection, UsageRecord
+
+Key = tuple[int, str, datetime]  # budget id, subject ('' for a budget of one scope), period start (UTC)
+
+
+@dataclass(frozen=True)
+class Counter:
+    """A counter row as read: spend and what is held against it now."""
+
+    key: Key
+    spend: Decimal
+    held: Decimal
+    version: int
+    fresh: bool
+    denied: int
+
+
+def _key_filter(columns: Any, keys: Sequence[Key]) -> Any:
+    return tuple_(columns.budget_id, columns.subject, columns.period_start).in_(list(keys))
+
+
+def _held_sum(now: datetime, exclude_request: str | None) -> Any:
+    h = LimitHold.__table__.c
+    c = LimitCounter.__table__.c
+    conditions = [h.budget_id == c.budget_id, h.subject == c.subject, h.period_start == c.period_start]
+    conditions.append(h.expires_at > now)
+    if exclude_request is not None:
+        conditions.append(h.request_id != exclude_request)
+    total = select(func.coalesce(func.sum(h.amount), 0)).where(*conditions).scalar_subquery()
+    return type_coerce(total, Money())
+
+
+def last_correction(conn: Connection) -> int:
+    return int(conn.execute(select(func.coalesce(func.max(PriceCorrection.id), 0))).scalar_one())
+
+
+def read(
+    conn: Connection,
+    keys: Sequence[Key],
+    now: datetime,
+    *,
+    exclude_request: str | None = None,
+    lock: bool = False,
+) -> dict[Key, Counter]:
+    """The counters of ``keys`` with their live holds, in one statement (``lock``: FOR UPDATE, in key order)."""
+    if not keys:
+        return {}
+    c = LimitCounter.__table__.c
+    corrections = select(func.coalesce(func.max(PriceCorrection.id), 0)).scalar_subquery()
+    query = (
+        select(
+            c.budget_id,
+            c.subject,
+            c.period_start,
+            c.spend,
+            c.version,
+            c.stale,
+            c.corrections_seen,
+            c.denied,
+            _held_sum(now, exclude_request).label("held"),
+            corrections.label("corrections"),
+        )
+        .where(_key_filter(c, keys))
+        .order_by(c.budget_id, c.subject, c.period_start)
+    )
+    if lock and conn.dialect.name == "postgresql":
+        # the row lock of the guarantee: reserving checks on the same counters queue here, in one order
+        query = query.with_for_update(of=LimitCounter.__table__)
+    found: dict[Key, Counter] = {}
+    for row in conn.execute(query):
+        key = (row.budget_id, row.subject, row.period_start)
+        fresh = not row.stale and row.corrections_seen >= row.corrections
+        found[key] = Counter(key, row.spend, row.held, row.version, fresh, row.denied)
+    return found
+
+
+def refresh(engine: Engine, budget: Budget, key: Key, period_end: datetime, seen: Counter | None) -> None:
+    """Sum the key's spend from the roll-ups and store it, unless a recording changed the row meanwhile."""
+    with engine.connect() as conn:
+        corrections = last_correction(conn)  # read before summing: a reprice after it makes the row stale again
+    subject = key[1] or None
+    spend = spend_in(engine, budget, key[2], period_end, subject=subject)
+
+    def work(conn: Connection) -> None:
+        c = LimitCounter.__table__.c
+        if seen is None:
+            statement = _insert(conn)(LimitCounter).values(
+                budget_id=key[0],
+                subject=key[1],
+                period_start=key[2],
+                period_end=period_end,
+                spend=spend,
+                version=0,
+                stale=False,
+                corrections_seen=corrections,
+                denied=0,
+            )
+            # a recording that made the row meanwhile wins: its row is stale and is summed again next time
+            conn.execute(statement.on_conflict_do_nothing(index_elements=["budget_id", "subject", "period_start"]))
+        else:
+            conn.execute(
+                update(LimitCounter)
+                .where(c.budget_id == key[0], c.subject == key[1], c.period_start == key[2], c.version == seen.version)
+                .values(spend=spend, stale=False, corrections_seen=corrections)
+            )
+
+    from core.storage.engine import run_write
+
+    run_write(engine, work)
+
+
+def _insert(conn: Connection):  # type: ignore[no-untyped-def]
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+def count_denial(conn: Connection, keys: Iterable[Key]) -> None:
+    c = LimitCounter.__table__.c
+    for key in sorted(keys):
+        conn.execute(
+            update(LimitCounter)
+            .where(c.budget_id == key[0], c.subject == key[1], c.period_start == key[2])
+            .values(denied=c.denied + 1)
+        )
+
+
+def replace_holds(
+    conn: Connection, request_id: str, holds: Sequence[tuple[Key, Decimal]], now: datetime, expires: datetime
+) -> None:
+    conn.execute(delete(LimitHold).where(LimitHold.request_id == request_id))
+    if holds:
+        conn.execute(
+            insert(LimitHold),
+            [
+                dict(
+                    request_id=request_id,
+                    budget_id=key[0],
+                    subject=key[1],
+                    period_start=key[2],
+                    amount=amount,
+                    created_at=now,
+                    expires_at=expires,
+                )
+                for key, amount in holds
+            ],
+        )
+
+
+def is_recorded(conn: Connection, request_id: str) -> bool:
+    return conn.execute(select(UsageRecord.id).where(UsageRecord.request_id == request_id)).first() is not None
+
+
+# ---- inside the recording transaction -------------------------------------------------------------
+
+
+def batch_costs(
+    conn: Connection, ids: Sequence[int], since: datetime, until: datetime
+) -> list[tuple[str, str, str | None, str | None, Decimal]]:
+    """(provider, model, user, project, cost) summed over the batch's stored calls within [since, until)."""
+    u = UsageRecord.__table__.c
+    in_batch: Any = u.id.between(ids[0], ids[-1])
+    if conn.dialect.name == "postgresql":  # another writer's ids may interleave with ours
+        in_batch = and_(in_batch, u.id == any_(cast(bindparam("batch_ids", list(ids)), ARRAY(BigInteger))))
+    groups = [u.provider, u.model, u.user_id, u.project]
+    query = (
+        select(*groups, type_coerce(func.sum(u.cost_total), Money()))
+        .where(in_batch, u.timestamp >= since, u.timestamp < until)
+        .group_by(*groups)
+    )
+    return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
+
+
+def add_spend(conn: Connection, added: dict[Key, tuple[datetime, Decimal]]) -> None:
+    """spend += cost for each key (a missing row is made stale: it holds only this batch), in key order."""
+    if not added:
+        return
+    c = LimitCounter.__table__.c
+    upsert = _insert(conn)(LimitCounter)
+    statement = upsert.on_conflict_do_update(
+        index_elements=["budget_id", "subject", "period_start"],
+        set_={"spend": c.spend + upsert.excluded.spend, "version": c.version + 1},
+    )
+    rows = [
+        dict(
+            budget_id=key[0],
+            subject=key[1],
+            period_start=key[2],
+            period_end=end,
+            spend=cost,
+            version=0,
+            stale=True,
+            corrections_seen=0,
+            denied=0,
+        )
+        for key, (end, cost) in sorted(added.items())
+    ]
+    conn.execute(statement, rows)  # in key order: two writers lock the same rows in the same order
+
+
+def settle_holds(conn: Connection, request_ids: Sequence[str]) -> None:
+    """Delete the holds of calls just recorded: their real cost now counts instead."""
+    h = LimitHold.__table__.c
+    for start in range(0, len(request_ids), 500):
+        chunk = list(request_ids[start : start + 500])
+        if conn.dialect.name == "postgresql":
+            conn.execute(delete(LimitHold).where(h.request_id == any_(cast(bindparam("rids", chunk), ARRAY(String)))))
+        else:
+            conn.execute(delete(LimitHold).where(h.request_id.in_(chunk)))
+
+
+def any_holds(conn: Connection) -> bool:
+    return conn.execute(select(LimitHold.id).limit(1)).first() is not None
+
+
+def expire_holds(conn: Connection, now: datetime) -> int:
+    """Delete holds past their time (they already count for nothing; this only keeps the table small)."""
+    return conn.execute(delete(LimitHold).where(LimitHold.expires_at <= now)).rowcount or 0
+
+
+def subjects_near_limit(
+    conn: Connection, budget_id: int, period_start: datetime, search: str | None, limit: int
+) -> list[tuple[str, Decimal, int]]:
+    """The subjects of an each: budget with the most spend this period (searchable), from its counter rows."""
+    c = LimitCounter.__table__.c
+    query = select(c.subject, c.spend, c.denied).where(c.budget_id == budget_id, c.period_start == period_start)
+    if search:
+        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(c.subject.like(f"%{escaped}%", escape="\\"))
+    query = query.order_by(c.spend.desc(), c.subject).limit(limit)
+    return [(row.subject, row.spend, row.denied) for row in conn.execute(query)]
+
+
+def denials(conn: Connection, periods: dict[int, datetime]) -> dict[int, int]:
+    """Checks denied this period, per budget id."""
+    if not periods:
+        return {}
+    c = LimitCounter.__table__.c
+    query = (
+        select(c.budget_id, func.sum(c.denied))
+        .where(or_(*(and_(c.budget_id == b, c.period_start == start) for b, start in periods.items())))
+        .group_by(c.budget_id)
+    )
+    return {row[0]: int(row[1] or 0) for row in conn.execute(query)}

@@ -1,0 +1,71 @@
+"""Enforced budgets: a budget's ``enforce`` flag, the subject of ``each:`` budgets' events, counters and holds.
+
+``budget_events`` gains ``subject`` ('' for budgets of one scope, so every release-2 event
+keeps its key) and its unique key takes it in. ``limit_counters`` (the row concurrent
+reserving checks lock) and ``limit_holds`` are new and start empty.
+
+Revision ID: 0011_enforced_limits
+Revises: 0008_time_index_covers_edges
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from core.storage.columns import Money, UTCDateTime
+
+revision = "0011_enforced_limits"
+down_revision = "0008_time_index_covers_edges"
+branch_labels = None
+depends_on = None
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("budgets") as batch:
+        batch.add_column(sa.Column("enforce", sa.Boolean(), nullable=False, server_default=sa.text("false")))
+    with op.batch_alter_table("budget_events") as batch:
+        batch.add_column(sa.Column("subject", sa.String(300), nullable=False, server_default=sa.text("''")))
+        batch.drop_constraint("uq_budget_event_key", type_="unique")
+        batch.create_unique_constraint("uq_budget_event_key", ["budget_id", "period_start", "threshold", "subject"])
+    op.create_table(
+        "limit_counters",
+        sa.Column("id", BigId, primary_key=True, autoincrement=True),
+        sa.Column("budget_id", BigId, sa.ForeignKey("budgets.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("subject", sa.String(300), nullable=False),
+        sa.Column("period_start", UTCDateTime(), nullable=False),
+        sa.Column("period_end", UTCDateTime(), nullable=False),
+        sa.Column("spend", Money(), nullable=False),
+        sa.Column("version", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
+        sa.Column("stale", sa.Boolean(), nullable=False, server_default=sa.text("false")),
+        sa.Column("corrections_seen", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
+        sa.Column("denied", sa.Integer(), nullable=False, server_default=sa.text("0")),
+        sa.UniqueConstraint("budget_id", "subject", "period_start", name="uq_limit_counter_key"),
+    )
+    op.create_index("ix_limit_counters_rank", "limit_counters", ["budget_id", "period_start", "spend"])
+    op.create_table(
+        "limit_holds",
+        sa.Column("id", BigId, primary_key=True, autoincrement=True),
+        sa.Column("request_id", sa.String(200), nullable=False),
+        sa.Column("budget_id", BigId, sa.ForeignKey("budgets.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("subject", sa.String(300), nullable=False),
+        sa.Column("period_start", UTCDateTime(), nullable=False),
+        sa.Column("amount", Money(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("expires_at", UTCDateTime(), nullable=False),
+    )
+    op.create_index("ix_limit_holds_request_id", "limit_holds", ["request_id"])
+    op.create_index("ix_limit_holds_key", "limit_holds", ["budget_id", "subject", "period_start", "expires_at"])
+
+
+def downgrade() -> None:
+    op.drop_table("limit_holds")
+    op.drop_table("limit_counters")
+    with op.batch_alter_table("budget_events") as batch:
+        batch.drop_constraint("uq_budget_event_key", type_="unique")
+        batch.create_unique_constraint("uq_budget_event_key", ["budget_id", "period_start", "threshold"])
+        batch.drop_column("subject")
+    with op.batch_alter_table("budgets") as batch:
+        batch.drop_column("enforce")
