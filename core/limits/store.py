@@ -108,8 +108,12 @@ def read(
         .order_by(c.budget_id, c.subject, c.period_start)
     )
     if lock and conn.dialect.name == "postgresql":
-        # the row lock of the guarantee: reserving checks on the same counters queue here, in one order
-        query = query.with_for_update(of=LimitCounter.__table__)
+        # The row lock of the guarantee: reserving checks on the same counters queue here, in one
+        # order. Taken by a statement of its own: the read below then gets a snapshot from after
+        # the wait, which sees the holds the previous lock holder committed.
+        conn.execute(
+            select(c.id).where(_key_filter(c, keys)).order_by(c.budget_id, c.subject, c.period_start).with_for_update()
+        )
     found: dict[Key, Counter] = {}
     for row in conn.execute(query):
         key = (row.budget_id, row.subject, row.period_start)
@@ -284,3 +288,14 @@ def denials(conn: Connection, periods: dict[int, datetime]) -> dict[int, int]:
         .group_by(c.budget_id)
     )
     return {row[0]: int(row[1] or 0) for row in conn.execute(query)}
+
+
+def denied_of(conn: Connection, budget_id: int, period_start: datetime, subjects: Sequence[str]) -> dict[str, int]:
+    """Checks denied this period for these subjects of a budget (a handful: the page's top N)."""
+    if not subjects:
+        return {}
+    c = LimitCounter.__table__.c
+    query = select(c.subject, c.denied).where(
+        c.budget_id == budget_id, c.period_start == period_start, c.subject.in_(list(subjects))
+    )
+    return {row.subject: row.denied for row in conn.execute(query)}
