@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+import core.storage.schema  # noqa: F401 - every table on the metadata before a PostgreSQL schema is made
 from core.pricing.seeding import initialize_default_pricing
 from core.storage.engine import make_engine
 from core.storage.migrate import create_tables

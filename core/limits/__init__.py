@@ -10,7 +10,9 @@ and settle the hold of its request id.
 from __future__ import annotations
 
 import core.budgets  # noqa: F401 - budget detection is registered with the limits
+from core.limits import enforce as _enforce
 from core.limits import recorded as _recorded
 from core.recording import hooks as _hooks
 
 _hooks.in_transaction(_recorded.on_recorded)
+_hooks.before_send(_enforce.before_send, _enforce.release)

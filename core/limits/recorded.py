@@ -45,6 +45,6 @@ def on_recorded(conn: Connection, calls: Sequence[Any], ids: Sequence[int]) -> N
                 total = added.get(key, (end, Decimal(0)))[1]
                 added[key] = (end, total + cost)
     store.add_spend(conn, added)
-    request_ids = [c.request_id for c in calls if getattr(c, "request_id", None)]
+    request_ids = [rid for c in calls for rid in (c.request_id, getattr(c, "hold_id", None)) if rid]
     if request_ids:
         store.settle_holds(conn, request_ids)

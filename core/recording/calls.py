@@ -55,6 +55,7 @@ class Call:
     project: str | None = None
     latency_ms: int | None = None
     status: str = "ok"
+    hold_id: str | None = None  # not stored: the hold an enforcing check placed before the call, settled with it
 
     @property
     def usage(self) -> Usage:

@@ -12,8 +12,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 import core.limits  # noqa: F401 - registers the counters on recording, as every entrypoint does
-import core.storage.schema  # noqa: F401 - every table on the metadata before the PostgreSQL schema is made
-from core.budgets import detect, service as budgets
+from core.budgets import detect
+from core.budgets import service as budgets
 from core.limits import service
 from core.notify import delivery
 from core.recording.calls import make_call, record_batch, record_usage

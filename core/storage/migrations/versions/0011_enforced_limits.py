@@ -10,8 +10,11 @@ Revises: 0008_time_index_covers_edges
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sqlalchemy as sa
 from alembic import op
+from alembic.operations import BatchOperations
 
 from core.storage.columns import Money, UTCDateTime
 
@@ -23,13 +26,33 @@ depends_on = None
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-def upgrade() -> None:
-    with op.batch_alter_table("budgets") as batch:
-        batch.add_column(sa.Column("enforce", sa.Boolean(), nullable=False, server_default=sa.text("false")))
+def _recreate_events(change: Callable[[BatchOperations], None]) -> None:
+    """ALTER budget_events; SQLite rebuilds the table, and dropping the old one would cascade to its deliveries.
+
+    With foreign keys on (every connection here), SQLite's DROP TABLE deletes the rows first and
+    ``ON DELETE CASCADE`` empties ``budget_deliveries``; the pragma cannot change inside the
+    migration's transaction, so the deliveries are kept aside and put back, ids and all.
+    """
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    if sqlite:
+        op.execute("CREATE TEMPORARY TABLE keep_budget_deliveries AS SELECT * FROM budget_deliveries")
     with op.batch_alter_table("budget_events") as batch:
+        change(batch)
+    if sqlite:
+        op.execute("INSERT INTO budget_deliveries SELECT * FROM keep_budget_deliveries")
+        op.execute("DROP TABLE keep_budget_deliveries")
+
+
+def upgrade() -> None:
+    # a plain ADD COLUMN on both databases (no table rebuild: budgets is referenced with ON DELETE CASCADE)
+    op.add_column("budgets", sa.Column("enforce", sa.Boolean(), nullable=False, server_default=sa.text("false")))
+
+    def events(batch: BatchOperations) -> None:
         batch.add_column(sa.Column("subject", sa.String(300), nullable=False, server_default=sa.text("''")))
         batch.drop_constraint("uq_budget_event_key", type_="unique")
         batch.create_unique_constraint("uq_budget_event_key", ["budget_id", "period_start", "threshold", "subject"])
+
+    _recreate_events(events)
     op.create_table(
         "limit_counters",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
@@ -63,9 +86,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("limit_holds")
     op.drop_table("limit_counters")
-    with op.batch_alter_table("budget_events") as batch:
+    op.execute("DELETE FROM budget_events WHERE subject <> ''")  # each: budgets' events have no place below
+
+    def events(batch: BatchOperations) -> None:
         batch.drop_constraint("uq_budget_event_key", type_="unique")
         batch.create_unique_constraint("uq_budget_event_key", ["budget_id", "period_start", "threshold"])
         batch.drop_column("subject")
-    with op.batch_alter_table("budgets") as batch:
-        batch.drop_column("enforce")
+
+    _recreate_events(events)
+    op.execute("ALTER TABLE budgets DROP COLUMN enforce")  # in place on both (SQLite 3.35+): no rebuild, no cascade
