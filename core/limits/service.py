@@ -147,7 +147,9 @@ def parse_estimate(value: object, field: str = "estimated_cost") -> Decimal:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise LimitError(f"{field}: {value!r} is not a finite number")
-        value = Decimal(repr(value))
+        value = repr(value)
+    if isinstance(value, Decimal):
+        value = str(value)  # named in a message as it was sent: -0.5, not Decimal('-0.5')
     try:
         return parse_amount(value, field)
     except MoneyError as exc:
