@@ -102,7 +102,7 @@ def test_the_issue_example_over_http(api: httpx.Client, engine: Engine) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
-        (b'{"estimated_cost": -0.5}', 400, "estimated_cost: -0.5 is negative"),
+        (b'{"estimated_cost": -0.5}', 400, "estimated_cost: '-0.5' is negative"),
         (b'{"estimated_cost": "NaN"}', 400, "estimated_cost: 'NaN' is not a finite number"),
         (b'{"estimated_cost": "x"}', 400, "estimated_cost: 'x' is not a number"),
         (b'{"estimated_cost": 1, "usr": "u"}', 400, "usr: not a field of a check"),
