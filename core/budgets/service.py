@@ -308,8 +308,15 @@ def alerting(engine: Engine, now: datetime | None = None) -> list[BudgetStatus]:
     return [status_of(engine, b, moment, fired[b.id]) for b in budgets if b.id in fired]
 
 
-def spend_series(engine: Engine, budget: Budget, period: Period, now: datetime) -> list[tuple[datetime, Decimal]]:
-    """Cumulative spend from the period's start, at each step (hours for a day, days otherwise) up to now."""
+def spend_series(
+    engine: Engine, budget: Budget, period: Period, now: datetime, subject: str | None = None
+) -> list[tuple[datetime, Decimal]]:
+    """Cumulative spend from the period's start, at each step (hours for a day, days otherwise) up to now.
+
+    An ``each:`` budget's series is one subject's (the page passes the one closest to the amount).
+    """
+    if budget.scope_kind == "each" and subject is None:
+        return [(period.start, Decimal(0))]
     tz = ZoneInfo(budget.tz)
     edges = [period.start]
     while edges[-1] < min(now, period.end):
@@ -324,7 +331,7 @@ def spend_series(engine: Engine, budget: Budget, period: Period, now: datetime) 
     total = Decimal(0)
     series = [(period.start, total)]
     for lo, hi in zip(edges, edges[1:], strict=False):
-        total += spend_in(engine, budget, lo, hi)
+        total += spend_in(engine, budget, lo, hi, subject=subject)
         series.append((hi, total))
     return series
 
