@@ -34,17 +34,24 @@ def on_recorded(conn: Connection, calls: Sequence[Any], ids: Sequence[int]) -> N
     for budget in budgets:
         period = service.current_period(budget, moment)
         windows.setdefault((period.start, period.end), []).append(budget)
+    # the batch's cost per (provider, model, user, project) in each current period (few groups, many calls)
+    sums: dict[tuple[datetime, datetime], dict[tuple[str, str, str | None, str | None], Decimal]] = {}
+    for timestamp, provider, model, user, project, cost in store.batch_rows(conn, ids):
+        for window in windows:
+            if window[0] <= timestamp < window[1]:
+                group = sums.setdefault(window, {})
+                key4 = (provider, model, user, project)
+                group[key4] = group.get(key4, Decimal(0)) + cost
     added: dict[Key, tuple[datetime, Decimal]] = {}
-    for (start, end), chosen in windows.items():
-        for provider, model, user, project, cost in store.batch_costs(conn, ids, start, end):
-            for budget in chosen:
+    for (start, end), groups in sums.items():
+        for budget in windows[(start, end)]:
+            for (provider, model, user, project), cost in groups.items():
                 subject = service.subject_of(budget, user, project, provider, model)
                 if subject is None:
                     continue
                 key = (budget.id, subject, start)
                 total = added.get(key, (end, Decimal(0)))[1]
                 added[key] = (end, total + cost)
-    store.add_spend(conn, added)
     request_ids = [rid for c in calls for rid in (c.request_id, getattr(c, "hold_id", None)) if rid]
-    if request_ids:
-        store.settle_holds(conn, request_ids)
+    settled = store.held_by(conn, request_ids) if request_ids else {}
+    store.apply_recorded(conn, added, settled, request_ids if settled else [])

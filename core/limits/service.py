@@ -281,14 +281,16 @@ def subject_of(
     return "" if given is not None and given == value else None
 
 
-_zones: dict[str, ZoneInfo] = {}
+_periods: dict[tuple[str, str], Period] = {}  # (period, zone) -> the last period found: one per budget kind
 
 
 def current_period(budget: Budget, now: datetime) -> Period:
-    zone = _zones.get(budget.tz)
-    if zone is None:
-        zone = _zones[budget.tz] = ZoneInfo(budget.tz)
-    return period_of(now, budget.period, zone)
+    """The budget's period holding ``now`` (remembered until it ends: checks ask on every call)."""
+    kind = (budget.period, budget.tz)
+    found = _periods.get(kind)
+    if found is None or not found.start <= now < found.end:
+        found = _periods[kind] = period_of(now, budget.period, ZoneInfo(budget.tz))
+    return found
 
 
 def applying(engine: Engine, request: CheckRequest, now: datetime) -> list[tuple[Budget, Key, Period]]:

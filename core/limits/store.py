@@ -40,7 +40,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from core.budgets.spend import spend_in
 from core.storage.budget_tables import Budget
-from core.storage.columns import Money
+from core.storage.columns import Money, UTCDateTime
 from core.storage.limit_tables import LimitCounter, LimitHold
 from core.storage.tables import PriceCorrection, UsageRecord
 
@@ -63,15 +63,42 @@ def _key_filter(columns: Any, keys: Sequence[Key]) -> Any:
     return tuple_(columns.budget_id, columns.subject, columns.period_start).in_(list(keys))
 
 
-def _held_sum(now: datetime, exclude_request: str | None) -> Any:
-    h = LimitHold.__table__.c
+def _read_statement(exclude: bool) -> Any:
+    """The counters with their live holds: one statement, made once (IN lists expand; SQLite and PostgreSQL
+    both reach the rows through the unique key's index on the three lists; the exact keys are picked after).
+
+    ``held`` is kept on the counter row, so a budget with thousands of holds in flight is read in
+    one row; only the holds that expired since the last sweep are summed (a short index range)."""
     c = LimitCounter.__table__.c
-    conditions = [h.budget_id == c.budget_id, h.subject == c.subject, h.period_start == c.period_start]
-    conditions.append(h.expires_at > now)
-    if exclude_request is not None:
-        conditions.append(h.request_id != exclude_request)
-    total = select(func.coalesce(func.sum(h.amount), 0)).where(*conditions).scalar_subquery()
-    return type_coerce(total, Money())
+    h = LimitHold.__table__.c
+    # what the counter's ``held`` still includes but no longer counts: expired holds not swept yet,
+    # and the check's own earlier hold (a second reserve replaces it)
+    gone: Any = h.expires_at <= bindparam("now", type_=UTCDateTime())
+    if exclude:
+        gone = or_(gone, h.request_id == bindparam("exclude", type_=String()))
+    conditions = [h.budget_id == c.budget_id, h.subject == c.subject, h.period_start == c.period_start, gone]
+    stale_holds = select(func.coalesce(func.sum(h.amount), 0)).where(*conditions).scalar_subquery()
+    held = type_coerce(c.held - stale_holds, Money())
+    corrections = select(func.coalesce(func.max(PriceCorrection.id), 0)).scalar_subquery()
+    return select(
+        c.budget_id,
+        c.subject,
+        c.period_start,
+        c.spend,
+        c.version,
+        c.stale,
+        c.corrections_seen,
+        c.denied,
+        held.label("held"),
+        corrections.label("corrections"),
+    ).where(
+        c.budget_id.in_(bindparam("budgets", expanding=True)),
+        c.subject.in_(bindparam("subjects", expanding=True)),
+        c.period_start.in_(bindparam("starts", expanding=True, type_=UTCDateTime())),
+    )
+
+
+_READ = {False: _read_statement(False), True: _read_statement(True)}
 
 
 def last_correction(conn: Connection) -> int:
@@ -86,27 +113,10 @@ def read(
     exclude_request: str | None = None,
     lock: bool = False,
 ) -> dict[Key, Counter]:
-    """The counters of ``keys`` with their live holds, in one statement (``lock``: FOR UPDATE, in key order)."""
+    """The counters of ``keys`` with their live holds, in one statement (``lock``: FOR UPDATE first, in key order)."""
     if not keys:
         return {}
     c = LimitCounter.__table__.c
-    corrections = select(func.coalesce(func.max(PriceCorrection.id), 0)).scalar_subquery()
-    query = (
-        select(
-            c.budget_id,
-            c.subject,
-            c.period_start,
-            c.spend,
-            c.version,
-            c.stale,
-            c.corrections_seen,
-            c.denied,
-            _held_sum(now, exclude_request).label("held"),
-            corrections.label("corrections"),
-        )
-        .where(_key_filter(c, keys))
-        .order_by(c.budget_id, c.subject, c.period_start)
-    )
     if lock and conn.dialect.name == "postgresql":
         # The row lock of the guarantee: reserving checks on the same counters queue here, in one
         # order. Taken by a statement of its own: the read below then gets a snapshot from after
@@ -114,11 +124,21 @@ def read(
         conn.execute(
             select(c.id).where(_key_filter(c, keys)).order_by(c.budget_id, c.subject, c.period_start).with_for_update()
         )
+    params: dict[str, Any] = {
+        "now": now,
+        "budgets": sorted({k[0] for k in keys}),
+        "subjects": sorted({k[1] for k in keys}),
+        "starts": sorted({k[2] for k in keys}),
+    }
+    if exclude_request is not None:
+        params["exclude"] = exclude_request
+    wanted = set(keys)
     found: dict[Key, Counter] = {}
-    for row in conn.execute(query):
+    for row in conn.execute(_READ[exclude_request is not None], params):
         key = (row.budget_id, row.subject, row.period_start)
-        fresh = not row.stale and row.corrections_seen >= row.corrections
-        found[key] = Counter(key, row.spend, row.held, row.version, fresh, row.denied)
+        if key in wanted:
+            fresh = not row.stale and row.corrections_seen >= row.corrections
+            found[key] = Counter(key, row.spend, row.held, row.version, fresh, row.denied)
     return found
 
 
@@ -138,6 +158,7 @@ def refresh(engine: Engine, budget: Budget, key: Key, period_end: datetime, seen
                 period_start=key[2],
                 period_end=period_end,
                 spend=spend,
+                held=0,
                 version=0,
                 stale=False,
                 corrections_seen=corrections,
@@ -171,26 +192,59 @@ def count_denial(conn: Connection, keys: Iterable[Key]) -> None:
         )
 
 
+def _release(conn: Connection, condition: Any) -> None:
+    """Delete the holds matching ``condition`` and take their amounts off their counters' ``held``."""
+    h = LimitHold.__table__.c
+    c = LimitCounter.__table__.c
+    rows = conn.execute(
+        select(h.budget_id, h.subject, h.period_start, type_coerce(func.sum(h.amount), Money()))
+        .where(condition)
+        .group_by(h.budget_id, h.subject, h.period_start)
+    ).all()
+    if not rows:
+        return
+    for budget_id, subject, start, amount in sorted(rows, key=lambda r: (r[0], r[1], r[2])):
+        conn.execute(
+            update(LimitCounter)
+            .where(c.budget_id == budget_id, c.subject == subject, c.period_start == start)
+            .values(held=c.held - amount)
+        )
+    conn.execute(delete(LimitHold).where(condition))
+
+
 def replace_holds(
     conn: Connection, request_id: str, holds: Sequence[tuple[Key, Decimal]], now: datetime, expires: datetime
 ) -> None:
-    conn.execute(delete(LimitHold).where(LimitHold.request_id == request_id))
-    if holds:
+    """Under the counters' locks: sweep their expired holds, drop this request id's, write the new ones."""
+    h = LimitHold.__table__.c
+    keys = [key for key, _ in holds]
+    if keys:
+        _release(conn, and_(_key_filter(h, keys), h.expires_at <= now))
+    _release(conn, h.request_id == request_id)
+    if not holds:
+        return
+    c = LimitCounter.__table__.c
+    for key, amount in sorted(holds):
         conn.execute(
-            insert(LimitHold),
-            [
-                dict(
-                    request_id=request_id,
-                    budget_id=key[0],
-                    subject=key[1],
-                    period_start=key[2],
-                    amount=amount,
-                    created_at=now,
-                    expires_at=expires,
-                )
-                for key, amount in holds
-            ],
+            update(LimitCounter)
+            .where(c.budget_id == key[0], c.subject == key[1], c.period_start == key[2])
+            .values(held=c.held + amount)
         )
+    conn.execute(
+        insert(LimitHold),
+        [
+            dict(
+                request_id=request_id,
+                budget_id=key[0],
+                subject=key[1],
+                period_start=key[2],
+                amount=amount,
+                created_at=now,
+                expires_at=expires,
+            )
+            for key, amount in holds
+        ],
+    )
 
 
 def is_recorded(conn: Connection, request_id: str) -> bool:
@@ -200,68 +254,81 @@ def is_recorded(conn: Connection, request_id: str) -> bool:
 # ---- inside the recording transaction -------------------------------------------------------------
 
 
-def batch_costs(
-    conn: Connection, ids: Sequence[int], since: datetime, until: datetime
-) -> list[tuple[str, str, str | None, str | None, Decimal]]:
-    """(provider, model, user, project, cost) summed over the batch's stored calls within [since, until)."""
+def batch_rows(
+    conn: Connection, ids: Sequence[int]
+) -> list[tuple[datetime, str, str, str | None, str | None, Decimal]]:
+    """(timestamp, provider, model, user, project, cost) of the batch's stored calls, read by primary key."""
     u = UsageRecord.__table__.c
     in_batch: Any = u.id.between(ids[0], ids[-1])
     if conn.dialect.name == "postgresql":  # another writer's ids may interleave with ours
         in_batch = and_(in_batch, u.id == any_(cast(bindparam("batch_ids", list(ids)), ARRAY(BigInteger))))
-    groups = [u.provider, u.model, u.user_id, u.project]
-    query = (
-        select(*groups, type_coerce(func.sum(u.cost_total), Money()))
-        .where(in_batch, u.timestamp >= since, u.timestamp < until)
-        .group_by(*groups)
-    )
+    query = select(u.timestamp, u.provider, u.model, u.user_id, u.project, u.cost_total).where(in_batch)
     return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
 
 
-def add_spend(conn: Connection, added: dict[Key, tuple[datetime, Decimal]]) -> None:
-    """spend += cost for each key (a missing row is made stale: it holds only this batch), in key order."""
-    if not added:
-        return
+def held_by(conn: Connection, request_ids: Sequence[str]) -> dict[Key, Decimal]:
+    """What the holds of these request ids hold, per counter."""
+    h = LimitHold.__table__.c
+    found: dict[Key, Decimal] = {}
+    for start in range(0, len(request_ids), 500):
+        query = (
+            select(h.budget_id, h.subject, h.period_start, type_coerce(func.sum(h.amount), Money()))
+            .where(_request_ids(conn, request_ids[start : start + 500]))
+            .group_by(h.budget_id, h.subject, h.period_start)
+        )
+        for budget_id, subject, period_start, amount in conn.execute(query):
+            key = (budget_id, subject, period_start)
+            found[key] = found.get(key, Decimal(0)) + amount
+    return found
+
+
+def _request_ids(conn: Connection, chunk: Sequence[str]) -> Any:
+    h = LimitHold.__table__.c
+    if conn.dialect.name == "postgresql":
+        return h.request_id == any_(cast(bindparam("rids", list(chunk)), ARRAY(String)))
+    return h.request_id.in_(list(chunk))
+
+
+def apply_recorded(
+    conn: Connection,
+    added: dict[Key, tuple[datetime, Decimal]],
+    settled: dict[Key, Decimal],
+    request_ids: Sequence[str],
+) -> None:
+    """spend += the batch's cost and held -= its settled holds, in one statement over the keys in order (two
+    writers lock the same rows in the same order); a counter recording makes is stale (it holds only this
+    batch). Then the settled holds are deleted."""
     c = LimitCounter.__table__.c
     upsert = _insert(conn)(LimitCounter)
     statement = upsert.on_conflict_do_update(
         index_elements=["budget_id", "subject", "period_start"],
-        set_={"spend": c.spend + upsert.excluded.spend, "version": c.version + 1},
+        set_={
+            "spend": c.spend + upsert.excluded.spend,
+            "held": c.held - upsert.excluded.held,
+            "version": c.version + 1,
+        },
     )
+    # a settled hold's counter exists (the reserve made it), so its row is updated, never inserted
+    keys = sorted(set(added) | set(settled))
     rows = [
         dict(
             budget_id=key[0],
             subject=key[1],
             period_start=key[2],
-            period_end=end,
-            spend=cost,
+            period_end=added[key][0] if key in added else key[2],
+            spend=added[key][1] if key in added else Decimal(0),
+            held=settled.get(key, Decimal(0)),
             version=0,
             stale=True,
             corrections_seen=0,
             denied=0,
         )
-        for key, (end, cost) in sorted(added.items())
+        for key in keys
     ]
-    conn.execute(statement, rows)  # in key order: two writers lock the same rows in the same order
-
-
-def settle_holds(conn: Connection, request_ids: Sequence[str]) -> None:
-    """Delete the holds of calls just recorded: their real cost now counts instead."""
-    h = LimitHold.__table__.c
+    if rows:
+        conn.execute(statement, rows)
     for start in range(0, len(request_ids), 500):
-        chunk = list(request_ids[start : start + 500])
-        if conn.dialect.name == "postgresql":
-            conn.execute(delete(LimitHold).where(h.request_id == any_(cast(bindparam("rids", chunk), ARRAY(String)))))
-        else:
-            conn.execute(delete(LimitHold).where(h.request_id.in_(chunk)))
-
-
-def any_holds(conn: Connection) -> bool:
-    return conn.execute(select(LimitHold.id).limit(1)).first() is not None
-
-
-def expire_holds(conn: Connection, now: datetime) -> int:
-    """Delete holds past their time (they already count for nothing; this only keeps the table small)."""
-    return conn.execute(delete(LimitHold).where(LimitHold.expires_at <= now)).rowcount or 0
+        conn.execute(delete(LimitHold).where(_request_ids(conn, request_ids[start : start + 500])))
 
 
 def subjects_near_limit(

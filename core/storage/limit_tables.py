@@ -29,6 +29,7 @@ class LimitCounter(Base):
     period_start: Mapped[datetime]
     period_end: Mapped[datetime]
     spend: Mapped[Decimal]
+    held: Mapped[Decimal] = mapped_column(server_default=text("0"))  # holds written and not yet released or swept
     version: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))  # bumped by every recording
     stale: Mapped[bool] = mapped_column(server_default=text("false"))  # spend is partial: sum it again
     corrections_seen: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))  # last reprice summed

@@ -61,6 +61,7 @@ def upgrade() -> None:
         sa.Column("period_start", UTCDateTime(), nullable=False),
         sa.Column("period_end", UTCDateTime(), nullable=False),
         sa.Column("spend", Money(), nullable=False),
+        sa.Column("held", Money(), nullable=False, server_default=sa.text("0")),
         sa.Column("version", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
         sa.Column("stale", sa.Boolean(), nullable=False, server_default=sa.text("false")),
         sa.Column("corrections_seen", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
