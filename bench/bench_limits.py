@@ -1,9 +1,10 @@
 """Enforced budgets on the hot path (issue 21): check latency in process and over HTTP, and recording's rate.
 
 A database of BENCH_LIMIT_CALLS calls (default 1,000,000) from BENCH_LIMIT_USERS users (default 10,000)
-and 40 projects over this month so far, with BENCH_LIMIT_BUDGETS enforced budgets (default 50: 10
-``each:user``, 5 ``each:project``, and ``all``, ``provider:``, ``model:``, ``user:`` and ``project:``
-ones), built once per backend and reused (BENCH_LIMIT_REBUILD=1 builds again).
+and 40 projects over this month so far, with BENCH_LIMIT_BUDGETS enforced budgets (default 50: 3
+``each:user`` (a day, a week, a month), 2 ``each:project``, and ``all``, ``provider:``, ``model:``,
+``user:`` and ``project:`` ones, periods mixed), built once per backend and reused
+(BENCH_LIMIT_REBUILD=1 builds again).
 
 Figures (goal: check p99 <= 5 ms in process, <= 20 ms over HTTP; recording >= 0.9x without):
 - ``check`` in process, p50 / p99 over BENCH_LIMIT_CHECKS checks (default 2,000) of random users and
@@ -11,7 +12,7 @@ Figures (goal: check p99 <= 5 ms in process, <= 20 ms over HTTP; recording >= 0.
   subject checked once before the clock: the first check of a subject in a period sums it from the
   roll-ups once, reported apart as "cold");
 - ``POST /api/v1/check`` on loopback against ``python -m core serve`` (1 worker), one keep-alive client;
-- ``record_batch`` of BENCH_LIMIT_RECORD calls (default 50,000) now, in batches of 500 and 5,000,
+- ``record_batch`` of BENCH_LIMIT_RECORD calls (default 20,000) now, in batches of 500 and 5,000,
   with the budgets enforced against the same budgets not enforced (best of 3, alternating).
 
     TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test \\
@@ -50,7 +51,7 @@ CALLS = int(os.environ.get("BENCH_LIMIT_CALLS", "1000000"))
 USERS = int(os.environ.get("BENCH_LIMIT_USERS", "10000"))
 BUDGETS = int(os.environ.get("BENCH_LIMIT_BUDGETS", "50"))
 CHECKS = int(os.environ.get("BENCH_LIMIT_CHECKS", "2000"))
-RECORD = int(os.environ.get("BENCH_LIMIT_RECORD", "50000"))
+RECORD = int(os.environ.get("BENCH_LIMIT_RECORD", "20000"))
 REBUILD = os.environ.get("BENCH_LIMIT_REBUILD") == "1"
 PROJECTS = 40
 MODELS = [("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), ("anthropic", "claude-sonnet-4-5"), ("groq", "llama-3")]
@@ -63,7 +64,11 @@ def _calls(count: int, start: datetime, end: datetime, seed: int) -> list[Call]:
     out = []
     for moment in moments:
         provider, model = rng.choice(MODELS)
-        user = f"u-{int(rng.paretovariate(1.2) * 7) % USERS:05d}" if rng.random() < 0.5 else f"u-{rng.randrange(USERS):05d}"
+        user = (
+            f"u-{int(rng.paretovariate(1.2) * 7) % USERS:05d}"
+            if rng.random() < 0.5
+            else f"u-{rng.randrange(USERS):05d}"
+        )
         out.append(
             make_call(
                 provider,
@@ -81,9 +86,9 @@ def _calls(count: int, start: datetime, end: datetime, seed: int) -> list[Call]:
 def _budget_specs() -> list[budgets.BudgetSpec]:
     specs = []
     for i in range(BUDGETS):
-        if i < 10:
+        if i < 3:  # a user's daily, weekly and monthly allowance
             scope, amount = "each:user", "50"
-        elif i < 15:
+        elif i < 5:
             scope, amount = "each:project", "100000"
         else:
             kind = ("all", "provider", "model", "user", "project")[i % 5]
@@ -223,7 +228,9 @@ def over_http(engine: Engine, url: str, backend: str) -> None:
                 assert reply.status == 200, reply.status
             p50, p99 = _percentiles(samples)
             mode = "reserve" if reserve else "check"
-            figure(f"POST /api/v1/check ({mode}), loopback, {backend}", p99 * 1000, "ms p99", f"p50 {p50 * 1000:.2f} ms")
+            figure(
+                f"POST /api/v1/check ({mode}), loopback, {backend}", p99 * 1000, "ms p99", f"p50 {p50 * 1000:.2f} ms"
+            )
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -252,7 +259,13 @@ def recording(engine: Engine, backend: str) -> None:
     for batch in (500, 5000):
         off, on = max(rates[(batch, False)]), max(rates[(batch, True)])
         figure(f"record_batch, batches of {batch:,}, budgets not enforced, {backend}", off, "calls/s")
-        figure(f"record_batch, batches of {batch:,}, {BUDGETS} enforced, {backend}", on, "calls/s", "not enforced", on / off)
+        figure(
+            f"record_batch, batches of {batch:,}, {BUDGETS} enforced, {backend}",
+            on,
+            "calls/s",
+            "not enforced",
+            on / off,
+        )
 
 
 def main() -> None:

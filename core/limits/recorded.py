@@ -34,24 +34,34 @@ def on_recorded(conn: Connection, calls: Sequence[Any], ids: Sequence[int]) -> N
     for budget in budgets:
         period = service.current_period(budget, moment)
         windows.setdefault((period.start, period.end), []).append(budget)
-    # the batch's cost per (provider, model, user, project) in each current period (few groups, many calls)
-    sums: dict[tuple[datetime, datetime], dict[tuple[str, str, str | None, str | None], Decimal]] = {}
-    for timestamp, provider, model, user, project, cost in store.batch_rows(conn, ids):
-        for window in windows:
-            if window[0] <= timestamp < window[1]:
-                group = sums.setdefault(window, {})
-                key4 = (provider, model, user, project)
-                group[key4] = group.get(key4, Decimal(0)) + cost
+    rows = store.batch_rows(conn, ids)
     added: dict[Key, tuple[datetime, Decimal]] = {}
-    for (start, end), groups in sums.items():
-        for budget in windows[(start, end)]:
-            for (provider, model, user, project), cost in groups.items():
-                subject = service.subject_of(budget, user, project, provider, model)
-                if subject is None:
-                    continue
-                key = (budget.id, subject, start)
-                total = added.get(key, (end, Decimal(0)))[1]
-                added[key] = (end, total + cost)
+    for (start, end), chosen in windows.items():
+        # the batch's cost in this period, summed once per dimension; each budget then reads its sum
+        sums: dict[tuple[str, str | None], Decimal] = {}
+        for timestamp, provider, model, user, project, cost in rows:
+            if start <= timestamp < end:
+                for dimension in (
+                    ("all", ""),
+                    ("provider", provider),
+                    ("model", model),
+                    ("user", user),
+                    ("project", project),
+                ):
+                    sums[dimension] = sums.get(dimension, Decimal(0)) + cost
+        if not sums:
+            continue
+        for each_of in ("user", "project"):  # one counter per user (project): summed and upserted in SQL
+            each = [b.id for b in chosen if b.scope_kind == "each" and b.scope_value == each_of]
+            if each:
+                store.add_each_spend(conn, each, each_of, start, end, ids)
+        for budget in chosen:
+            if budget.scope_kind == "each":
+                continue
+            value = "" if budget.scope_kind == "all" else budget.scope_value
+            found = sums.get((budget.scope_kind, value))
+            if found is not None:
+                added[(budget.id, "", start)] = (end, found)
     request_ids = [rid for c in calls for rid in (c.request_id, getattr(c, "hold_id", None)) if rid]
     settled = store.held_by(conn, request_ids) if request_ids else {}
     store.apply_recorded(conn, added, settled, request_ids if settled else [])

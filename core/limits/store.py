@@ -22,6 +22,7 @@ from sqlalchemy import (
     BigInteger,
     Connection,
     Engine,
+    Integer,
     String,
     and_,
     any_,
@@ -30,8 +31,10 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal,
     or_,
     select,
+    true,
     tuple_,
     type_coerce,
     update,
@@ -63,7 +66,7 @@ def _key_filter(columns: Any, keys: Sequence[Key]) -> Any:
     return tuple_(columns.budget_id, columns.subject, columns.period_start).in_(list(keys))
 
 
-def _read_statement(exclude: bool) -> Any:
+def _read_statement() -> Any:
     """The counters with their live holds: one statement, made once (IN lists expand; SQLite and PostgreSQL
     both reach the rows through the unique key's index on the three lists; the exact keys are picked after).
 
@@ -73,12 +76,10 @@ def _read_statement(exclude: bool) -> Any:
     h = LimitHold.__table__.c
     # what the counter's ``held`` still includes but no longer counts: expired holds not swept yet,
     # and the check's own earlier hold (a second reserve replaces it)
-    gone: Any = h.expires_at <= bindparam("now", type_=UTCDateTime())
-    if exclude:
-        gone = or_(gone, h.request_id == bindparam("exclude", type_=String()))
-    conditions = [h.budget_id == c.budget_id, h.subject == c.subject, h.period_start == c.period_start, gone]
-    stale_holds = select(func.coalesce(func.sum(h.amount), 0)).where(*conditions).scalar_subquery()
-    held = type_coerce(c.held - stale_holds, Money())
+    now = bindparam("now", type_=UTCDateTime())
+    same = [h.budget_id == c.budget_id, h.subject == c.subject, h.period_start == c.period_start]
+    expired = select(func.coalesce(func.sum(h.amount), 0)).where(*same, h.expires_at <= now).scalar_subquery()
+    held = type_coerce(c.held - expired, Money())  # a short index range: the holds expired since the last sweep
     corrections = select(func.coalesce(func.max(PriceCorrection.id), 0)).scalar_subquery()
     return select(
         c.budget_id,
@@ -98,7 +99,7 @@ def _read_statement(exclude: bool) -> Any:
     )
 
 
-_READ = {False: _read_statement(False), True: _read_statement(True)}
+_READ = _read_statement()
 
 
 def last_correction(conn: Connection) -> int:
@@ -130,15 +131,23 @@ def read(
         "subjects": sorted({k[1] for k in keys}),
         "starts": sorted({k[2] for k in keys}),
     }
-    if exclude_request is not None:
-        params["exclude"] = exclude_request
+    own: dict[Key, Decimal] = {}
+    if exclude_request is not None:  # a second reserve replaces the first: its hold does not count against it
+        h = LimitHold.__table__.c
+        mine = select(h.budget_id, h.subject, h.period_start, h.amount).where(
+            h.request_id == exclude_request, h.expires_at > now
+        )
+        for row in conn.execute(mine):
+            key = (row.budget_id, row.subject, row.period_start)
+            own[key] = own.get(key, Decimal(0)) + row.amount
     wanted = set(keys)
     found: dict[Key, Counter] = {}
-    for row in conn.execute(_READ[exclude_request is not None], params):
+    for row in conn.execute(_READ, params):
         key = (row.budget_id, row.subject, row.period_start)
         if key in wanted:
             fresh = not row.stale and row.corrections_seen >= row.corrections
-            found[key] = Counter(key, row.spend, row.held, row.version, fresh, row.denied)
+            held = row.held - own.get(key, Decimal(0))
+            found[key] = Counter(key, row.spend, held, row.version, fresh, row.denied)
     return found
 
 
@@ -192,24 +201,37 @@ def count_denial(conn: Connection, keys: Iterable[Key]) -> None:
         )
 
 
-def _release(conn: Connection, condition: Any) -> None:
-    """Delete the holds matching ``condition`` and take their amounts off their counters' ``held``."""
-    h = LimitHold.__table__.c
-    c = LimitCounter.__table__.c
-    rows = conn.execute(
-        select(h.budget_id, h.subject, h.period_start, type_coerce(func.sum(h.amount), Money()))
-        .where(condition)
-        .group_by(h.budget_id, h.subject, h.period_start)
-    ).all()
+_ADD_HELD = (
+    update(LimitCounter)
+    .where(
+        LimitCounter.budget_id == bindparam("k_budget"),
+        LimitCounter.subject == bindparam("k_subject"),
+        LimitCounter.period_start == bindparam("k_start", type_=UTCDateTime()),
+    )
+    .values(held=LimitCounter.held + bindparam("k_amount", type_=Money()))
+)
+
+
+def _add_held(conn: Connection, deltas: dict[Key, Decimal]) -> None:
+    """held += delta per counter, in key order, in one executemany."""
+    if deltas:
+        rows = [
+            {"k_budget": k[0], "k_subject": k[1], "k_start": k[2], "k_amount": amount}
+            for k, amount in sorted(deltas.items())
+        ]
+        conn.execute(_ADD_HELD, rows)
+
+
+def _release(conn: Connection, rows: Sequence[Any]) -> None:
+    """Delete these holds (id, budget_id, subject, period_start, amount) and take them off their counters."""
     if not rows:
         return
-    for budget_id, subject, start, amount in sorted(rows, key=lambda r: (r[0], r[1], r[2])):
-        conn.execute(
-            update(LimitCounter)
-            .where(c.budget_id == budget_id, c.subject == subject, c.period_start == start)
-            .values(held=c.held - amount)
-        )
-    conn.execute(delete(LimitHold).where(condition))
+    deltas: dict[Key, Decimal] = {}
+    for row in rows:
+        key = (row.budget_id, row.subject, row.period_start)
+        deltas[key] = deltas.get(key, Decimal(0)) - row.amount
+    _add_held(conn, deltas)
+    conn.execute(delete(LimitHold).where(LimitHold.id.in_([row.id for row in rows])))
 
 
 def replace_holds(
@@ -217,19 +239,23 @@ def replace_holds(
 ) -> None:
     """Under the counters' locks: sweep their expired holds, drop this request id's, write the new ones."""
     h = LimitHold.__table__.c
-    keys = [key for key, _ in holds]
+    columns = (h.id, h.budget_id, h.subject, h.period_start, h.amount)
+    keys = {key for key, _ in holds}
+    gone = list(conn.execute(select(*columns).where(h.request_id == request_id)))
     if keys:
-        _release(conn, and_(_key_filter(h, keys), h.expires_at <= now))
-    _release(conn, h.request_id == request_id)
+        expired = select(*columns).where(  # the three lists reach the index; the exact keys are picked here
+            h.budget_id.in_({k[0] for k in keys}),
+            h.subject.in_({k[1] for k in keys}),
+            h.period_start.in_({k[2] for k in keys}),
+            h.expires_at <= now,
+        )
+        mine = {row.id for row in gone}
+        rows = conn.execute(expired)
+        gone += [r for r in rows if (r.budget_id, r.subject, r.period_start) in keys and r.id not in mine]
+    _release(conn, gone)
     if not holds:
         return
-    c = LimitCounter.__table__.c
-    for key, amount in sorted(holds):
-        conn.execute(
-            update(LimitCounter)
-            .where(c.budget_id == key[0], c.subject == key[1], c.period_start == key[2])
-            .values(held=c.held + amount)
-        )
+    _add_held(conn, dict(holds))
     conn.execute(
         insert(LimitHold),
         [
@@ -264,6 +290,55 @@ def batch_rows(
         in_batch = and_(in_batch, u.id == any_(cast(bindparam("batch_ids", list(ids)), ARRAY(BigInteger))))
     query = select(u.timestamp, u.provider, u.model, u.user_id, u.project, u.cost_total).where(in_batch)
     return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
+
+
+def add_each_spend(
+    conn: Connection, budget_ids: Sequence[int], dimension: str, start: datetime, end: datetime, ids: Sequence[int]
+) -> None:
+    """each: budgets of one dimension and period: the batch's cost per user (project) added to their counters.
+
+    One ``INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE`` in SQL for all these budgets,
+    whatever the number of subjects (a counter it makes is stale: it holds only this batch), rows in
+    (budget, subject) order.
+    """
+    u = UsageRecord.__table__.c
+    c = LimitCounter.__table__.c
+    b = Budget.__table__.c
+    column = u.user_id if dimension == "user" else u.project
+    in_batch: Any = u.id.between(ids[0], ids[-1])
+    if conn.dialect.name == "postgresql":
+        in_batch = and_(in_batch, u.id == any_(cast(bindparam("batch_ids", list(ids)), ARRAY(BigInteger))))
+    grouped = (
+        select(column.label("subject"), func.sum(u.cost_total).label("spend"))
+        .where(in_batch, u.timestamp >= start, u.timestamp < end, column.is_not(None))
+        .group_by(column)
+        .subquery("batch")
+    )
+    source = (
+        select(
+            b.id,
+            grouped.c.subject,
+            literal(start, UTCDateTime()),
+            literal(end, UTCDateTime()),
+            grouped.c.spend,
+            literal(0, Money()),
+            literal(0, BigInteger()),
+            true(),
+            literal(0, BigInteger()),
+            literal(0, Integer()),
+        )
+        .select_from(Budget.__table__.join(grouped, true()))
+        .where(b.id.in_(list(budget_ids)))
+        .order_by(b.id, grouped.c.subject)
+    )
+    names = ["budget_id", "subject", "period_start", "period_end", "spend", "held", "version", "stale"]
+    upsert = _insert(conn)(LimitCounter).from_select([*names, "corrections_seen", "denied"], source)
+    conn.execute(
+        upsert.on_conflict_do_update(
+            index_elements=["budget_id", "subject", "period_start"],
+            set_={"spend": c.spend + upsert.excluded.spend, "version": c.version + 1},
+        )
+    )
 
 
 def held_by(conn: Connection, request_ids: Sequence[str]) -> dict[Key, Decimal]:
