@@ -134,6 +134,12 @@ def database(backend: str) -> tuple[Engine, str]:
     return engine, url
 
 
+def _latency(measure: str, samples: list[float]) -> None:
+    p50, p99 = _percentiles(samples)
+    figure(measure, p99 * 1000, "ms p99", p50_ms=round(p50 * 1000, 3), n=len(samples))
+    print(f"{'':<58} {p50 * 1000:>12.2f} ms p50", flush=True)
+
+
 def _percentiles(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
     return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
@@ -163,8 +169,7 @@ def in_process(engine: Engine, backend: str) -> None:
         started = time.perf_counter()
         service.decide(engine, service.request_from_mapping(engine, raw))
         cold.append(time.perf_counter() - started)
-    p50, p99 = _percentiles(cold)
-    figure(f"check, first of each subject (cold), {backend}", p99 * 1000, "ms p99", f"p50 {p50 * 1000:.2f} ms")
+    _latency(f"check, first of each subject (cold), {backend}", cold)
     applying = len(service.applying(engine, service.request_from_mapping(engine, asks[0]), datetime.now(UTC)))
     for reserve in (False, True):
         samples = []
@@ -173,14 +178,8 @@ def in_process(engine: Engine, backend: str) -> None:
             started = time.perf_counter()
             service.decide(engine, service.request_from_mapping(engine, body))
             samples.append(time.perf_counter() - started)
-        p50, p99 = _percentiles(samples)
         mode = "reserve" if reserve else "check"
-        figure(
-            f"{mode} in process, {BUDGETS} budgets ({applying} apply), {backend}",
-            p99 * 1000,
-            "ms p99",
-            f"p50 {p50 * 1000:.2f} ms",
-        )
+        _latency(f"{mode} in process, {BUDGETS} budgets ({applying} apply), {backend}", samples)
 
 
 def _free_port() -> int:
@@ -226,11 +225,8 @@ def over_http(engine: Engine, url: str, backend: str) -> None:
                 reply.read()
                 samples.append(time.perf_counter() - started)
                 assert reply.status == 200, reply.status
-            p50, p99 = _percentiles(samples)
             mode = "reserve" if reserve else "check"
-            figure(
-                f"POST /api/v1/check ({mode}), loopback, {backend}", p99 * 1000, "ms p99", f"p50 {p50 * 1000:.2f} ms"
-            )
+            _latency(f"POST /api/v1/check ({mode}), loopback, {backend}", samples)
     finally:
         server.terminate()
         server.wait(timeout=30)

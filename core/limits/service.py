@@ -361,8 +361,8 @@ def reserve(engine: Engine, request: CheckRequest, now: datetime | None = None) 
     moment = now or now_utc()
     chosen = applying(engine, request, moment)
     keys = [key for _b, key, _p in chosen]
-    for _ in range(REFRESH_TRIES):
-        if chosen:
+    for attempt in range(REFRESH_TRIES):
+        if chosen and attempt:  # a counter was missing or stale: sum it again, outside the lock
             _fresh_counters(engine, chosen, moment, rid)
 
         def work(conn: Connection) -> Decision | None:

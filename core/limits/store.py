@@ -191,14 +191,21 @@ def _insert(conn: Connection):  # type: ignore[no-untyped-def]
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
+_DENIED = (
+    update(LimitCounter)
+    .where(
+        LimitCounter.budget_id == bindparam("k_budget"),
+        LimitCounter.subject == bindparam("k_subject"),
+        LimitCounter.period_start == bindparam("k_start", type_=UTCDateTime()),
+    )
+    .values(denied=LimitCounter.denied + 1)
+)
+
+
 def count_denial(conn: Connection, keys: Iterable[Key]) -> None:
-    c = LimitCounter.__table__.c
-    for key in sorted(keys):
-        conn.execute(
-            update(LimitCounter)
-            .where(c.budget_id == key[0], c.subject == key[1], c.period_start == key[2])
-            .values(denied=c.denied + 1)
-        )
+    rows = [{"k_budget": k[0], "k_subject": k[1], "k_start": k[2]} for k in sorted(keys)]
+    if rows:
+        conn.execute(_DENIED, rows)
 
 
 _ADD_HELD = (
