@@ -299,22 +299,17 @@ def batch_rows(
     return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
 
 
-def add_each_spend(
-    conn: Connection, budget_ids: Sequence[int], dimension: str, start: datetime, end: datetime, ids: Sequence[int]
-) -> None:
-    """each: budgets of one dimension and period: the batch's cost per user (project) added to their counters.
-
-    One ``INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE`` in SQL for all these budgets,
-    whatever the number of subjects (a counter it makes is stale: it holds only this batch), rows in
-    (budget, subject) order.
-    """
+def _each_statement(dimension: str, postgres: bool) -> Any:
+    """The each: upsert for one dimension, built once (budget ids, period and batch as parameters)."""
     u = UsageRecord.__table__.c
     c = LimitCounter.__table__.c
     b = Budget.__table__.c
     column = u.user_id if dimension == "user" else u.project
-    in_batch: Any = u.id.between(ids[0], ids[-1])
-    if conn.dialect.name == "postgresql":
-        in_batch = and_(in_batch, u.id == any_(cast(bindparam("batch_ids", list(ids)), ARRAY(BigInteger))))
+    start = bindparam("w_start", type_=UTCDateTime())
+    end = bindparam("w_end", type_=UTCDateTime())
+    in_batch: Any = u.id.between(bindparam("lo"), bindparam("hi"))
+    if postgres:  # another writer's ids may interleave with ours
+        in_batch = and_(in_batch, u.id == any_(cast(bindparam("batch_ids"), ARRAY(BigInteger))))
     grouped = (
         select(column.label("subject"), func.sum(u.cost_total).label("spend"))
         .where(in_batch, u.timestamp >= start, u.timestamp < end, column.is_not(None))
@@ -325,8 +320,8 @@ def add_each_spend(
         select(
             b.id,
             grouped.c.subject,
-            literal(start, UTCDateTime()),
-            literal(end, UTCDateTime()),
+            start,
+            end,
             grouped.c.spend,
             literal(0, Money()),
             literal(0, BigInteger()),
@@ -335,17 +330,42 @@ def add_each_spend(
             literal(0, Integer()),
         )
         .select_from(Budget.__table__.join(grouped, true()))
-        .where(b.id.in_(list(budget_ids)))
+        .where(b.id.in_(bindparam("budget_ids", expanding=True)))
         .order_by(b.id, grouped.c.subject)
     )
     names = ["budget_id", "subject", "period_start", "period_end", "spend", "held", "version", "stale"]
-    upsert = _insert(conn)(LimitCounter).from_select([*names, "corrections_seen", "denied"], source)
-    conn.execute(
-        upsert.on_conflict_do_update(
-            index_elements=["budget_id", "subject", "period_start"],
-            set_={"spend": c.spend + upsert.excluded.spend, "version": c.version + 1},
-        )
+    upsert = (postgresql.insert if postgres else sqlite.insert)(LimitCounter).from_select(
+        [*names, "corrections_seen", "denied"], source
     )
+    return upsert.on_conflict_do_update(
+        index_elements=["budget_id", "subject", "period_start"],
+        set_={"spend": c.spend + upsert.excluded.spend, "version": c.version + 1},
+    )
+
+
+_EACH = {(d, pg): _each_statement(d, pg) for d in ("user", "project") for pg in (False, True)}
+
+
+def add_each_spend(
+    conn: Connection, budget_ids: Sequence[int], dimension: str, start: datetime, end: datetime, ids: Sequence[int]
+) -> None:
+    """each: budgets of one dimension and period: the batch's cost per user (project) added to their counters.
+
+    One ``INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE`` in SQL for all these budgets,
+    whatever the number of subjects (a counter it makes is stale: it holds only this batch), rows in
+    (budget, subject) order.
+    """
+    postgres = conn.dialect.name == "postgresql"
+    params: dict[str, Any] = {
+        "budget_ids": list(budget_ids),
+        "w_start": start,
+        "w_end": end,
+        "lo": ids[0],
+        "hi": ids[-1],
+    }
+    if postgres:
+        params["batch_ids"] = list(ids)
+    conn.execute(_EACH[(dimension, postgres)], params)
 
 
 def held_by(conn: Connection, request_ids: Sequence[str]) -> dict[Key, Decimal]:

@@ -240,3 +240,20 @@ def test_a_counter_missed_by_recording_is_summed_again_after_a_reprice(engine: E
     assert not ask(engine, "1.01").allowed
     record_batch(engine, [make_call(PROVIDER, "m-1", 500_000, 0) for _ in range(2)])
     assert not ask(engine, "0.01").allowed
+
+
+def test_expired_holds_are_swept_by_the_next_reserve_and_stop_counting(engine: Engine) -> None:
+    from core.storage.limit_tables import LimitCounter
+
+    add(engine, "cap", "5")
+    moment = now_utc()
+    first = service.validate(engine, estimated_cost="4", reserve=True, request_id="old", hold_seconds=10)
+    assert service.reserve(engine, first, now=moment).allowed
+    later = moment + timedelta(seconds=11)
+    second = service.validate(engine, estimated_cost="4.5", reserve=True, request_id="new", hold_seconds=10)
+    assert service.reserve(engine, second, now=later).allowed  # the expired hold no longer counts
+    with engine.connect() as conn:
+        assert conn.execute(select(LimitHold.request_id)).scalars().all() == ["new"]
+        assert conn.execute(select(LimitCounter.held)).scalar_one() == Decimal("4.5")
+    service.release(engine, "new")
+    assert ask(engine, "5").allowed
