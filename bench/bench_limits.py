@@ -54,6 +54,7 @@ BUDGETS = int(os.environ.get("BENCH_LIMIT_BUDGETS", "50"))
 CHECKS = int(os.environ.get("BENCH_LIMIT_CHECKS", "2000"))
 RECORD = int(os.environ.get("BENCH_LIMIT_RECORD", "20000"))
 REBUILD = os.environ.get("BENCH_LIMIT_REBUILD") == "1"
+# BENCH_LIMIT_PARTS=check,http,record picks what to measure
 PROJECTS = 40
 MODELS = [("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), ("anthropic", "claude-sonnet-4-5"), ("groq", "llama-3")]
 
@@ -287,9 +288,13 @@ def main() -> None:
         if backend == "postgresql" and not PG_URL:
             continue
         engine, url = database(backend)
-        in_process(engine, backend)
-        over_http(engine, url, backend)
-        recording(engine, backend)
+        parts = os.environ.get("BENCH_LIMIT_PARTS", "check,http,record").split(",")
+        if "check" in parts:
+            in_process(engine, backend)
+        if "http" in parts:
+            over_http(engine, url, backend)
+        if "record" in parts:
+            recording(engine, backend)
         engine.dispose()
 
 

@@ -27,6 +27,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    case,
     cast,
     delete,
     func,
@@ -310,10 +311,17 @@ def _each_statement(dimension: str, postgres: bool) -> Any:
     in_batch: Any = u.id.between(bindparam("lo"), bindparam("hi"))
     if postgres:  # another writer's ids may interleave with ours
         in_batch = and_(in_batch, u.id == any_(cast(bindparam("batch_ids"), ARRAY(BigInteger))))
+    # the period is applied in the sums, not the WHERE: a planner must reach the batch by its ids, never
+    # by the time index over a whole month (PostgreSQL's generic plan for the prepared statement would)
+    inside = and_(u.timestamp >= start, u.timestamp < end)
     grouped = (
-        select(column.label("subject"), func.sum(u.cost_total).label("spend"))
-        .where(in_batch, u.timestamp >= start, u.timestamp < end, column.is_not(None))
+        select(
+            column.label("subject"),
+            func.sum(case((inside, u.cost_total), else_=0)).label("spend"),
+        )
+        .where(in_batch, column.is_not(None))
         .group_by(column)
+        .having(func.sum(case((inside, 1), else_=0)) > 0)
         .subquery("batch")
     )
     source = (

@@ -189,3 +189,4 @@ class PriceCorrection(Base):
     new_matched_by: Mapped[str] = mapped_column(String(10))
     corrected_at: Mapped[datetime]
     reason: Mapped[str] = mapped_column(Text)
+
