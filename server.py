@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from core.config import ConfigError
 from core.reporting.logs import EXPORT_PATH, LogFilterError, csv_chunks, filter_from_query
 from core.storage.engine import CONNECTION_ERRORS, database_error
-from routes import ingest, read
+from routes import check, ingest, read
 from ui.navigation import canonical_path
 
 
@@ -55,6 +55,6 @@ class LowerCasePages:
 
 app = st.App(
     "app.py",
-    routes=[Route(EXPORT_PATH, export_usage_csv), *ingest.ROUTES, *read.ROUTES],
+    routes=[Route(EXPORT_PATH, export_usage_csv), *ingest.ROUTES, *read.ROUTES, *check.ROUTES],
     middleware=[Middleware(LowerCasePages)],
 )

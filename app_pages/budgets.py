@@ -8,6 +8,7 @@ from core.admin.password import signed_in
 from core.budgets import service
 from core.budgets.periods import PERIODS
 from core.budgets.spend import SCOPE_KINDS
+from core.limits import views as limits
 from core.money import format_total
 from ui import common
 from ui.budget_views import (
@@ -37,18 +38,60 @@ for s in statuses:
     b = s.budget
     with st.container(border=True, key=f"budget_{b.id}"):
         top = st.columns([3, 2])
-        top[0].markdown(f"**{plain(b.name)}** · {plain(b.scope)} · per {b.period} ({plain(b.tz)})")
+        enforced = " · **enforced**" if b.enforce else ""
+        closest = f" · closest: {plain(s.subject)}" if s.subject else ""
+        top[0].markdown(f"**{plain(b.name)}** · {plain(b.scope)} · per {b.period} ({plain(b.tz)}){enforced}{closest}")
         top[1].markdown(f"**{format_total(s.spend)}** / {format_total(b.amount)} · {percent_text(s.percent)}")
         st.progress(progress_value(s))
         st.caption(f"Thresholds: {marks_text(s)} · {resets_text(s.period.end, now, b.tz)}")
         st.caption(projection_text(s, b.tz))
+
+enforced_rows = limits.enforced(engine, now)
+if enforced_rows:
+    st.subheader("Enforced budgets")
+    st.caption(
+        "Checks that do not fit are denied before the call (`POST /api/v1/check`, `python -m core check`, "
+        "`track(..., enforce=True)`). Denied: the checks each budget refused this period."
+    )
+    st.dataframe(
+        [
+            {"budget": r.name, "scope": r.scope, "amount": format_total(r.amount), "denied this period": r.denied}
+            for r in enforced_rows
+        ],
+        hide_index=True,
+        key="enforced_budgets",
+    )
+    for r in enforced_rows:
+        if r.budget.scope_kind != "each":
+            continue
+        who = str(r.budget.scope_value)
+        st.markdown(f"**{plain(r.name)}**: the {who}s closest to {format_total(r.amount)} this period")
+        search = st.text_input(f"Find a {who}", key=f"limit_search_{r.budget.id}", placeholder="part of a name")
+        rows = limits.closest_subjects(engine, r.budget, search=search or None, limit=10, now=now)
+        if rows:
+            st.dataframe(
+                [
+                    {
+                        who: x.subject,
+                        "spend": format_total(x.spend),
+                        "left": format_total(x.remaining),
+                        "used": f"{x.percent}%",
+                        "denied": x.denied,
+                    }
+                    for x in rows
+                ],
+                hide_index=True,
+                key=f"limit_subjects_{r.budget.id}",
+            )
+        else:
+            st.caption(f"No {who} matches." if search else f"No {who} has spent this period.")
 
 if statuses:
     st.subheader("Burn-up")
     names = [s.budget.name for s in statuses]
     pick = st.selectbox("Budget", range(len(names)), format_func=lambda i: names[i], key="burnup_budget")
     chosen = statuses[pick or 0]
-    series = service.spend_series(engine, chosen.budget, chosen.period, now)
+    series = service.spend_series(engine, chosen.budget, chosen.period, now, chosen.subject)
     st.plotly_chart(burnup_figure(chosen, series, now), width="stretch", key="burnup_chart")
     st.caption("Cumulative spend this period, the budget, the even pace to it, and the projection (dashed).")
 
@@ -100,8 +143,10 @@ with st.form("add_budget", clear_on_submit=False):
     amount = b_.text_input("Amount (USD)", key="budget_amount")
     period = c.selectbox("Period", PERIODS, index=2, key="budget_period")
     d, e, f = st.columns([1, 2, 1])
-    kind = d.selectbox("Scope", SCOPE_KINDS, key="budget_scope_kind")
-    value = e.text_input("Scope value (provider, model, user or project name)", key="budget_scope_value")
+    kind = d.selectbox("Scope", [*SCOPE_KINDS, "each"], key="budget_scope_kind")
+    value = e.text_input(
+        "Scope value (provider, model, user or project name; for each: user or project)", key="budget_scope_value"
+    )
     tz = f.text_input("Time zone", value=flt.tz.key, key="budget_tz")
     g, h = st.columns([1, 3])
     thresholds = g.text_input("Thresholds (%)", value="50,80,100", key="budget_thresholds")
@@ -109,6 +154,7 @@ with st.form("add_budget", clear_on_submit=False):
     i, j = st.columns([3, 1])
     secret = i.text_input("Secret (whsec_...; empty: generated)", type="password", key="budget_secret")
     fmt = j.selectbox("Format", service.FORMATS, key="budget_format")
+    enforce = st.checkbox("Enforce: deny checks that do not fit (a hard limit)", key="budget_enforce")
     submitted = st.form_submit_button("Add budget", type="primary")
 if submitted:
     if not signed_in(st.session_state.get(SIGNED_IN_KEY)):
@@ -116,7 +162,7 @@ if submitted:
     else:
         scope = "all" if kind == "all" else f"{kind}:{value}"
         try:
-            spec = service.validate(name, amount, period, scope, tz, thresholds, webhook, secret, fmt)
+            spec = service.validate(name, amount, period, scope, tz, thresholds, webhook, secret, fmt, enforce)
             added = service.add_budget(engine, spec)
         except service.BudgetError as exc:
             st.error(f"Not saved: {exc}")

@@ -7,7 +7,8 @@ budget periods they touch as calls sent to the server do.
 
 from __future__ import annotations
 
-import core.budgets  # noqa: F401 - registers budget detection on recording
+import core.limits  # noqa: F401 - registers budget detection and enforced-budget counters on recording
+from core.limits.enforce import SpendLimitExceeded
 from core.recording.track import TrackedCall, TrackingError, Usage, read_usage, track, track_completion
 
-__all__ = ["TrackedCall", "TrackingError", "Usage", "read_usage", "track", "track_completion"]
+__all__ = ["SpendLimitExceeded", "TrackedCall", "TrackingError", "Usage", "read_usage", "track", "track_completion"]

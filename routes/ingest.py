@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-import core.budgets  # noqa: F401 - registers budget detection on recording
+import core.limits  # noqa: F401 - registers budget detection and enforced-budget counters on recording
 from core.config import ConfigError, database_url
 from core.ingest import otlp
 from core.ingest.body import BodyError, BodyReader

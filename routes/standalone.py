@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 
-from routes import ingest, read
+from routes import check, ingest, read
 
 
 @asynccontextmanager
@@ -20,4 +20,4 @@ async def lifespan(_app: Starlette) -> AsyncIterator[None]:
     yield
 
 
-app = Starlette(routes=[*ingest.ROUTES, *read.ROUTES], lifespan=lifespan)
+app = Starlette(routes=[*ingest.ROUTES, *read.ROUTES, *check.ROUTES], lifespan=lifespan)

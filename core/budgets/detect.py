@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.budgets.periods import Period, period_of, periods_between
-from core.budgets.spend import spend_by_period
+from core.budgets.spend import spend_by_period, spend_by_subject
 from core.storage.budget_tables import NO_WEBHOOK, PENDING, Budget, BudgetEvent
 from core.storage.engine import run_write
 from core.storage.tables import PriceCorrection, UsageRecord
@@ -101,16 +101,30 @@ class Crossing:
     period: Period
     threshold: int
     spend: Decimal
+    subject: str = ""  # the user or project of an each: budget
 
 
-def _known(engine: Engine, budget_ids: list[int], since: datetime) -> set[tuple[int, datetime, int]]:
+def _known(engine: Engine, budget_ids: list[int], since: datetime) -> set[tuple[int, datetime, int, str]]:
     with engine.connect() as conn:
         rows = conn.execute(
-            select(BudgetEvent.budget_id, BudgetEvent.period_start, BudgetEvent.threshold).where(
+            select(BudgetEvent.budget_id, BudgetEvent.period_start, BudgetEvent.threshold, BudgetEvent.subject).where(
                 BudgetEvent.budget_id.in_(budget_ids), BudgetEvent.period_start >= since
             )
         ).all()
-    return {(r.budget_id, r.period_start, r.threshold) for r in rows}
+    return {(r.budget_id, r.period_start, r.threshold, r.subject) for r in rows}
+
+
+def _each_crossings(
+    engine: Engine, budget: Budget, periods: Sequence[Period], known: set[tuple[int, datetime, int, str]]
+) -> list[Crossing]:
+    """An each: budget: every subject on its own, its spend per period summed for all subjects in one report."""
+    found: list[Crossing] = []
+    for period in periods:
+        for subject, spend in spend_by_subject(engine, budget, period.start, period.end).items():
+            for t in crossed(spend, budget.amount, budget.threshold_list):
+                if (budget.id, period.start, t, subject) not in known:
+                    found.append(Crossing(budget, period, t, spend, subject))
+    return found
 
 
 def find_crossings(engine: Engine, watch: dict[int, tuple[Budget, list[Period]]]) -> list[Crossing]:
@@ -122,8 +136,11 @@ def find_crossings(engine: Engine, watch: dict[int, tuple[Budget, list[Period]]]
     known = _known(engine, list(watch), since)
     found: list[Crossing] = []
     for budget, periods in watch.values():
+        if budget.scope_kind == "each":
+            found += _each_crossings(engine, budget, periods, known)
+            continue
         thresholds = budget.threshold_list
-        open_periods = [p for p in periods if any((budget.id, p.start, t) not in known for t in thresholds)]
+        open_periods = [p for p in periods if any((budget.id, p.start, t, "") not in known for t in thresholds)]
         if not open_periods:
             continue
         try:
@@ -134,7 +151,7 @@ def find_crossings(engine: Engine, watch: dict[int, tuple[Budget, list[Period]]]
         for period in open_periods:
             spend = spends.get(period.start, Decimal(0))
             for t in crossed(spend, budget.amount, thresholds):
-                if (budget.id, period.start, t) not in known:
+                if (budget.id, period.start, t, "") not in known:
                     found.append(Crossing(budget, period, t, spend))
     return found
 
@@ -142,7 +159,7 @@ def find_crossings(engine: Engine, watch: dict[int, tuple[Budget, list[Period]]]
 def _insert_statement(conn: Connection):  # type: ignore[no-untyped-def]
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(BudgetEvent).on_conflict_do_nothing(
-        index_elements=["budget_id", "period_start", "threshold"]
+        index_elements=["budget_id", "period_start", "threshold", "subject"]
     )
     return statement.returning(BudgetEvent.id)  # a row back only when this insert made it
 
@@ -181,6 +198,7 @@ def _write_budget_crossings(engine: Engine, crossings: Sequence[Crossing], momen
                     period_start=c.period.start,
                     period_end=c.period.end,
                     threshold=c.threshold,
+                    subject=c.subject,
                     webhook_id=f"msg_{secrets.token_hex(12)}",
                     spend=c.spend,
                     amount=c.budget.amount,
@@ -238,7 +256,7 @@ def _touched_quarters(budgets: Sequence[Budget], calls: Sequence[object]) -> dic
     quarters = [int(call.timestamp.timestamp()) // QUARTER * QUARTER for call in calls]  # type: ignore[attr-defined]
     all_quarters = set(quarters)
     by_scope: dict[tuple[str, object], set[int]] = {}
-    for kind in {b.scope_kind for b in budgets} - {"all"}:
+    for kind in {b.scope_kind for b in budgets} - {"all", "each"}:
         wanted = {b.scope_value for b in budgets if b.scope_kind == kind}
         if kind == "tag":  # a call matches each tag budget of each of its tags
             for call, q in zip(calls, quarters, strict=True):
@@ -252,8 +270,16 @@ def _touched_quarters(budgets: Sequence[Budget], calls: Sequence[object]) -> dic
             if value in wanted:
                 by_scope.setdefault((kind, value), set()).add(q)
     touched: dict[int, set[int]] = {}
+    named = {
+        each: {q for call, q in zip(calls, quarters, strict=True) if getattr(call, each, None)}
+        for each in ("user", "project")
+    }
     for b in budgets:
-        found = all_quarters if b.scope_kind == "all" else by_scope.get((b.scope_kind, b.scope_value))
+        found: set[int] | None
+        if b.scope_kind == "each":
+            found = named[str(b.scope_value)]
+        else:
+            found = all_quarters if b.scope_kind == "all" else by_scope.get((b.scope_kind, b.scope_value))
         if found:
             touched[b.id] = set(found)
     return touched

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from core.anomalies import service as anomalies
 from core.budgets import detect
 from core.budgets.periods import PERIODS, Period, period_of
-from core.budgets.spend import SCOPE_KINDS, spend_in
+from core.budgets.spend import EACH, SCOPE_KINDS, spend_in
 from core.money import MoneyError, parse_amount
 from core.notify import delivery, targets
 from core.recording.tags import TagError, parse_tags
@@ -48,6 +48,7 @@ class BudgetSpec:
     webhook_url: str | None
     webhook_secret: str | None
     webhook_format: str
+    enforce: bool = False
 
 
 def parse_thresholds(text: object) -> tuple[int, ...]:
@@ -69,8 +70,14 @@ def parse_scope(text: object) -> tuple[str, str | None]:
     if raw in ("", "all"):
         return "all", None
     kind, sep, value = raw.partition(":")
+    if kind == "each" and sep:
+        if value.strip() not in EACH:
+            raise BudgetError(f"scope: {raw!r} is not each:user or each:project")
+        return "each", value.strip()
     if not sep or kind not in SCOPE_KINDS or kind == "all":
-        raise BudgetError(f"scope: {raw!r} is not all, provider:P, model:M, user:U, project:X or tag:T")
+        raise BudgetError(
+            f"scope: {raw!r} is not all, provider:P, model:M, user:U, project:X, tag:T, each:user or each:project"
+        )
     value = value.strip()
     if not value or len(value) > 300 or not value.isprintable():
         raise BudgetError(f"scope: {raw!r} names no {kind}")
@@ -94,6 +101,7 @@ def validate(
     webhook_url: object = None,
     secret: object = None,
     webhook_format: object = "standard",
+    enforce: object = False,
 ) -> BudgetSpec:
     """Every field checked before anything is written; the first problem is raised, naming its field."""
     clean_name = name.strip() if isinstance(name, str) else ""
@@ -130,7 +138,14 @@ def validate(
     fmt = webhook_format or "standard"
     if fmt not in FORMATS:
         raise BudgetError(f"format: {webhook_format!r} is not standard or slack")
-    return BudgetSpec(clean_name, value, str(period), tz_name, kind, scope_value, levels, url, key, str(fmt))
+    if not isinstance(enforce, bool):
+        raise BudgetError(f"enforce: {enforce!r} is not true or false")
+    if enforce and kind == "tag":
+        raise BudgetError(
+            f"enforce: a tag:{scope_value} budget cannot be a hard limit: a check names no tags "
+            "(alerts work for it; enforce by user, project, provider or model)"
+        )
+    return BudgetSpec(clean_name, value, str(period), tz_name, kind, scope_value, levels, url, key, str(fmt), enforce)
 
 
 @dataclass(frozen=True)
@@ -165,6 +180,7 @@ def add_budget(engine: Engine, spec: BudgetSpec, now: datetime | None = None) ->
                 webhook_url=spec.webhook_url,
                 webhook_secret=secret,
                 webhook_format=spec.webhook_format,
+                enforce=spec.enforce,
                 created_at=moment,
             )
             .returning(Budget.id)
@@ -191,6 +207,7 @@ class BudgetStatus:
     projected: Decimal | None  # None until PROJECT_AFTER of the period has passed
     projected_exceed_at: datetime | None  # when spend reaches the amount at this pace, if within the period
     crossed: tuple[int, ...]  # thresholds with an event in this period
+    subject: str | None = None  # an each: budget: the user or project closest to the amount (its spend above)
 
     @property
     def resets_at(self) -> datetime:
@@ -221,7 +238,11 @@ def exceed_at(spend: Decimal, amount: Decimal, period: Period, now: datetime) ->
 
 def status_of(engine: Engine, budget: Budget, now: datetime, crossed: Sequence[int] = ()) -> BudgetStatus:
     period = period_of(now, budget.period, ZoneInfo(budget.tz))
-    spend = spend_in(engine, budget, period.start, period.end)
+    subject = None
+    if budget.scope_kind == "each":  # the subject closest to the amount stands for the budget
+        subject, spend = top_subject(engine, budget, period)
+    else:
+        spend = spend_in(engine, budget, period.start, period.end)
     percent = (spend * 100 / budget.amount).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
     return BudgetStatus(
         budget,
@@ -231,6 +252,35 @@ def status_of(engine: Engine, budget: Budget, now: datetime, crossed: Sequence[i
         project(spend, period, now),
         exceed_at(spend, budget.amount, period, now),
         tuple(sorted(crossed)),
+        subject,
+    )
+
+
+def top_subject(engine: Engine, budget: Budget, period: Period) -> tuple[str | None, Decimal]:
+    """An ``each:`` budget's user (project) with the most spend in the period, and that spend."""
+    from core.reporting import aggregates as reports
+
+    missing = reports.NO_USER if budget.scope_value == "user" else reports.NO_PROJECT
+    rows = reports.breakdown(engine, period.start, period.end, str(budget.scope_value), limit=2)
+    named = [r for r in rows if r.key and r.key != missing]
+    return (named[0].key, named[0].totals.cost_total) if named else (None, Decimal(0))
+
+
+def subject_spend(engine: Engine, budget: Budget, period: Period, limit: int) -> list[tuple[str, Decimal]]:
+    """An ``each:`` budget's subjects with the most spend this period, the first ``limit``."""
+    from core.reporting import aggregates as reports
+
+    missing = reports.NO_USER if budget.scope_value == "user" else reports.NO_PROJECT
+    rows = reports.breakdown(engine, period.start, period.end, str(budget.scope_value), limit=limit + 1)
+    return [(str(r.key), r.totals.cost_total) for r in rows if r.key and r.key != missing][:limit]
+
+
+def spend_of_subjects(
+    engine: Engine, budget: Budget, period: Period, subjects: Sequence[str]
+) -> list[tuple[str, Decimal]]:
+    return sorted(
+        ((s, spend_in(engine, budget, period.start, period.end, subject=s)) for s in subjects),
+        key=lambda item: (-item[1], item[0]),
     )
 
 
@@ -270,8 +320,15 @@ def alerting(engine: Engine, now: datetime | None = None) -> list[BudgetStatus]:
     return [status_of(engine, b, moment, fired[b.id]) for b in budgets if b.id in fired]
 
 
-def spend_series(engine: Engine, budget: Budget, period: Period, now: datetime) -> list[tuple[datetime, Decimal]]:
-    """Cumulative spend from the period's start, at each step (hours for a day, days otherwise) up to now."""
+def spend_series(
+    engine: Engine, budget: Budget, period: Period, now: datetime, subject: str | None = None
+) -> list[tuple[datetime, Decimal]]:
+    """Cumulative spend from the period's start, at each step (hours for a day, days otherwise) up to now.
+
+    An ``each:`` budget's series is one subject's (the page passes the one closest to the amount).
+    """
+    if budget.scope_kind == "each" and subject is None:
+        return [(period.start, Decimal(0))]
     tz = ZoneInfo(budget.tz)
     edges = [period.start]
     while edges[-1] < min(now, period.end):
@@ -286,7 +343,7 @@ def spend_series(engine: Engine, budget: Budget, period: Period, now: datetime) 
     total = Decimal(0)
     series = [(period.start, total)]
     for lo, hi in zip(edges, edges[1:], strict=False):
-        total += spend_in(engine, budget, lo, hi)
+        total += spend_in(engine, budget, lo, hi, subject=subject)
         series.append((hi, total))
     return series
 

@@ -19,18 +19,31 @@ from core.reporting import aggregates as reports
 from core.storage.budget_tables import Budget
 
 SCOPE_KINDS = ("all", "provider", "model", "user", "project", "tag")  # tag: calls carrying that tag
+EACH = ("user", "project")  # ``each:user`` / ``each:project``: the amount applies to every one on its own
 
 
-def scope_where(budget: Budget) -> dict[str, str] | None:
-    """The report filter for a budget's scope (``None``: everything)."""
+def scope_where(budget: Budget, subject: str | None = None) -> dict[str, str] | None:
+    """The report filter for a budget's scope (``None``: everything); an ``each:`` budget's for one subject."""
+    if budget.scope_kind == "each":
+        if subject is None:
+            raise ValueError(f"budget {budget.name!r} is {budget.scope}: its spend is per subject")
+        return {str(budget.scope_value): subject}
     if budget.scope_kind == "all" or budget.scope_value is None:
         return None
     return {budget.scope_kind: budget.scope_value}
 
 
-def spend_in(engine: Engine, budget: Budget, start: datetime, end: datetime) -> Decimal:
-    """Exact spend of the budget's scope over [start, end) (ends on quarter hours, as every period's are)."""
-    return reports.totals(engine, start, end, where=scope_where(budget)).cost_total
+def spend_in(engine: Engine, budget: Budget, start: datetime, end: datetime, subject: str | None = None) -> Decimal:
+    """Exact spend of the budget's scope (an ``each:`` budget's subject) over [start, end) (quarter-hour ends)."""
+    return reports.totals(engine, start, end, where=scope_where(budget, subject)).cost_total
+
+
+def spend_by_subject(engine: Engine, budget: Budget, start: datetime, end: datetime) -> dict[str, Decimal]:
+    """An ``each:`` budget's spend per user (project) over [start, end); calls naming none are left out."""
+    dimension = str(budget.scope_value)
+    rows = reports.breakdown(engine, start, end, dimension)
+    missing = reports.NO_USER if dimension == "user" else reports.NO_PROJECT
+    return {r.key: r.totals.cost_total for r in rows if r.key and r.key != missing and r.totals.cost_total}
 
 
 def spend_by_period(engine: Engine, budget: Budget, periods: Sequence[Period]) -> dict[datetime, Decimal]:

@@ -18,7 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add.add_argument("--name", required=True)
     add.add_argument("--amount", required=True, help="USD, a positive decimal")
     add.add_argument("--period", required=True, help="day, week (ISO, from Monday) or month")
-    add.add_argument("--scope", default="all", help="all, provider:P, model:M, user:U, project:X or tag:T")
+    add.add_argument(
+        "--scope",
+        default="all",
+        help="all, provider:P, model:M, user:U, project:X, tag:T, each:user or each:project",
+    )
+    add.add_argument("--enforce", action="store_true", help="a hard limit: checks that do not fit are denied")
     add.add_argument("--tz", default="UTC", help="the zone whose calendar the period follows")
     add.add_argument("--thresholds", default="50,80,100", help="distinct whole percents from 1 to 1000")
     add.add_argument("--webhook", help="http(s) URL that receives the signed events")
@@ -51,6 +56,7 @@ def run(args: argparse.Namespace, engine_factory: Callable[[], Engine]) -> int:
                 args.webhook,
                 args.secret,
                 args.format,
+                args.enforce,
             )
             added = service.add_budget(engine_factory(), spec)
             b = added.budget
@@ -62,6 +68,7 @@ def run(args: argparse.Namespace, engine_factory: Callable[[], Engine]) -> int:
                     "period": b.period,
                     "tz": b.tz,
                     "scope": b.scope,
+                    "enforce": b.enforce,
                     "thresholds": b.threshold_list,
                     "webhook": b.webhook_url,
                     "format": b.webhook_format,
@@ -70,7 +77,8 @@ def run(args: argparse.Namespace, engine_factory: Callable[[], Engine]) -> int:
                 print(json.dumps(out))
             else:
                 print(
-                    f"budget #{b.id} {b.name!r}: {format_usd(b.amount)} per {b.period} ({b.tz}), scope {b.scope}, "
+                    f"budget #{b.id} {b.name!r}: {format_usd(b.amount)} per {b.period} ({b.tz}), scope {b.scope}"
+                    f"{', enforced' if b.enforce else ''}, "
                     f"alerts at {', '.join(f'{t}%' for t in b.threshold_list)}"
                 )
                 if added.generated:
@@ -120,6 +128,8 @@ def _status_json(s: Any) -> dict[str, Any]:
     return {
         "name": s.budget.name,
         "scope": s.budget.scope,
+        "enforce": s.budget.enforce,
+        "subject": s.subject,
         "period": s.budget.period,
         "tz": s.budget.tz,
         "amount": to_text(s.budget.amount),

@@ -18,7 +18,7 @@ def _engine(read_only: bool = False) -> Engine:
     ``init`` creates them); a command that only reads refuses a database without Spendboard's
     tables and creates nothing; one that writes creates the schema only in an empty database.
     """
-    import core.budgets  # noqa: F401 - registers budget detection on recording (calls recorded here mark periods)
+    import core.limits  # noqa: F401 - registers budget detection and enforced-budget counters on recording
     from core.config import check_environment, database_url, shown_url
     from core.storage.engine import make_engine, sqlite_path
     from core.storage.migrate import require_schema, upgrade_database

@@ -188,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     from core.cli.export import add_arguments as export_arguments
 
     export_arguments(sub)  # export --format focus (issue 24)
+
+    from core.cli.limits import add_arguments as check_arguments  # issue 21: enforced budgets
+
+    check_arguments(sub.add_parser("check", help="may this user spend this? (enforced budgets; --reserve holds it)"))
     return parser
 
 
@@ -630,6 +634,7 @@ COMMANDS = {
     "statement": lambda args: _customers(args),
     "anomalies": lambda args: _anomalies(args),
     "alerts": lambda args: _anomalies(args),
+    "check": lambda args: _check_command(args),
     "dashboard": lambda args: _dashboard(args),
     "reconcile": lambda args: _reconcile(args),
     "export": lambda args: _export(args),
@@ -666,6 +671,12 @@ def _dashboard(args: argparse.Namespace) -> int:
     from core.cli.dashboard import run
 
     return run(args, init=lambda: main(["init"]))
+
+
+def _check_command(args: argparse.Namespace) -> int:
+    from core.cli.limits import run
+
+    return run(args, _engine)
 
 
 def _ingest_command(args: argparse.Namespace) -> int:

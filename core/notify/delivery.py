@@ -103,14 +103,16 @@ def event_payload(event: BudgetEvent, budget: Budget) -> dict[str, Any]:
             "threshold": event.threshold,
             "spend": to_text(event.spend),
             "late": event.late,
+            **({"subject": event.subject} if budget.scope_kind == "each" else {}),
         },
     }
 
 
 def slack_text(event: BudgetEvent, budget: Budget) -> str:
     late = " (found after the period closed)" if event.late else ""
+    who = f" for {event.subject}" if budget.scope_kind == "each" else ""
     return (
-        f":warning: Budget *{budget.name}* ({budget.scope}) crossed {event.threshold}%{late}: "
+        f":warning: Budget *{budget.name}* ({budget.scope}){who} crossed {event.threshold}%{late}: "
         f"{format_usd(event.spend)} of {format_usd(event.amount)} this {budget.period} "
         f"(from {event.period_start:%Y-%m-%d %H:%M} UTC)."
     )

@@ -64,6 +64,7 @@ class Call:
     latency_ms: int | None = None
     status: str = "ok"
     tags: tuple[str, ...] = ()  # distinct, validated by core.recording.tags.parse_tags
+    hold_id: str | None = None  # not stored: the hold an enforcing check placed before the call, settled with it
 
     @property
     def usage(self) -> Usage:

@@ -1,14 +1,17 @@
 """Where a higher package acts inside recording, without recording importing it.
 
-Budgets mark the periods a batch touches after it commits (``after_commit``). A package
-registers once, when it is imported; recording calls every registered hook in order.
+Budgets mark the periods a batch touches after it commits (``after_commit``); enforced budgets
+update their counters inside the batch's transaction (``in_transaction``) and check a tracked
+request before it is sent (``before_send``). A package registers once, when it is imported;
+recording calls every registered hook in order.
 A hook that fails after the commit never fails the caller: the calls are stored already.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -20,6 +23,56 @@ InTransaction = Callable[[Connection, Sequence[Any], Sequence[int]], None]
 
 _after_commit: list[AfterCommit] = []
 _in_transaction: list[InTransaction] = []
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A request ``track(enforce=True)`` is about to send: who it is for and its keyword arguments."""
+
+    provider: str
+    model: str | None
+    user: str | None
+    project: str | None
+    kwargs: Mapping[str, Any]
+    stream: bool = False
+
+
+# ``check(engine, outgoing)`` raises to stop the request, or returns a hold id the recorded call settles;
+# ``release(engine, hold_id)`` drops that hold when the request failed and nothing was billed.
+BeforeSend = Callable[[Engine, Outgoing], "str | None"]
+Release = Callable[[Engine, str], object]
+_before_send: list[tuple[BeforeSend, Release]] = []
+
+
+def before_send(check: BeforeSend, release: Release) -> None:
+    """Register the enforcement a tracked client runs before each request (``track(..., enforce=True)``)."""
+    if (check, release) not in _before_send:
+        _before_send.append((check, release))
+
+
+def run_before_send(engine: Engine, outgoing: Outgoing) -> list[str]:
+    """Every registered check, in order; an exception stops the request. Returns the holds placed."""
+    if not _before_send:
+        raise RuntimeError("enforce: no spend check is registered; import core.tracking (it registers core.limits)")
+    holds: list[str] = []
+    try:
+        for check, _release in _before_send:
+            hold = check(engine, outgoing)
+            if hold is not None:
+                holds.append(hold)
+    except BaseException:
+        run_release(engine, holds)
+        raise
+    return holds
+
+
+def run_release(engine: Engine, holds: Sequence[str]) -> None:
+    for hold in holds:
+        for _check, release in _before_send:
+            try:
+                release(engine, hold)
+            except Exception:  # noqa: BLE001 - an unreleased hold expires by itself
+                log.exception("could not release hold %r", hold)
 
 
 def after_commit(hook: AfterCommit) -> AfterCommit:

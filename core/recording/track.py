@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 
 from core.pricing.provider_usage import UsageFields, UsageShapeError, normalise_usage
+from core.recording import hooks
 from core.recording.calls import Call, CallError, RecordedCall, make_call, record_usage
 
 logger = logging.getLogger("core.tracking")  # the name users configure (core.tracking is the public path)
@@ -106,6 +107,7 @@ def track_completion(
     project: str | None = None,
     latency_ms: int | None = None,
     tags: object = None,
+    hold_id: str | None = None,
 ) -> TrackedCall:
     """Record one response; ``model`` (what was asked for) wins over the response's model name.
 
@@ -136,6 +138,8 @@ def track_completion(
         )
     except CallError as exc:
         raise TrackingError(f"{exc}; nothing recorded") from None
+    if hold_id is not None:
+        call = dataclasses.replace(call, hold_id=hold_id)
     return TrackedCall(call, record_usage(engine, call))
 
 
@@ -148,9 +152,12 @@ class _Target:
     user: str | None
     project: str | None
     tags: tuple[str, ...] = ()
+    enforce: bool = False
 
 
-def _record_quietly(target: _Target, response: object, model: object, what: str, latency_ms: int) -> None:
+def _record_quietly(
+    target: _Target, response: object, model: object, what: str, latency_ms: int, holds: list[str] | None = None
+) -> None:
     try:
         track_completion(
             target.engine,
@@ -161,6 +168,7 @@ def _record_quietly(target: _Target, response: object, model: object, what: str,
             project=target.project,
             latency_ms=latency_ms,
             tags=target.tags,
+            hold_id=holds[0] if holds else None,
         )
     except Exception:  # a billing hiccup must never break the caller's request
         logger.warning("spendboard: could not record a %s for %s", what, target.provider, exc_info=True)
@@ -169,26 +177,48 @@ def _record_quietly(target: _Target, response: object, model: object, what: str,
 def _wrap(method: Callable[..., Any], target: _Target, what: str) -> Callable[..., Any]:
     @functools.wraps(method)
     def tracked(*args: Any, **kwargs: Any) -> Any:
+        holds: list[str] = []
+        if target.enforce:  # before anything is sent: a denial raises here and the provider is never called
+            model = kwargs.get("model")
+            outgoing = hooks.Outgoing(
+                target.provider,
+                model if isinstance(model, str) else None,
+                target.user,
+                target.project,
+                kwargs,
+                bool(kwargs.get("stream")),
+            )
+            holds = hooks.run_before_send(target.engine, outgoing)
         started = time.perf_counter()
-        response = method(*args, **kwargs)
+        try:
+            response = method(*args, **kwargs)
+        except BaseException:
+            hooks.run_release(target.engine, holds)  # nothing was billed: the hold goes now
+            raise
         if kwargs.get("stream"):
             logger.info("spendboard: streaming %ss are not recorded (no usage block until the end)", what)
             return response
         if inspect.isawaitable(response):  # an async client (AsyncOpenAI, AsyncAnthropic): record once awaited
-            return _record_when_done(response, target, kwargs.get("model"), what, started)
+            return _record_when_done(response, target, kwargs.get("model"), what, started, holds)
         latency_ms = round((time.perf_counter() - started) * 1000)
-        _record_quietly(target, response, kwargs.get("model"), what, latency_ms)
+        _record_quietly(target, response, kwargs.get("model"), what, latency_ms, holds)
         return response
 
     setattr(tracked, _WRAPPED_MARK, True)
     return tracked
 
 
-async def _record_when_done(pending: Awaitable[Any], target: _Target, model: object, what: str, started: float) -> Any:
-    response = await pending
+async def _record_when_done(
+    pending: Awaitable[Any], target: _Target, model: object, what: str, started: float, holds: list[str]
+) -> Any:
+    try:
+        response = await pending
+    except BaseException:
+        await asyncio.to_thread(hooks.run_release, target.engine, holds)
+        raise
     latency_ms = round((time.perf_counter() - started) * 1000)
     # the store is synchronous: write from a worker thread so the caller's event loop is not held
-    await asyncio.to_thread(_record_quietly, target, response, model, what, latency_ms)
+    await asyncio.to_thread(_record_quietly, target, response, model, what, latency_ms, holds)
     return response
 
 
@@ -227,6 +257,7 @@ def track(
     user: str | None = None,
     project: str | None = None,
     tags: object = None,
+    enforce: bool = False,
 ) -> ClientT:
     """Record every non-streaming call ``client`` makes; returns the same client.
 
@@ -239,6 +270,10 @@ def track(
     and a call the store cannot record is logged, never raised. A copy made by
     ``client.with_options(...)`` is a new client: track it too. ``tags`` (a list of strings,
     ``["feature:summarize", "env:prod"]``) go on every call it records.
+
+    ``enforce=True``: before each request the enforced budgets are checked (the check
+    ``core.tracking`` registers), the estimate held until the response is recorded; a denial
+    raises ``SpendLimitExceeded`` and the provider is never called.
     """
     try:  # the names and tags are checked now, by the rules every recorded call follows
         checked = make_call(provider, "model", 0, 0, user=user, project=project, tags=tags)
@@ -250,7 +285,7 @@ def track(
             f"client: {type(client).__name__} has neither chat.completions.create, responses.create, "
             "messages.create nor chat_completion"
         )
-    target = _Target(engine, provider, user, project, checked.tags)
+    target = _Target(engine, provider, user, project, checked.tags, enforce)
     for owner, name, what in endpoints:
         method = getattr(owner, name)
         if not getattr(method, _WRAPPED_MARK, False):

@@ -1,8 +1,8 @@
 """Budget tables: the budgets, the outbox of threshold crossings, and every delivery attempt.
 
-The outbox row is the deduplication: ``(budget_id, period_start, threshold)`` is
-unique, so however many calls, processes or restarts see a crossing, it is
-written once, and delivery only ever reads the outbox.
+The outbox row is the deduplication: ``(budget_id, period_start, threshold, subject)`` is
+unique (``subject``: the user or project of an ``each:`` budget, else empty), so however
+many calls, processes or restarts see a crossing, it is written once, and delivery only ever reads the outbox.
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ class Budget(Base):
     currency: Mapped[str] = mapped_column(String(3), server_default=text("'USD'"))
     period: Mapped[str] = mapped_column(String(10))  # day | week | month
     tz: Mapped[str] = mapped_column(String(64), server_default=text("'UTC'"))
-    scope_kind: Mapped[str] = mapped_column(String(10), server_default=text("'all'"))  # all|provider|model|user|project
+    # all | provider | model | user | project | each (scope_value "user" or "project": every one on its own)
+    scope_kind: Mapped[str] = mapped_column(String(10), server_default=text("'all'"))
     scope_value: Mapped[str | None] = mapped_column(String(300))
+    enforce: Mapped[bool] = mapped_column(default=False, server_default=text("false"))  # a hard limit: checks deny
     thresholds: Mapped[str] = mapped_column(String(200))  # "50,80,100": distinct whole percents, ascending
     webhook_url: Mapped[str | None] = mapped_column(Text)
     webhook_secret: Mapped[str | None] = mapped_column(String(200))  # whsec_ + base64
@@ -69,6 +71,7 @@ class BudgetEvent(Base):
     period_start: Mapped[datetime]
     period_end: Mapped[datetime]
     threshold: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str] = mapped_column(String(300), default="", server_default=text("''"))  # each: user/project
     webhook_id: Mapped[str] = mapped_column(String(64), unique=True)  # the same on every attempt
     spend: Mapped[Decimal]  # spend in the period when the crossing was found
     amount: Mapped[Decimal]  # the budget's amount then
@@ -82,7 +85,7 @@ class BudgetEvent(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
-        UniqueConstraint("budget_id", "period_start", "threshold", name="uq_budget_event_key"),
+        UniqueConstraint("budget_id", "period_start", "threshold", "subject", name="uq_budget_event_key"),
         Index("ix_budget_events_due", "status", "next_attempt_at"),
         UniqueConstraint("alert_id", "anomaly_id", name="uq_alert_event"),  # one event per webhook and anomaly
     )

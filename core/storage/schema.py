@@ -11,10 +11,20 @@ from core.storage import (
     budget_tables,
     customer_tables,
     key_tables,
+    limit_tables,
     reconcile_tables,
     tables,
     tag_tables,
 )
 
 metadata = tables.Base.metadata
-TABLE_MODULES = (tables, budget_tables, key_tables, tag_tables, customer_tables, reconcile_tables, anomaly_tables)
+TABLE_MODULES = (
+    tables,
+    budget_tables,
+    key_tables,
+    tag_tables,
+    customer_tables,
+    reconcile_tables,
+    anomaly_tables,
+    limit_tables,
+)

@@ -1,0 +1,478 @@
+"""The database side of enforced budgets: counter rows, holds, and what recording does to them.
+
+A counter row per (budget, subject, period) caches the roll-ups' exact spend. It is kept in
+step inside the recording transaction (``on_recorded``: spend += the batch's cost, version
++= 1, and the holds of the recorded request ids deleted), so a call's real cost replaces its
+hold atomically. A row is summed again from the roll-ups when it is missing, ``stale`` (made
+by recording alone, so it holds only that batch) or older than the last reprice; that write
+is conditional on the version read before summing (``refresh``), so a recording that
+committed in between is never lost: the update then finds a newer version and is retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Connection,
+    Engine,
+    Integer,
+    String,
+    and_,
+    any_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    tuple_,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from core.budgets.spend import spend_in
+from core.storage.budget_tables import Budget
+from core.storage.columns import Money, UTCDateTime
+from core.storage.limit_tables import LimitCounter, LimitHold
+from core.storage.tables import PriceCorrection, UsageRecord
+
+Key = tuple[int, str, datetime]  # budget id, subject ('' for a budget of one scope), period start (UTC)
+
+
+@dataclass(frozen=True)
+class Counter:
+    """A counter row as read: spend and what is held against it now."""
+
+    key: Key
+    spend: Decimal
+    held: Decimal
+    version: int
+    fresh: bool
+    denied: int
+
+
+def _key_filter(columns: Any, keys: Sequence[Key]) -> Any:
+    return tuple_(columns.budget_id, columns.subject, columns.period_start).in_(list(keys))
+
+
+def _read_statement() -> Any:
+    """The counters with their live holds: one statement, made once (IN lists expand; SQLite and PostgreSQL
+    both reach the rows through the unique key's index on the three lists; the exact keys are picked after).
+
+    ``held`` is kept on the counter row, so a budget with thousands of holds in flight is read in
+    one row; only the holds that expired since the last sweep are summed (a short index range)."""
+    c = LimitCounter.__table__.c
+    h = LimitHold.__table__.c
+    # what the counter's ``held`` still includes but no longer counts: expired holds not swept yet,
+    # and the check's own earlier hold (a second reserve replaces it)
+    now = bindparam("now", type_=UTCDateTime())
+    same = [h.budget_id == c.budget_id, h.subject == c.subject, h.period_start == c.period_start]
+    expired = select(func.coalesce(func.sum(h.amount), 0)).where(*same, h.expires_at <= now).scalar_subquery()
+    held = type_coerce(c.held - expired, Money())  # a short index range: the holds expired since the last sweep
+    corrections = select(func.coalesce(func.max(PriceCorrection.id), 0)).scalar_subquery()
+    return select(
+        c.budget_id,
+        c.subject,
+        c.period_start,
+        c.spend,
+        c.version,
+        c.stale,
+        c.corrections_seen,
+        c.denied,
+        held.label("held"),
+        corrections.label("corrections"),
+    ).where(
+        c.budget_id.in_(bindparam("budgets", expanding=True)),
+        c.subject.in_(bindparam("subjects", expanding=True)),
+        c.period_start.in_(bindparam("starts", expanding=True, type_=UTCDateTime())),
+    )
+
+
+_READ = _read_statement()
+
+
+def last_correction(conn: Connection) -> int:
+    return int(conn.execute(select(func.coalesce(func.max(PriceCorrection.id), 0))).scalar_one())
+
+
+def read(
+    conn: Connection,
+    keys: Sequence[Key],
+    now: datetime,
+    *,
+    exclude_request: str | None = None,
+    lock: bool = False,
+) -> dict[Key, Counter]:
+    """The counters of ``keys`` with their live holds, in one statement (``lock``: FOR UPDATE first, in key order)."""
+    if not keys:
+        return {}
+    c = LimitCounter.__table__.c
+    if lock and conn.dialect.name == "postgresql":
+        # The row lock of the guarantee: reserving checks on the same counters queue here, in one
+        # order. Taken by a statement of its own: the read below then gets a snapshot from after
+        # the wait, which sees the holds the previous lock holder committed.
+        conn.execute(
+            select(c.id).where(_key_filter(c, keys)).order_by(c.budget_id, c.subject, c.period_start).with_for_update()
+        )
+    params: dict[str, Any] = {
+        "now": now,
+        "budgets": sorted({k[0] for k in keys}),
+        "subjects": sorted({k[1] for k in keys}),
+        "starts": sorted({k[2] for k in keys}),
+    }
+    own: dict[Key, Decimal] = {}
+    if exclude_request is not None:  # a second reserve replaces the first: its hold does not count against it
+        h = LimitHold.__table__.c
+        mine = select(h.budget_id, h.subject, h.period_start, h.amount).where(
+            h.request_id == exclude_request, h.expires_at > now
+        )
+        for row in conn.execute(mine):
+            key = (row.budget_id, row.subject, row.period_start)
+            own[key] = own.get(key, Decimal(0)) + row.amount
+    wanted = set(keys)
+    found: dict[Key, Counter] = {}
+    for row in conn.execute(_READ, params):
+        key = (row.budget_id, row.subject, row.period_start)
+        if key in wanted:
+            fresh = not row.stale and row.corrections_seen >= row.corrections
+            held = row.held - own.get(key, Decimal(0))
+            found[key] = Counter(key, row.spend, held, row.version, fresh, row.denied)
+    return found
+
+
+def refresh(engine: Engine, budget: Budget, key: Key, period_end: datetime, seen: Counter | None) -> None:
+    """Sum the key's spend from the roll-ups and store it, unless a recording changed the row meanwhile."""
+    with engine.connect() as conn:
+        corrections = last_correction(conn)  # read before summing: a reprice after it makes the row stale again
+    subject = key[1] or None
+    spend = spend_in(engine, budget, key[2], period_end, subject=subject)
+
+    def work(conn: Connection) -> None:
+        c = LimitCounter.__table__.c
+        if seen is None:
+            statement = _insert(conn)(LimitCounter).values(
+                budget_id=key[0],
+                subject=key[1],
+                period_start=key[2],
+                period_end=period_end,
+                spend=spend,
+                held=0,
+                version=0,
+                stale=False,
+                corrections_seen=corrections,
+                denied=0,
+            )
+            # a recording that made the row meanwhile wins: its row is stale and is summed again next time
+            conn.execute(statement.on_conflict_do_nothing(index_elements=["budget_id", "subject", "period_start"]))
+        else:
+            conn.execute(
+                update(LimitCounter)
+                .where(c.budget_id == key[0], c.subject == key[1], c.period_start == key[2], c.version == seen.version)
+                .values(spend=spend, stale=False, corrections_seen=corrections)
+            )
+
+    from core.storage.engine import run_write
+
+    run_write(engine, work)
+
+
+def _insert(conn: Connection):  # type: ignore[no-untyped-def]
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+_DENIED = (
+    update(LimitCounter)
+    .where(
+        LimitCounter.budget_id == bindparam("k_budget"),
+        LimitCounter.subject == bindparam("k_subject"),
+        LimitCounter.period_start == bindparam("k_start", type_=UTCDateTime()),
+    )
+    .values(denied=LimitCounter.denied + 1)
+)
+
+
+def count_denial(conn: Connection, keys: Iterable[Key]) -> None:
+    rows = [{"k_budget": k[0], "k_subject": k[1], "k_start": k[2]} for k in sorted(keys)]
+    if rows:
+        conn.execute(_DENIED, rows)
+
+
+_ADD_HELD = (
+    update(LimitCounter)
+    .where(
+        LimitCounter.budget_id == bindparam("k_budget"),
+        LimitCounter.subject == bindparam("k_subject"),
+        LimitCounter.period_start == bindparam("k_start", type_=UTCDateTime()),
+    )
+    .values(held=LimitCounter.held + bindparam("k_amount", type_=Money()))
+)
+
+
+def _add_held(conn: Connection, deltas: dict[Key, Decimal]) -> None:
+    """held += delta per counter, in key order, in one executemany."""
+    if deltas:
+        rows = [
+            {"k_budget": k[0], "k_subject": k[1], "k_start": k[2], "k_amount": amount}
+            for k, amount in sorted(deltas.items())
+        ]
+        conn.execute(_ADD_HELD, rows)
+
+
+def _release(conn: Connection, rows: Sequence[Any]) -> None:
+    """Delete these holds (id, budget_id, subject, period_start, amount) and take them off their counters."""
+    if not rows:
+        return
+    deltas: dict[Key, Decimal] = {}
+    for row in rows:
+        key = (row.budget_id, row.subject, row.period_start)
+        deltas[key] = deltas.get(key, Decimal(0)) - row.amount
+    _add_held(conn, deltas)
+    conn.execute(delete(LimitHold).where(LimitHold.id.in_([row.id for row in rows])))
+
+
+def replace_holds(
+    conn: Connection, request_id: str, holds: Sequence[tuple[Key, Decimal]], now: datetime, expires: datetime
+) -> None:
+    """Under the counters' locks: sweep their expired holds, drop this request id's, write the new ones."""
+    h = LimitHold.__table__.c
+    columns = (h.id, h.budget_id, h.subject, h.period_start, h.amount)
+    keys = {key for key, _ in holds}
+    gone = list(conn.execute(select(*columns).where(h.request_id == request_id)))
+    if keys:
+        expired = select(*columns).where(  # the three lists reach the index; the exact keys are picked here
+            h.budget_id.in_({k[0] for k in keys}),
+            h.subject.in_({k[1] for k in keys}),
+            h.period_start.in_({k[2] for k in keys}),
+            h.expires_at <= now,
+        )
+        mine = {row.id for row in gone}
+        rows = conn.execute(expired)
+        gone += [r for r in rows if (r.budget_id, r.subject, r.period_start) in keys and r.id not in mine]
+    _release(conn, gone)
+    if not holds:
+        return
+    _add_held(conn, dict(holds))
+    conn.execute(
+        insert(LimitHold),
+        [
+            dict(
+                request_id=request_id,
+                budget_id=key[0],
+                subject=key[1],
+                period_start=key[2],
+                amount=amount,
+                created_at=now,
+                expires_at=expires,
+            )
+            for key, amount in holds
+        ],
+    )
+
+
+def is_recorded(conn: Connection, request_id: str) -> bool:
+    return conn.execute(select(UsageRecord.id).where(UsageRecord.request_id == request_id)).first() is not None
+
+
+# ---- inside the recording transaction -------------------------------------------------------------
+
+
+def batch_rows(
+    conn: Connection, ids: Sequence[int]
+) -> list[tuple[datetime, str, str, str | None, str | None, Decimal]]:
+    """(timestamp, provider, model, user, project, cost) of the batch's stored calls, read by primary key."""
+    u = UsageRecord.__table__.c
+    in_batch: Any = u.id.between(ids[0], ids[-1])
+    if conn.dialect.name == "postgresql":  # another writer's ids may interleave with ours
+        in_batch = and_(in_batch, u.id == any_(cast(bindparam("batch_ids", list(ids)), ARRAY(BigInteger))))
+    query = select(u.timestamp, u.provider, u.model, u.user_id, u.project, u.cost_total).where(in_batch)
+    return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
+
+
+def _each_statement(dimension: str, postgres: bool) -> Any:
+    """The each: upsert for one dimension, built once (budget ids, period and batch as parameters)."""
+    u = UsageRecord.__table__.c
+    c = LimitCounter.__table__.c
+    b = Budget.__table__.c
+    column = u.user_id if dimension == "user" else u.project
+    start = bindparam("w_start", type_=UTCDateTime())
+    end = bindparam("w_end", type_=UTCDateTime())
+    in_batch: Any = u.id.between(bindparam("lo"), bindparam("hi"))
+    if postgres:  # another writer's ids may interleave with ours
+        in_batch = and_(in_batch, u.id == any_(cast(bindparam("batch_ids"), ARRAY(BigInteger))))
+    # the period is applied in the sums, not the WHERE: a planner must reach the batch by its ids, never
+    # by the time index over a whole month (PostgreSQL's generic plan for the prepared statement would)
+    inside = and_(u.timestamp >= start, u.timestamp < end)
+    grouped = (
+        select(
+            column.label("subject"),
+            func.sum(case((inside, u.cost_total), else_=0)).label("spend"),
+        )
+        .where(in_batch, column.is_not(None))
+        .group_by(column)
+        .having(func.sum(case((inside, 1), else_=0)) > 0)
+        .subquery("batch")
+    )
+    source = (
+        select(
+            b.id,
+            grouped.c.subject,
+            start,
+            end,
+            grouped.c.spend,
+            literal(0, Money()),
+            literal(0, BigInteger()),
+            true(),
+            literal(0, BigInteger()),
+            literal(0, Integer()),
+        )
+        .select_from(Budget.__table__.join(grouped, true()))
+        .where(b.id.in_(bindparam("budget_ids", expanding=True)))
+        .order_by(b.id, grouped.c.subject)
+    )
+    names = ["budget_id", "subject", "period_start", "period_end", "spend", "held", "version", "stale"]
+    upsert = (postgresql.insert if postgres else sqlite.insert)(LimitCounter).from_select(
+        [*names, "corrections_seen", "denied"], source
+    )
+    return upsert.on_conflict_do_update(
+        index_elements=["budget_id", "subject", "period_start"],
+        set_={"spend": c.spend + upsert.excluded.spend, "version": c.version + 1},
+    )
+
+
+_EACH = {(d, pg): _each_statement(d, pg) for d in ("user", "project") for pg in (False, True)}
+
+
+def add_each_spend(
+    conn: Connection, budget_ids: Sequence[int], dimension: str, start: datetime, end: datetime, ids: Sequence[int]
+) -> None:
+    """each: budgets of one dimension and period: the batch's cost per user (project) added to their counters.
+
+    One ``INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE`` in SQL for all these budgets,
+    whatever the number of subjects (a counter it makes is stale: it holds only this batch), rows in
+    (budget, subject) order.
+    """
+    postgres = conn.dialect.name == "postgresql"
+    params: dict[str, Any] = {
+        "budget_ids": list(budget_ids),
+        "w_start": start,
+        "w_end": end,
+        "lo": ids[0],
+        "hi": ids[-1],
+    }
+    if postgres:
+        params["batch_ids"] = list(ids)
+    conn.execute(_EACH[(dimension, postgres)], params)
+
+
+def held_by(conn: Connection, request_ids: Sequence[str]) -> dict[Key, Decimal]:
+    """What the holds of these request ids hold, per counter."""
+    h = LimitHold.__table__.c
+    found: dict[Key, Decimal] = {}
+    for start in range(0, len(request_ids), 500):
+        query = (
+            select(h.budget_id, h.subject, h.period_start, type_coerce(func.sum(h.amount), Money()))
+            .where(_request_ids(conn, request_ids[start : start + 500]))
+            .group_by(h.budget_id, h.subject, h.period_start)
+        )
+        for budget_id, subject, period_start, amount in conn.execute(query):
+            key = (budget_id, subject, period_start)
+            found[key] = found.get(key, Decimal(0)) + amount
+    return found
+
+
+def _request_ids(conn: Connection, chunk: Sequence[str]) -> Any:
+    h = LimitHold.__table__.c
+    if conn.dialect.name == "postgresql":
+        return h.request_id == any_(cast(bindparam("rids", list(chunk)), ARRAY(String)))
+    return h.request_id.in_(list(chunk))
+
+
+def apply_recorded(
+    conn: Connection,
+    added: dict[Key, tuple[datetime, Decimal]],
+    settled: dict[Key, Decimal],
+    request_ids: Sequence[str],
+) -> None:
+    """spend += the batch's cost and held -= its settled holds, in one statement over the keys in order (two
+    writers lock the same rows in the same order); a counter recording makes is stale (it holds only this
+    batch). Then the settled holds are deleted."""
+    c = LimitCounter.__table__.c
+    upsert = _insert(conn)(LimitCounter)
+    statement = upsert.on_conflict_do_update(
+        index_elements=["budget_id", "subject", "period_start"],
+        set_={
+            "spend": c.spend + upsert.excluded.spend,
+            "held": c.held - upsert.excluded.held,
+            "version": c.version + 1,
+        },
+    )
+    # a settled hold's counter exists (the reserve made it), so its row is updated, never inserted
+    keys = sorted(set(added) | set(settled))
+    rows = [
+        dict(
+            budget_id=key[0],
+            subject=key[1],
+            period_start=key[2],
+            period_end=added[key][0] if key in added else key[2],
+            spend=added[key][1] if key in added else Decimal(0),
+            held=settled.get(key, Decimal(0)),
+            version=0,
+            stale=True,
+            corrections_seen=0,
+            denied=0,
+        )
+        for key in keys
+    ]
+    if rows:
+        conn.execute(statement, rows)
+    for start in range(0, len(request_ids), 500):
+        conn.execute(delete(LimitHold).where(_request_ids(conn, request_ids[start : start + 500])))
+
+
+def subjects_near_limit(
+    conn: Connection, budget_id: int, period_start: datetime, search: str | None, limit: int
+) -> list[tuple[str, Decimal, int]]:
+    """The subjects of an each: budget with the most spend this period (searchable), from its counter rows."""
+    c = LimitCounter.__table__.c
+    query = select(c.subject, c.spend, c.denied).where(c.budget_id == budget_id, c.period_start == period_start)
+    if search:
+        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(c.subject.like(f"%{escaped}%", escape="\\"))
+    query = query.order_by(c.spend.desc(), c.subject).limit(limit)
+    return [(row.subject, row.spend, row.denied) for row in conn.execute(query)]
+
+
+def denials(conn: Connection, periods: dict[int, datetime]) -> dict[int, int]:
+    """Checks denied this period, per budget id."""
+    if not periods:
+        return {}
+    c = LimitCounter.__table__.c
+    query = (
+        select(c.budget_id, func.sum(c.denied))
+        .where(or_(*(and_(c.budget_id == b, c.period_start == start) for b, start in periods.items())))
+        .group_by(c.budget_id)
+    )
+    return {row[0]: int(row[1] or 0) for row in conn.execute(query)}
+
+
+def denied_of(conn: Connection, budget_id: int, period_start: datetime, subjects: Sequence[str]) -> dict[str, int]:
+    """Checks denied this period for these subjects of a budget (a handful: the page's top N)."""
+    if not subjects:
+        return {}
+    c = LimitCounter.__table__.c
+    query = select(c.subject, c.denied).where(
+        c.budget_id == budget_id, c.period_start == period_start, c.subject.in_(list(subjects))
+    )
+    return {row.subject: row.denied for row in conn.execute(query)}

@@ -1,0 +1,259 @@
+"""Enforced budgets (issue 21): the check, holds, each:user / each:project, bad input; SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+import core.limits  # noqa: F401 - registers the counters on recording, as every entrypoint does
+from core.budgets import detect
+from core.budgets import service as budgets
+from core.limits import service
+from core.notify import delivery
+from core.recording.calls import make_call, record_batch, record_usage
+from core.storage.budget_tables import BudgetEvent
+from core.storage.limit_tables import LimitHold
+from core.times import now_utc
+
+# no price row for this provider: the `estimate` step prices every token at USD 1 per 1M,
+# so a call of N input tokens costs exactly N / 1,000,000 dollars
+PROVIDER = "acme-llm"
+
+
+@pytest.fixture(autouse=True)
+def no_cached_budgets() -> None:
+    detect.forget_budgets()
+
+
+def spend(engine: Engine, dollars: str, *, user: str | None = None, project: str | None = None, rid: str | None = None):
+    tokens = int(Decimal(dollars) * 1_000_000)
+    return record_usage(engine, make_call(PROVIDER, "m-1", tokens, 0, user=user, project=project, request_id=rid))
+
+
+def add(engine: Engine, name: str, amount: str, scope: str = "all", *, enforce: bool = True, **kw: Any):
+    spec = budgets.validate(name, amount, "month", scope, "UTC", kw.get("thresholds"), kw.get("webhook"), None)
+    spec = budgets.BudgetSpec(**{**spec.__dict__, "enforce": enforce})
+    return budgets.add_budget(engine, spec).budget
+
+
+def ask(engine: Engine, estimate: str, **kw: Any) -> service.Decision:
+    return service.decide(engine, service.validate(engine, estimated_cost=estimate, **kw))
+
+
+def test_the_issue_example_free_tier_per_user(engine: Engine) -> None:
+    add(engine, "free-tier", "2", "each:user")
+    spend(engine, "1.20", user="u-17")
+    spend(engine, "0.50", user="u-17")
+    spend(engine, "3", user="u-99")  # another user's spend is not u-17's
+    denied = ask(engine, "0.50", user="u-17", provider="openai", model="gpt-4o")
+    assert denied.allowed is False
+    assert denied.as_json() == {
+        "allowed": False,
+        "limits": [
+            {
+                "budget": "free-tier",
+                "subject": "u-17",
+                "period_end": denied.limits[0].period_end.isoformat().replace("+00:00", "Z"),
+                "amount": "2.00",
+                "spend": "1.70",
+                "held": "0.00",
+                "remaining": "0.30",
+            }
+        ],
+    }
+    allowed = ask(engine, "0.50", user="u-18", provider="openai", model="gpt-4o")
+    assert allowed.allowed is True and allowed.limits[0].remaining == Decimal(2)
+    # the check fits exactly what is left
+    assert ask(engine, "0.30", user="u-17").allowed is True
+    # a check naming no user: an each:user budget does not apply
+    assert ask(engine, "100", provider="openai").as_json() == {"allowed": True, "limits": []}
+
+
+def test_every_applying_enforced_budget_is_listed_and_each_must_fit(engine: Engine) -> None:
+    add(engine, "org", "10")
+    add(engine, "team-a", "1", "project:team-a")
+    add(engine, "openai-only", "1", "provider:openai")
+    add(engine, "alerts-only", "0.01", enforce=False)  # not enforced: never denies
+    spend(engine, "0.90", project="team-a")
+    team = ask(engine, "0.20", project="team-a", provider=PROVIDER)
+    assert not team.allowed
+    assert [(s.budget, s.remaining) for s in team.limits] == [("org", Decimal("9.1")), ("team-a", Decimal("0.1"))]
+    other = ask(engine, "0.20", project="team-b", provider=PROVIDER)
+    assert other.allowed and [s.budget for s in other.limits] == ["org"]
+    # a later call counts at once (the counters are kept in the recording transaction)
+    spend(engine, "9.00", project="team-b")
+    assert not ask(engine, "0.20", project="team-b").allowed
+
+
+def test_a_hold_counts_for_checks_until_its_call_is_recorded_then_the_real_cost_counts(engine: Engine) -> None:
+    b = add(engine, "cap", "5")
+    first = ask(engine, "3", reserve=True, request_id="req-1")
+    assert first.allowed and first.held and first.limits[0].held == 0  # as it stood before its own hold
+    second = ask(engine, "3", reserve=True, request_id="req-2")
+    assert not second.allowed and second.limits[0].held == Decimal(3) and second.limits[0].remaining == 2
+    # holds are not spend: budgets list shows none of it
+    (status,) = budgets.list_status(engine)
+    assert status.budget.id == b.id and status.spend == 0
+    # the call arrives with a real cost of 1.25: the hold is gone and the cost counts
+    spend(engine, "1.25", rid="req-1")
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(LimitHold)).scalar_one() == 0
+    after = ask(engine, "3.75")
+    assert after.allowed and after.limits[0].spend == Decimal("1.25") and after.limits[0].held == 0
+
+
+def test_a_second_reserve_with_the_same_request_id_replaces_the_first(engine: Engine) -> None:
+    add(engine, "cap", "5")
+    assert ask(engine, "4", reserve=True, request_id="same").allowed
+    again = ask(engine, "4.5", reserve=True, request_id="same")  # its own old hold does not stand in the way
+    assert again.allowed and again.limits[0].held == 0
+    assert ask(engine, "0.50").limits[0].held == Decimal("4.5")
+
+
+def test_holds_expire_after_hold_seconds(engine: Engine) -> None:
+    add(engine, "cap", "5")
+    moment = now_utc()
+    request = service.validate(engine, estimated_cost="5", reserve=True, request_id="r-exp", hold_seconds=30)
+    assert service.reserve(engine, request, now=moment).allowed
+    probe = service.validate(engine, estimated_cost="1")
+    assert not service.check(engine, probe, now=moment + timedelta(seconds=29)).allowed
+    assert service.check(engine, probe, now=moment + timedelta(seconds=31)).allowed
+
+
+def test_reserve_for_a_request_id_already_recorded_is_refused(engine: Engine) -> None:
+    add(engine, "cap", "5")
+    spend(engine, "1", rid="done-1")
+    with pytest.raises(service.RecordedAlready, match="request_id: 'done-1' is already recorded"):
+        ask(engine, "1", reserve=True, request_id="done-1")
+
+
+def test_twenty_threads_reserving_one_dollar_against_five_left_get_exactly_five(engine: Engine) -> None:
+    add(engine, "cap", "8")
+    spend(engine, "3")
+    start = threading.Barrier(20)
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        request = service.validate(engine, estimated_cost="1", reserve=True, request_id=f"t-{i}")
+        start.wait()
+        allowed = service.decide(engine, request).allowed
+        with lock:
+            results.append(allowed)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False] * 15 + [True] * 5
+    final = ask(engine, "0")
+    assert final.limits[0].held == Decimal(5) and final.limits[0].remaining == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"estimated_cost": -1}', "estimated_cost: -1 is negative"),
+        (b'{"estimated_cost": NaN}', "estimated_cost: NaN is not a finite number"),
+        (b'{"estimated_cost": Infinity}', "estimated_cost: Infinity is not a finite number"),
+        (b'{"estimated_cost": "ten"}', "estimated_cost: 'ten' is not a number"),
+        (b'{"estimated_cost": true}', "estimated_cost: True is not a decimal amount"),
+        (b'{"estimated_cost": 1, "budget": "x"}', "budget: not a field of a check"),
+        (b'{"estimated_cost": 1, "reserve": true}', "request_id: missing"),
+        (b'{"estimated_cost": 1, "reserve": true, "request_id": "has space"}', "request_id: 'has space' is not"),
+        (b'{"estimated_cost": 1, "reserve": true, "request_id": "r", "hold_seconds": 0}', "hold_seconds: 0 is not"),
+        (b'{"estimated_cost": 1, "reserve": true, "request_id": "r", "hold_seconds": 86401}', "hold_seconds: 86401"),
+        (b'{"estimated_cost": 1, "reserve": "yes", "request_id": "r"}', "reserve: 'yes' is not true or false"),
+        (b'{"estimated_cost": 1, "input_tokens": 5}', "estimated_cost: given together"),
+        (b'{"input_tokens": 5, "output_tokens": 5}', "provider: needed to price"),
+        (b'{"provider": "openai", "model": "gpt-4o", "input_tokens": -5}', "input_tokens: -5"),
+        (b"{}", "estimated_cost: missing"),
+        (b"[1]", "body: not a JSON object"),
+        (b"nope", "body: not JSON"),
+    ],
+)
+def test_bad_input_names_the_field_and_holds_nothing(engine: Engine, raw: bytes, field: str) -> None:
+    add(engine, "cap", "5")
+    with pytest.raises(service.LimitError) as caught:
+        service.decide(engine, service.parse_request_json(engine, raw))
+    assert str(caught.value).startswith(field), str(caught.value)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(LimitHold)).scalar_one() == 0
+
+
+def test_tokens_are_priced_as_a_call(engine: Engine) -> None:
+    add(engine, "cap", "0.003")
+    body = b'{"provider": "openai", "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 100}'
+    request = service.parse_request_json(engine, body)
+    assert request.estimated_cost == Decimal("0.0035")  # 1000 x 2.5e-6 + 100 x 1e-5, as `cost` prices it
+    assert not service.decide(engine, request).allowed
+
+
+def test_each_user_budget_alerts_every_user_on_their_own(engine: Engine) -> None:
+    b = add(engine, "per-user", "1", "each:user", thresholds="100", enforce=False)
+    spend(engine, "1.50", user="alice")
+    spend(engine, "0.40", user="bob")
+    spend(engine, "2.00", user="carol")
+    spend(engine, "5.00")  # no user: no subject, no event
+    detect.reconcile(engine)
+    with engine.connect() as conn:
+        events = conn.execute(select(BudgetEvent.subject, BudgetEvent.spend).order_by(BudgetEvent.subject)).all()
+    assert [(e.subject, e.spend) for e in events] == [("alice", Decimal("1.5")), ("carol", Decimal(2))]
+    detect.reconcile(engine)  # exactly once per (budget, period, threshold, subject)
+    spend(engine, "0.70", user="bob")
+    detect.reconcile(engine)
+    with Session(engine) as session:
+        rows = list(session.scalars(select(BudgetEvent)))
+    assert sorted(e.subject for e in rows) == ["alice", "bob", "carol"]
+    bob = next(e for e in rows if e.subject == "bob")
+    payload = delivery.event_payload(bob, b)
+    assert payload["data"]["subject"] == "bob" and payload["data"]["scope"] == "each:user"
+
+
+def test_each_project_budget_and_denials_counted(engine: Engine) -> None:
+    add(engine, "per-project", "1", "each:project")
+    spend(engine, "0.90", project="p1")
+    assert not ask(engine, "0.20", project="p1").allowed
+    assert not ask(engine, "0.20", project="p1", reserve=True, request_id="d-2").allowed
+    assert ask(engine, "0.20", project="p2").allowed
+    from core.limits import views
+
+    (row,) = views.enforced(engine)
+    assert row.name == "per-project" and row.denied == 2
+    top = views.closest_subjects(engine, row.budget, limit=5)
+    assert [(s.subject, s.spend) for s in top] == [("p1", Decimal("0.9"))]
+    assert [s.subject for s in views.closest_subjects(engine, row.budget, search="2", limit=5)] == ["p2"]
+
+
+def test_a_counter_missed_by_recording_is_summed_again_after_a_reprice(engine: Engine) -> None:
+    """Calls recorded before the budget existed count: a new counter is summed from the roll-ups."""
+    spend(engine, "4")
+    add(engine, "cap", "5")
+    assert ask(engine, "1").allowed
+    assert not ask(engine, "1.01").allowed
+    record_batch(engine, [make_call(PROVIDER, "m-1", 500_000, 0) for _ in range(2)])
+    assert not ask(engine, "0.01").allowed
+
+
+def test_expired_holds_are_swept_by_the_next_reserve_and_stop_counting(engine: Engine) -> None:
+    from core.storage.limit_tables import LimitCounter
+
+    add(engine, "cap", "5")
+    moment = now_utc()
+    first = service.validate(engine, estimated_cost="4", reserve=True, request_id="old", hold_seconds=10)
+    assert service.reserve(engine, first, now=moment).allowed
+    later = moment + timedelta(seconds=11)
+    second = service.validate(engine, estimated_cost="4.5", reserve=True, request_id="new", hold_seconds=10)
+    assert service.reserve(engine, second, now=later).allowed  # the expired hold no longer counts
+    with engine.connect() as conn:
+        assert conn.execute(select(LimitHold.request_id)).scalars().all() == ["new"]
+        assert conn.execute(select(LimitCounter.held)).scalar_one() == Decimal("4.5")
+    service.release(engine, "new")
+    assert ask(engine, "5").allowed
