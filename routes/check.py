@@ -21,7 +21,7 @@ CHECK_PATH = "/api/v1/check"
 
 async def check(request: Request) -> Response:
     try:
-        engine, _key = await _authenticate(request)
+        engine, _key = await _authenticate(request, "check")
         body = await _body(request)
 
         def work() -> service.Decision:

@@ -50,7 +50,7 @@ def api(base_url: str, db_url: str, engine: Engine, monkeypatch: pytest.MonkeyPa
     import routes.ingest
 
     monkeypatch.setenv("DATABASE_URL", db_url)
-    key = create_key(engine, "checker").key
+    key = create_key(engine, "checker", scope="check").key
     detect.forget_budgets()
     with httpx.Client(base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {key}"}) as client:
         yield client
@@ -122,6 +122,11 @@ def test_bad_input_is_400_naming_the_field_and_holds_nothing(
 
 def test_keys_are_required_and_a_recorded_request_id_cannot_be_held(api: httpx.Client, engine: Engine) -> None:
     assert httpx.post(str(api.base_url) + CHECK, json={"estimated_cost": "1"}).status_code == 401
+    ingest_only = create_key(engine, "sender").key  # release 2's keys are ingest keys: not for checks
+    refused = httpx.post(
+        str(api.base_url) + CHECK, json={"estimated_cost": "1"}, headers={"Authorization": f"Bearer {ingest_only}"}
+    )
+    assert refused.status_code == 403 and "check" in refused.json()["error"], refused.text
     add(engine, "cap", "5")
     record_usage(engine, make_call(PROVIDER, "m", 10, 0, request_id="done"))
     answer = api.post(CHECK, json={"estimated_cost": "1", "reserve": True, "request_id": "done"})
