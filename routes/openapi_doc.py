@@ -188,9 +188,12 @@ def _schemas() -> dict[str, Schema]:
                         "required": ["index", "error"],
                         "additionalProperties": False,
                     },
+                    "maxItems": 1000,
+                    "description": "The first 1,000 refused items (`refused_total` counts them all).",
                 },
+                "refused_total": _count("Every item refused, listed or not."),
             },
-            "required": ["accepted", "duplicates", "refused"],
+            "required": ["accepted", "duplicates", "refused", "refused_total"],
             "additionalProperties": False,
         },
         "LiteLLMBody": {

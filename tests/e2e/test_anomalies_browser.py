@@ -62,7 +62,11 @@ def test_the_server_sends_the_anomaly_and_the_chart_marks_it(tmp_path: Path) -> 
         service.add_alert(engine, service.validate_alert(hook.url, SECRET))  # before the calls: it hears of them
         engine.dispose()
         history(url, spike)  # recorded behind the server's back, three days late
-        env = {"DATABASE_URL": url, "SPENDBOARD_ADMIN_PASSWORD": "browser-test-password"}
+        env = {
+            "DATABASE_URL": url,
+            "SPENDBOARD_ADMIN_PASSWORD": "browser-test-password",
+            "SPENDBOARD_WEBHOOK_ALLOW_PRIVATE": "1",  # the test's receiver listens on 127.0.0.1
+        }
         with streamlit_server(ROOT / "server.py", env, tmp_path / "server.log") as base:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

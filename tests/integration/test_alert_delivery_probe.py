@@ -62,7 +62,7 @@ def test_a_receiver_that_does_not_speak_http_or_a_bad_port_is_retried_and_holds_
         out, err = capsys.readouterr()
         assert code == 0, err
         report = json.loads(out)
-        assert set(report) == {"new_events", "delivered", "retrying", "failed", "disabled"}
+        assert set(report) == {"new_events", "delivered", "retrying", "failed", "disabled", "new_anomalies"}
         # three thresholds each: the good receiver got its three, the two broken ones are retried
         assert report["delivered"] == 3 and report["retrying"] == 6 and report["failed"] == 0
         assert len(good.delivered) == 3

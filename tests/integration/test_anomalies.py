@@ -38,6 +38,11 @@ HOUR = timedelta(hours=1)
 WEEK = timedelta(days=7)
 
 
+@pytest.fixture(autouse=True)
+def local_receivers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPENDBOARD_WEBHOOK_ALLOW_PRIVATE", "1")  # the receivers here listen on 127.0.0.1
+
+
 def usd(amount: str | Decimal, at: datetime, user: str | None = None, project: str | None = None, **kw) -> Call:  # type: ignore[no-untyped-def]
     """A call that costs exactly ``amount`` dollars (the $1 per 1M tokens estimate)."""
     provider = kw.pop("provider", "acme")

@@ -48,7 +48,7 @@ def test_import_names_each_bad_line_and_takes_the_good_rows(
     rows = [row(request_id="g1"), *BAD, row(request_id="g2")]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     code, out, err = run(db_url, monkeypatch, capsys, "import", str(path))
-    assert code == 0, err
+    assert code == 1, err  # rows were refused: exit 1 (issue 22, point 16); the good ones taken
     assert "2 rows taken" in out and "3 refused" in out, out
     lines = [line for line in err.splitlines() if line.startswith("line ")]
     assert [line.split(":")[0] for line in lines] == ["line 2", "line 3", "line 4"], err

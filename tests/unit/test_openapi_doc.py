@@ -181,8 +181,10 @@ def test_ingestion_shapes() -> None:
     assert body.is_valid([call, call])
     assert body.is_valid({"calls": [call]})
     assert not body.is_valid({"calls": call})
-    assert validator("IngestResult").is_valid({"accepted": 1, "duplicates": 0, "refused": [{"index": 1, "error": "x"}]})
+    result = {"accepted": 1, "duplicates": 0, "refused": [{"index": 1, "error": "x"}], "refused_total": 1}
+    assert validator("IngestResult").is_valid(result)
     assert not validator("IngestResult").is_valid({"accepted": 1, "duplicates": 0})
+    assert not validator("IngestResult").is_valid({k: v for k, v in result.items() if k != "refused_total"})
     assert validator("Error").is_valid({"error": "unknown or revoked API key"})
     otlp = validator("OtlpExportTraceServiceResponse")
     assert otlp.is_valid({})
