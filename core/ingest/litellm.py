@@ -76,6 +76,13 @@ def payload_mapping(item: Mapping[str, Any]) -> dict[str, Any]:
         usage = {}
     input_tokens = usage.get("prompt_tokens", item.get("prompt_tokens"))
     output_tokens = usage.get("completion_tokens", item.get("completion_tokens"))
+    failed = item.get("status") == "failure"
+    if input_tokens is None and output_tokens is None and not failed:
+        # a call whose usage is unknown is refused, never priced as $0 (a failure LiteLLM reports is kept)
+        raise CallError(
+            "usage: no token counts (neither metadata.usage_object nor prompt_tokens/completion_tokens): "
+            "the cost of this call is unknown"
+        )
     cached = _get(usage, "prompt_tokens_details", "cached_tokens")
     if cached is None:
         cached = usage.get("cache_read_input_tokens")
@@ -119,7 +126,7 @@ def payload_mapping(item: Mapping[str, Any]) -> dict[str, Any]:
         "user": user if isinstance(user, str) and user.strip() else None,
         "request_id": request_id,
         "latency_ms": latency,
-        "status": "error" if item.get("status") == "failure" else "ok",
+        "status": "error" if failed else "ok",
         "tags": _tags(item),
     }
 
