@@ -14,7 +14,7 @@ from starlette.routing import Route
 from core.ingest.body import BodyError
 from core.limits import service
 from core.storage.engine import DatabaseBusyError
-from routes.ingest import _authenticate, _body, _json, _Refused
+from routes.ingest import OTHER_METHODS, _authenticate, _body, _json, _Refused, post_only
 
 CHECK_PATH = "/api/v1/check"
 
@@ -41,4 +41,4 @@ async def check(request: Request) -> Response:
     return _json(decision.as_json())
 
 
-ROUTES = [Route(CHECK_PATH, check, methods=["POST"])]
+ROUTES = [Route(CHECK_PATH, check, methods=["POST"]), Route(CHECK_PATH, post_only, methods=OTHER_METHODS)]

@@ -182,10 +182,12 @@ async def ingest_traces(request: Request) -> Response:
     """``POST /v1/traces``: OTLP/HTTP, protobuf or JSON; answers as the OTLP specification says."""
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     json_body = content_type == otlp.JSON
-    media = otlp.JSON if json_body else otlp.PROTOBUF
+    # a client that does not speak OTLP protobuf (curl, a wrong content type) gets its answer in JSON
+    answer_json = content_type != otlp.PROTOBUF
+    media = otlp.JSON if answer_json else otlp.PROTOBUF
 
     def status(code: int, http_status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-        return Response(otlp.encode_status(code, message, json_body), http_status, headers, media_type=media)
+        return Response(otlp.encode_status(code, message, answer_json), http_status, headers, media_type=media)
 
     try:
         engine, key = await _authenticate(request)
@@ -218,9 +220,18 @@ async def health(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
+OTHER_METHODS = ["GET", "HEAD", "PUT", "PATCH", "DELETE"]
+
+
+async def post_only(request: Request) -> Response:
+    """Another method on a POST route: 405 naming the one it takes (not the dashboard's page, as a GET was)."""
+    return _json({"error": f"{request.method} is not allowed here: send a POST"}, 405, {"Allow": "POST"})
+
+
 ROUTES = [
     Route(CALLS_PATH, ingest_calls, methods=["POST"]),
     Route(TRACES_PATH, ingest_traces, methods=["POST"]),
     Route(LITELLM_PATH, ingest_litellm, methods=["POST"]),
+    *(Route(path, post_only, methods=OTHER_METHODS) for path in (CALLS_PATH, TRACES_PATH, LITELLM_PATH)),
     Route(HEALTH_PATH, health, methods=["GET"]),
 ]

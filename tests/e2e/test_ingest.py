@@ -309,10 +309,10 @@ def test_refusals_write_nothing(api: Api) -> None:
         if path == TRACES:
             from google.rpc import status_pb2
 
-            if (headers.get("Content-Type") or "") == "application/json":
-                text = answer.json()["message"]
-            else:
+            if (headers.get("Content-Type") or "") == "application/x-protobuf":
                 text = status_pb2.Status.FromString(answer.content).message
+            else:  # JSON, and any client not speaking OTLP protobuf (issue 22, point 12)
+                text = answer.json()["message"]
         else:
             text = answer.json()["error"]
         assert message in text, (path, text)

@@ -57,3 +57,18 @@ def test_pages_in_chromium_show_only_the_filters_they_read(server: str) -> None:
         keys = open_page("/keys")
         assert "Period" not in keys and "Time zone" in keys  # key times are shown in the zone
         browser.close()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/calls", "/v1/traces", "/api/v1/litellm", "/api/v1/check"])
+def test_a_get_on_a_post_route_is_405_not_the_dashboards_page(server: str, path: str) -> None:
+    """Issue 22, point 12: a GET answered 200 with the app's HTML page."""
+    answer = requests.get(f"{server}{path}", timeout=10)
+    assert answer.status_code == 405 and answer.headers["allow"] == "POST"
+    assert answer.headers["content-type"].startswith("application/json") and "POST" in answer.json()["error"]
+
+
+def test_a_client_not_speaking_otlp_gets_a_json_answer(server: str) -> None:
+    """Issue 22, point 12: /v1/traces answered protobuf bytes to curl (a stray "U" on the terminal)."""
+    answer = requests.post(f"{server}/v1/traces", data="hello", headers={"Content-Type": "text/plain"}, timeout=10)
+    assert answer.status_code == 401 and answer.headers["content-type"].startswith("application/json")
+    assert "API key" in answer.json()["message"]

@@ -31,10 +31,18 @@ from core.pricing.seeding import initialize_default_pricing
 from core.recording.demo import load_demo
 from core.storage.engine import make_engine
 from core.storage.migrate import upgrade_database
+from routes.ingest import post_only
 from routes.openapi_doc import openapi_document
 from routes.standalone import app
 
-SERVED = {(method.lower(), route.path) for route in app.routes for method in (route.methods or ()) if method != "HEAD"}  # type: ignore[attr-defined]
+# operations served (a 405 answer naming the method a path takes is not an operation)
+SERVED = {
+    (method.lower(), route.path)  # type: ignore[attr-defined]
+    for route in app.routes
+    if getattr(route, "endpoint", None) is not post_only
+    for method in (route.methods or ())  # type: ignore[attr-defined]
+    if method != "HEAD"
+}
 
 
 def served_document() -> dict:
