@@ -23,7 +23,15 @@ from ui.budget_views import (
 )
 from ui.signin import SIGNED_IN_KEY, sign_in_form
 
+ADDED = "budget_added"  # what the form added, shown once after the page runs again with it in the list
+
 st.title("Budgets")
+if ADDED in st.session_state:
+    added_name, added_secret = st.session_state.pop(ADDED)
+    st.success(f"Budget {added_name!r} added.")
+    if added_secret:
+        st.markdown("Webhook secret, shown once (receivers verify signatures with it):")
+        st.code(added_secret, language=None)
 engine = common.get_engine()
 flt = common.filters(period=False)  # times shown in the viewer's zone; no period here
 now = datetime.now(UTC)
@@ -166,8 +174,6 @@ if submitted:
             added = service.add_budget(engine, spec)
         except service.BudgetError as exc:
             st.error(f"Not saved: {exc}")
-        else:
-            st.success(f"Budget {added.budget.name!r} added.")
-            if added.generated:
-                st.markdown("Webhook secret, shown once (receivers verify signatures with it):")
-                st.code(added.secret or "", language=None)
+        else:  # run the page again so the new budget shows in the list above at once
+            st.session_state[ADDED] = (added.budget.name, added.secret if added.generated else None)
+            st.rerun()

@@ -128,7 +128,8 @@ def history_rows(rows: list[EventRow], tz_name: str, admin: bool = False) -> lis
         {
             "Found": local(r.created_at),
             "Budget": r.budget_name,
-            "Period from": local(r.period_start),
+            # the period in the budget's own zone: a Berlin December starts 2026-12-01 00:00 there
+            "Period from": f"{r.period_start.astimezone(ZoneInfo(r.tz)):%Y-%m-%d %H:%M} ({r.tz})",
             "Threshold": f"{r.threshold}%",
             "Spend then": format_total(r.spend),
             "Budget amount": format_total(r.amount),

@@ -382,12 +382,13 @@ class EventRow:
     delivered_at: datetime | None
     last_error: str | None
     webhook_id: str
+    tz: str = "UTC"  # the budget's zone: its periods are shown in it
 
 
 def history(engine: Engine, limit: int = 200) -> list[EventRow]:
     """The latest alerts, newest first."""
     query = (
-        select(BudgetEvent, Budget.name)
+        select(BudgetEvent, Budget.name, Budget.tz)
         .join(Budget, Budget.id == BudgetEvent.budget_id)
         .order_by(BudgetEvent.created_at.desc(), BudgetEvent.id.desc())
         .limit(limit)
@@ -411,8 +412,9 @@ def history(engine: Engine, limit: int = 200) -> list[EventRow]:
             e.delivered_at,
             e.last_error,
             e.webhook_id,
+            tz=budget_tz,
         )
-        for e, name in rows
+        for e, name, budget_tz in rows
     ]
 
 

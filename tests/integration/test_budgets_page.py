@@ -83,6 +83,9 @@ def test_page_shows_rows_chart_history(app_db: str) -> None:
     (table,) = at.dataframe
     history = table.value
     assert list(history["Threshold"]) == ["50%"] and list(history["Delivery"]) == ["recorded (no webhook)"]
+    # the period in the budget's own zone (issue 22, point 10): a Berlin month starts at midnight there
+    (period,) = history["Period from"]
+    assert period.endswith("-01 00:00 (Europe/Berlin)"), period
 
 
 def test_admin_adds_a_budget_and_bad_input_is_named(app_db: str) -> None:
@@ -99,6 +102,7 @@ def test_admin_adds_a_budget_and_bad_input_is_named(app_db: str) -> None:
     _submit(at, "Add budget")
     assert "Budget 'ops' added." in _texts(at)
     assert at.code[0].value.startswith("whsec_")
+    assert "**ops**" in _texts(at)  # in the list in the same answer, not after a reload (issue 22, point 10)
     engine = make_engine(app_db)
     try:
         (status,) = service.list_status(engine)
