@@ -106,7 +106,8 @@ def test_a_dripping_receiver_is_cut_off_whole_and_delays_no_other_receiver(
         assert took < 3 * 1.5 + 2.5, took
         assert result.report.delivered == 3 and result.report.retrying == 3
         assert len(good.delivered) == 3
-        assert max(finished[good.url]) - started < 1.0, finished
+        # the good receiver had all three before the slow one's first post was cut off: nobody waited behind it
+        assert max(finished[good.url]) < min(finished[slow.url]), finished
     for event in events_of(engine, slow_id):
         assert "TimeoutError" in (event.last_error or ""), event.last_error
         assert event.attempts == 1  # posted once, recorded once: the lease never expired mid-attempt
