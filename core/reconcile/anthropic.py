@@ -21,7 +21,6 @@ from datetime import date, datetime
 
 import requests
 
-from core.reconcile.errors import ReconcileError
 from core.reconcile.lines import CostLine, Fetched, UsageLine
 from core.reconcile.pages import (
     Dialect,
@@ -37,7 +36,7 @@ from core.reconcile.pages import (
     rfc3339,
     text_field,
 )
-from core.reconcile.transport import DEFAULT_TIMEOUT, fetch_reports
+from core.reconcile.transport import DEFAULT_TIMEOUT, checked_key, fetch_reports
 
 PROVIDER = "anthropic"
 KEY_VARIABLE = "ANTHROPIC_ADMIN_KEY"
@@ -139,10 +138,7 @@ def fetch(
     (a day without lines was billed 0). Raises ``ReconcileError`` (nothing returned) on a missing
     or refused key, a server that does not answer, or a page not of the documented shape.
     """
-    if not api_key or not api_key.strip():
-        raise ReconcileError(PROVIDER, f"no admin key (set {KEY_VARIABLE})")
-    if until <= since:
-        raise ReconcileError(PROVIDER, f"until {until} is not after since {since}")
+    key = checked_key(PROVIDER, api_key, KEY_VARIABLE, since, until)
     base = base_url.rstrip("/")
     window = [("starting_at", _rfc3339(since)), ("ending_at", _rfc3339(until)), ("bucket_width", "1d")]
     return fetch_reports(
@@ -153,7 +149,7 @@ def fetch(
             (base + COST_PATH, [*window, ("group_by[]", "description"), ("limit", str(LIMIT))], "cost"),
             (base + USAGE_PATH, [*window, ("group_by[]", "model"), ("limit", str(LIMIT))], "usage"),
         ],
-        headers={"x-api-key": api_key.strip(), "anthropic-version": API_VERSION},
+        headers={"x-api-key": key, "anthropic-version": API_VERSION},
         session=session,
         timeout=timeout,
     )

@@ -25,7 +25,6 @@ from datetime import UTC, date, datetime, time
 
 import requests
 
-from core.reconcile.errors import ReconcileError
 from core.reconcile.lines import CostLine, Fetched, UsageLine
 from core.reconcile.pages import (
     Dialect,
@@ -41,7 +40,7 @@ from core.reconcile.pages import (
     read_page,
     text_field,
 )
-from core.reconcile.transport import DEFAULT_TIMEOUT, fetch_reports
+from core.reconcile.transport import DEFAULT_TIMEOUT, checked_key, fetch_reports
 
 PROVIDER = "openai"
 KEY_VARIABLE = "OPENAI_ADMIN_KEY"
@@ -170,10 +169,7 @@ def fetch(
     (a day without lines was billed 0). Raises ``ReconcileError`` (nothing returned) on a missing
     or refused key, a server that does not answer, or a page not of the documented shape.
     """
-    if not api_key or not api_key.strip():
-        raise ReconcileError(PROVIDER, f"no admin key (set {KEY_VARIABLE})")
-    if until <= since:
-        raise ReconcileError(PROVIDER, f"until {until} is not after since {since}")
+    key = checked_key(PROVIDER, api_key, KEY_VARIABLE, since, until)
     base = base_url.rstrip("/")
     window = [("start_time", _epoch(since)), ("end_time", _epoch(until)), ("bucket_width", "1d")]
     return fetch_reports(
@@ -184,7 +180,7 @@ def fetch(
             (base + COSTS_PATH, [*window, ("group_by", "line_item"), ("limit", str(COSTS_LIMIT))], "cost"),
             (base + USAGE_PATH, [*window, ("group_by", "model"), ("limit", str(USAGE_LIMIT))], "usage"),
         ],
-        headers={"Authorization": f"Bearer {api_key.strip()}"},
+        headers={"Authorization": f"Bearer {key}"},
         session=session,
         timeout=timeout,
     )

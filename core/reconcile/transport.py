@@ -121,6 +121,15 @@ def follow_pages(
     raise ReconcileError(provider, f"{label}: more than {MAX_PAGES} pages")
 
 
+def checked_key(provider: str, api_key: str, variable: str, since: date, until: date) -> str:
+    """The admin key, stripped, once the key and the range are known good: nothing is sent otherwise."""
+    if not api_key or not api_key.strip():
+        raise ReconcileError(provider, f"no admin key (set {variable})")
+    if until <= since:
+        raise ReconcileError(provider, f"until {until} is not after since {since}")
+    return api_key.strip()
+
+
 def fetch_reports(
     dialect: Dialect,
     since: date,
