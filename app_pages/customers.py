@@ -72,7 +72,7 @@ else:
         table,
         hide_index=True,
         key="customers_table",
-        column_config={"Calls": st.column_config.NumberColumn("Calls", format="localized")},
+        column_config=common.COUNTS,
     )
 
 if overview.unmatched_calls:

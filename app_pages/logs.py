@@ -20,7 +20,8 @@ COST_HELP = "Whole cents from a cent up; below a cent, two significant digits. E
 ALL = "All"
 FILTER_OPTIONS = 500  # the biggest spenders first
 CURSORS_KEY = "logs_cursors"
-VERIFY_LINK = {
+LOG_COLUMNS = {
+    **common.COUNTS,
     VERIFY: st.column_config.LinkColumn(
         VERIFY, display_text="verify", help="Recompute this call in the Calculator: stored cost, at its time, today."
     )
@@ -40,7 +41,7 @@ if wanted:
         st.warning("No such call: no logged call has the id given in the link (log_id).")
     else:
         st.subheader(f"Log #{found.id}")
-        st.dataframe(logs_table([found], flt.tz), hide_index=True, column_config=VERIFY_LINK)
+        st.dataframe(logs_table([found], flt.tz), hide_index=True, column_config=LOG_COLUMNS)
 
 span = flt.range(engine)
 if span is None:
@@ -91,7 +92,7 @@ if page.rows:
         column_config={
             "Cost": st.column_config.TextColumn("Cost", help=COST_HELP),
             EXACT_COST: st.column_config.TextColumn(EXACT_COST, help="The exact stored cost, in USD."),
-            **VERIFY_LINK,
+            **LOG_COLUMNS,
         },
     )
 else:

@@ -131,7 +131,7 @@ st.subheader("Where the money went")
 # Full width for the providers (few rows, every column readable); models and users side by side.
 MONEY_COLUMNS = {
     "Spend": st.column_config.TextColumn("Spend", help=SPEND_HELP),
-    "Calls": st.column_config.NumberColumn("Calls", format="localized"),
+    **common.COUNTS,
     EXACT_SPEND: st.column_config.TextColumn(EXACT_SPEND, help="The exact sum, in USD."),
 }
 st.markdown("**Spend per provider**")

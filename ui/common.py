@@ -24,12 +24,14 @@ from core.reporting.logs import LogFilter
 from core.storage.engine import CONNECTION_ERRORS, DatabaseSchemaError, database_error, make_engine
 from core.storage.migrate import upgrade_database
 from core.times import TimeError, zone
-from ui.views import DEFAULT_PERIOD, PERIODS, period_dates, utc_range
+from ui.views import COUNT_COLUMNS, DEFAULT_PERIOD, PERIODS, period_dates, utc_range
 
 CACHE_TTL = 30
 # hashable exact-match filters for cached reads: (("project", "x"),); ("tag", T) may repeat (all must match)
 Where = tuple[tuple[str, str], ...]
 TAG_OPTIONS = 500  # the tags that spend most in the period, offered in the tag filter
+# token and call counts drawn as 1,234,567 (still numbers, so a header click sorts them as numbers)
+COUNTS = {name: st.column_config.NumberColumn(name, format="localized") for name in COUNT_COLUMNS}
 
 
 @st.cache_resource(show_spinner="Setting up the database...")

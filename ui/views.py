@@ -50,6 +50,11 @@ EXACT_SPEND = "Exact spend (USD)"
 EXACT_COST = "Exact cost (USD)"
 # st.column_config help texts: one rounding rule per money column, the exact amount beside it
 SPEND_HELP = "Whole cents from a cent up; below a cent, two significant digits. Exact: the last column."
+# counts stay integers in the tables (so they sort as numbers); the pages draw them with thousands separators
+COUNT_COLUMNS = (
+    "Calls", "Estimated calls", "Input tokens", "Output tokens", "Cache read", "Cache write 5m", "Cache write 1h",
+    "Reasoning", "Web searches",
+)  # fmt: skip
 
 
 def kpi_values(current: Totals) -> dict[str, str]:
