@@ -1,9 +1,15 @@
-"""The Overview page fully rendered in Chromium, and the app's peak memory, at each size (SQLite).
+"""The Overview page in Chromium, where its time goes, and the app's peak memory, at each size (SQLite).
 
-Goal at 10M calls: the Overview (KPIs, the spend chart, the breakdown tables) drawn
-within 2 s of asking for the page, and the server's peak RSS under 400 MB. Each
-figure is the median of 3 page loads on a running server (the first load, which
-also seeds prices, is reported separately).
+Goals: the Overview's content (KPIs, the spend chart, the breakdown tables) drawn within
+1.5 s of asking for the page on a return visit at 1M calls (issue 22, point 19), and the
+server's peak RSS under 400 MB. Each browser figure is the median of 5 page loads on a
+running server, split into: until the page's title is drawn (Streamlit's frontend booted
+and the script's first output arrived), the KPIs, the breakdown tables, and the chart
+(plotly.js loaded and drawn). Beside them, the server's own parts, in process: the
+Overview script run with its cached reads warm (what a return visit costs the server),
+the same with every cache cleared (the queries), and building and serialising the plotly
+figure. Before the browser runs, the server's loop has judged the anomaly hours it would
+catch up on at start (``python -m core anomalies``): a server that has been running.
 """
 
 from __future__ import annotations
@@ -46,7 +52,12 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 def _start(url: str, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": url, "SPENDBOARD_ADMIN_PASSWORD": "bench-only"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "SPENDBOARD_ADMIN_PASSWORD": "bench-only",
+        "SPENDBOARD_BUDGET_WORKER": "1",
+    }
     command = [
         sys.executable,
         "-m",
@@ -74,22 +85,82 @@ def _start(url: str, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("streamlit did not start within 60 s")
 
 
-def _load_overview(opener, base: str) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    """Seconds from navigation until the KPIs, and until the chart and breakdown tables, are drawn."""
+STEPS = ("title", "KPIs", "tables", "chart", "all")
+
+
+def _load_overview(opener, base: str) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Seconds from navigation until the title, the KPIs, the breakdown tables, the chart, and all of them are drawn."""
     page = (
         opener.new_page(viewport={"width": 1400, "height": 1000}) if hasattr(opener, "contexts") else opener.new_page()
     )
     started = time.perf_counter()
     page.goto(base)
+    seen = {}
+    page.get_by_test_id("stHeading").first.wait_for(timeout=60_000)
+    seen["title"] = time.perf_counter() - started
     page.get_by_test_id("stMetricValue").first.wait_for(timeout=60_000)
-    kpis = time.perf_counter() - started
-    page.locator(".js-plotly-plot .bars, .js-plotly-plot .trace").first.wait_for(timeout=60_000)
+    seen["KPIs"] = time.perf_counter() - started
     page.get_by_test_id("stDataFrame").nth(2).wait_for(timeout=60_000)
-    elapsed = time.perf_counter() - started
+    seen["tables"] = time.perf_counter() - started
+    page.locator(".js-plotly-plot .bars, .js-plotly-plot .trace").first.wait_for(timeout=60_000)
+    seen["chart"] = time.perf_counter() - started
+    seen["all"] = max(seen.values())
     if page.get_by_test_id("stException").count():
         raise SystemExit("the Overview showed an exception")
     page.close()
-    return kpis, elapsed
+    return seen
+
+
+def _server_parts(url: str, label: str) -> None:
+    """The server's side, in process: the script with warm caches, with cold caches, and the chart's figure."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["DATABASE_URL"] = url
+    os.environ["SPENDBOARD_BUDGET_WORKER"] = "0"  # no loop in this process: it would take the browser's CPU
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.run()
+    warm = statistics.median(_timed_run(at) for _ in range(5))
+    cold = []
+    for _ in range(3):
+        st.cache_data.clear()
+        cold.append(_timed_run(at))
+    figure(f"Overview script, cached reads warm (server), {label}", warm * 1000, "ms")
+    figure(f"Overview script, every cache cleared (queries), {label}", statistics.median(cold) * 1000, "ms")
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from core.reporting.aggregates import axis_periods, over_time
+    from core.storage.engine import make_engine
+    from ui.charts import spend_figure
+
+    engine = make_engine(url)
+    end = datetime.now(UTC)
+    start = end - timedelta(days=30)
+    rows = over_time(engine, start, end, ZoneInfo("UTC"), "day", "provider")
+    axis = axis_periods(start, end, ZoneInfo("UTC"), "day")
+    built = statistics.median(
+        _timed(lambda: spend_figure(rows, "Provider", "day", (), ZoneInfo("UTC"), axis).to_json())
+    )
+    figure(f"the spend chart's figure built and serialised (plotly), {label}", built * 1000, "ms")
+    engine.dispose()
+
+
+def _timed_run(at) -> float:  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    at.run()
+    if at.exception:
+        raise SystemExit(f"the Overview raised: {at.exception[0].value}")
+    return time.perf_counter() - started
+
+
+def _timed(fn) -> list[float]:  # type: ignore[no-untyped-def]
+    runs = []
+    for _ in range(5):
+        started = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - started)
+    return runs
 
 
 def main() -> None:
@@ -102,6 +173,10 @@ def main() -> None:
     for label, rows in sizes():
         _engine, url, _built = demo_database("sqlite", label, rows)
         _engine.dispose()
+        # what the server's loop catches up on at its first start (the last 7 days' hours), done beforehand
+        env = {**os.environ, "DATABASE_URL": url}
+        subprocess.run([sys.executable, "-m", "core", "anomalies"], cwd=ROOT, env=env, check=True, capture_output=True)
+        _server_parts(url, label)
         port = _free_port()
         server = _start(url, port)
         try:
@@ -110,23 +185,28 @@ def main() -> None:
                 base = f"http://127.0.0.1:{port}/"
                 _load_overview(browser, base)  # the server's first run: imports, price seeding
                 # a first visit: a new browser context each time, nothing cached
-                cold = statistics.median(_load_overview(browser, base)[1] for _ in range(3))
+                cold = statistics.median(_load_overview(browser, base)["all"] for _ in range(3))
                 # a return visit: one context, Streamlit's and plotly's scripts already cached
                 context = browser.new_context(viewport={"width": 1400, "height": 1000})
                 _load_overview(context, base)
-                runs = [_load_overview(context, base) for _ in range(3)]
-                kpis, warm = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+                runs = [_load_overview(context, base) for _ in range(5)]
                 browser.close()
-            figure(f"Overview in Chromium, first visit (empty cache), {label}", cold * 1000, "ms")
-            figure(f"Overview in Chromium, return visit: KPIs shown, {label}", kpis * 1000, "ms")
-            first_ms = first_ms or warm * 1000
-            figure(
-                f"Overview in Chromium, return visit: all drawn, {label}",
-                warm * 1000,
-                "ms",
-                "10k",
-                warm * 1000 / first_ms,
-            )
+            figure(f"Overview in Chromium, first visit (empty cache): all drawn, {label}", cold * 1000, "ms")
+            for step in STEPS:
+                warm = statistics.median(r[step] for r in runs)
+                if step == "all":
+                    first_ms = first_ms or warm * 1000
+                figure(
+                    f"Overview in Chromium, return visit: {step} drawn, {label}",
+                    warm * 1000,
+                    "ms",
+                    **(
+                        {"baseline": "first size", "ratio": warm * 1000 / first_ms}
+                        if step == "all" and first_ms
+                        else {}
+                    ),
+                    best=min(r[step] for r in runs) * 1000,
+                )
             figure(f"app peak RSS, {label}", _peak_rss_mb(server.pid), "MB")
         finally:
             server.terminate()
