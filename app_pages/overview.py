@@ -10,7 +10,7 @@ from core.recording.demo import load_demo
 from core.reporting.aggregates import axis_periods
 from core.reporting.forecast import change_ratio, format_change, previous_period
 from ui import anomaly_views, budget_banner, common
-from ui.charts import spend_figure
+from ui.charts import spend_chart
 from ui.signin import is_signed_in, sign_in_form
 from ui.views import EXACT_SPEND, SPEND_HELP, breakdown_table, estimate_notice, kpi_values, top_caption
 
@@ -117,8 +117,8 @@ rows = common.over_time(url, start, end, flt.tz.key, granularity or "day", stack
 if rows:
     axis = axis_periods(start, end, flt.tz, granularity or "day")  # every period, zero where nothing was spent
     marked = anomaly_views.matching(anomaly_views.between(url, start, end), where)
-    figure = spend_figure(rows, (stack or "provider").title(), granularity or "day", marked, flt.tz, axis)
-    st.plotly_chart(figure, width="stretch", key="spend_chart")
+    chart = spend_chart(rows, (stack or "provider").title(), granularity or "day", marked, flt.tz, axis)
+    st.vega_lite_chart(chart, width="stretch", key="spend_chart")
     if marked:
         st.caption(
             f"▼ {len(marked)} anomalies in this period: hover a red marker for the key, its spend and its usual."

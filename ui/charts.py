@@ -1,27 +1,27 @@
-"""Plotly figures built from report rows; pure functions, tested without Streamlit."""
+"""The Overview's spend chart as a Vega-Lite spec built from report rows; pure functions, tested without Streamlit.
+
+Vega-Lite, not plotly: the browser loads and runs plotly.js (4.7 MB) on every visit before
+Streamlit draws the page around it, which cost the Overview about a second in Chromium
+(issue 22, point 19); Vega-Lite's bundle is a sixth of it. Names from data are values in the
+chart's data, drawn as text (never markup).
+"""
 
 from __future__ import annotations
 
-import html
 from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
-import plotly.graph_objects as go
-
-from core.money import format_usd
+from core.money import format_exact_usd, format_usd
 from core.reporting.aggregates import Row
 from core.times import next_period, period_start
 
 MAX_SERIES = 8  # more stacks than this are summed into "other"
 OTHER = "other"
-
-
-def _safe(name: str) -> str:
-    """Plotly renders a few HTML tags in legends and hovers; a name from data must show as typed."""
-    return html.escape(name, quote=False)
+HEIGHT = 380
 
 
 def spend_series(rows: list[Row], max_series: int = MAX_SERIES) -> dict[str, dict[str, Decimal]]:
@@ -62,23 +62,26 @@ def anomaly_hover(anomalies: Sequence[object]) -> str:
     for a in list(anomalies)[:MARKED_PER_BAR]:
         ratio = f" ({a.ratio}x)" if a.ratio is not None else ""  # type: ignore[attr-defined]
         lines.append(
-            f"<b>{_safe(a.key)}</b> ({a.scope}), {a.hour:%b} {a.hour.day} {a.hour:%H}:00 UTC: "  # type: ignore[attr-defined]
+            f"{a.key} ({a.scope}), {a.hour:%b} {a.hour.day} {a.hour:%H}:00 UTC: "  # type: ignore[attr-defined]
             f"spent {format_usd(a.spend)}, usually {format_usd(a.baseline)}{ratio}"  # type: ignore[attr-defined]
         )
     if len(anomalies) > MARKED_PER_BAR:
         lines.append(f"and {len(anomalies) - MARKED_PER_BAR} more")
-    return "<br>".join(lines)
+    return "; ".join(lines)
 
 
-def spend_figure(
+AXIS_TITLES = {"day": "Day", "week": "Week", "month": "Month"}
+
+
+def spend_chart(
     rows: list[Row],
     stack_label: str,
     granularity: str,
     anomalies: Sequence[object] = (),
     tz: ZoneInfo | None = None,
     axis: list[date] | None = None,
-) -> go.Figure:
-    """Stacked bars of spend per period, labelled as periods (a category axis, not instants); exact hover.
+) -> dict[str, Any]:
+    """Stacked bars of spend per period, labelled as periods (in order, not instants); the exact amount on hover.
 
     ``anomalies`` (objects with scope, key, hour, spend, baseline, ratio) are marked above the bar of the
     period holding their hour in ``tz``: a red triangle whose hover names each one. ``axis``: every period
@@ -91,40 +94,67 @@ def spend_figure(
     starts = [date.fromisoformat(p) for p in periods]
     with_year = len({d.year for d in starts}) > 1
     labels = [period_label(d, granularity, with_year) for d in starts]
-    figure = go.Figure()
-    for name, values in series.items():
-        amounts = [values.get(p, Decimal(0)) for p in periods]
-        figure.add_bar(
-            name=_safe(name),
-            x=labels,
-            # plotly needs numbers to draw; the exact amount travels as text in the hover
-            y=[float(a) for a in amounts],
-            customdata=[[_safe(name), format_usd(a)] for a in amounts],
-            hovertemplate="%{x}<br>%{customdata[0]}: %{customdata[1]}<extra></extra>",
-        )
-    _mark(figure, rows, anomalies, granularity, tz or ZoneInfo("UTC"), dict(zip(periods, labels, strict=True)))
-    figure.update_layout(
-        barmode="stack",
-        xaxis_title={"day": "Day", "week": "Week", "month": "Month"}.get(granularity, granularity),
-        yaxis_title="Spend (USD)",
-        legend_title=stack_label,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        height=380,
-        yaxis={"tickprefix": "$"},
-        # categories: plotly would otherwise read the labels as instants ("00:00:00 Nov 1", "Aug 31")
-        xaxis={"type": "category", "categoryorder": "array", "categoryarray": labels},
-    )
-    return figure
+    title = AXIS_TITLES.get(granularity, granularity)
+    bars = [
+        # Vega-Lite needs numbers to draw; the exact amount travels as text for the hover
+        {"period": label, "series": name, "order": order, "spend": float(amount), "exact": format_exact_usd(amount)}
+        for order, (name, values) in enumerate(series.items())
+        for period, label in zip(periods, labels, strict=True)
+        for amount in (values.get(period, Decimal(0)),)
+    ]
+    x = {"field": "period", "type": "ordinal", "sort": labels, "title": title, "axis": {"labelOverlap": True}}
+    layers: list[dict[str, Any]] = [
+        {
+            "data": {"name": "bars"},
+            "mark": {"type": "bar"},
+            "encoding": {
+                "x": x,
+                "y": {"field": "spend", "type": "quantitative", "stack": "zero", "title": "Spend (USD)",
+                      "axis": {"format": "$,.2f"}},
+                "color": {"field": "series", "type": "nominal", "sort": list(series), "title": stack_label},
+                "order": {"field": "order", "type": "quantitative"},
+                "tooltip": [
+                    {"field": "period", "title": title},
+                    {"field": "series", "title": stack_label},
+                    {"field": "exact", "title": "Spend"},
+                ],
+            },
+        }
+    ]  # fmt: skip
+    datasets: dict[str, list[dict[str, Any]]] = {"bars": bars}
+    marks = _marks(rows, anomalies, granularity, tz or ZoneInfo("UTC"), dict(zip(periods, labels, strict=True)))
+    if marks:
+        datasets["anomalies"] = marks
+        layers.append(
+            {
+                "data": {"name": "anomalies"},
+                "mark": {"type": "point", "shape": "triangle-down", "filled": True, "size": 220,
+                         "color": ANOMALY_COLOR, "stroke": "white", "strokeWidth": 1, "opacity": 1},
+                "encoding": {
+                    "x": x,
+                    "y": {"field": "y", "type": "quantitative"},
+                    "tooltip": [{"field": "anomalies", "title": "Anomaly"}],
+                },
+            }
+        )  # fmt: skip
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "height": HEIGHT,
+        "datasets": datasets,
+        "layer": layers,
+        # SVG: the anomaly markers are elements a browser (and a test) can point at
+        "usermeta": {"embedOptions": {"renderer": "svg"}},
+    }
 
 
-def _mark(
-    figure: go.Figure,
+def _marks(
     rows: list[Row],
     anomalies: Sequence[object],
     granularity: str,
     tz: ZoneInfo,
     labels: dict[str, str],
-) -> None:
+) -> list[dict[str, Any]]:
+    """One marker per period holding anomalies: its label, a height just above the bar, and the hover text."""
     by_period: dict[str, list[object]] = {}
     starts = sorted(labels)  # each period's first day inside the range (a cut first week starts late)
     for a in anomalies:
@@ -135,20 +165,19 @@ def _mark(
         if ends is not None and day < ends.isoformat():
             by_period.setdefault(starts[at], []).append(a)
     if not by_period:
-        return
+        return []
     tops: dict[str, Decimal] = {}
     for r in rows:
         if r.period:
             tops[r.period.isoformat()] = tops.get(r.period.isoformat(), Decimal(0)) + r.totals.cost_total
     highest = max(tops.values(), default=Decimal(0))
-    periods = sorted(by_period)
-    figure.add_scatter(
-        name="Anomaly",
-        x=[labels[p] for p in periods],
-        # just above the bar (plotly draws numbers; the exact amounts are in the hover)
-        y=[float(tops.get(p, Decimal(0))) + float(highest) * 0.05 for p in periods],
-        mode="markers",
-        marker={"symbol": "triangle-down", "size": 16, "color": ANOMALY_COLOR, "line": {"width": 1, "color": "white"}},
-        customdata=[[anomaly_hover(by_period[p])] for p in periods],
-        hovertemplate="%{customdata[0]}<extra>Anomaly</extra>",
-    )
+    return [
+        {
+            "period": labels[p],
+            # just above the bar (drawn as a number; the exact amounts are in the hover)
+            "y": float(tops.get(p, Decimal(0))) + float(highest) * 0.05,
+            "anomalies": anomaly_hover(by_period[p]),
+            "count": len(by_period[p]),
+        }
+        for p in sorted(by_period)
+    ]

@@ -92,9 +92,9 @@ def test_every_page_loads_and_the_chart_renders(server, page) -> None:  # type: 
     page.wait_for_selector('button:has-text("Load demo data")', timeout=20_000)
     page.screenshot(path=str(SHOTS / "overview_empty.png"))
     page.get_by_role("button", name="Load demo data").click()
-    page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot', timeout=90_000)
+    page.wait_for_selector('[data-testid="stVegaLiteChart"] g.mark-rect path', timeout=90_000)
     _settle(page)
-    assert page.locator(".js-plotly-plot .main-svg").count() >= 1
+    assert page.locator('[data-testid="stVegaLiteChart"] g.mark-rect path').count() >= 10  # the stacked bars
     assert page.get_by_role("button", name="Load demo data").count() == 0
     _no_exception(page)
     page.screenshot(path=str(SHOTS / "overview.png"), full_page=True)

@@ -3,7 +3,6 @@ names the key, its spend and its usual spend, and the list of the latest anomali
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
+from vega_charts import vega_chart
 
 from core.anomalies import service
 from core.recording.calls import make_call, record_batch
@@ -51,13 +51,14 @@ def test_the_overview_marks_the_anomaly_and_lists_it(tmp_path: Path, monkeypatch
     at.session_state["period"] = "Last 30 days"
     at.run()
     assert not at.exception, at.exception
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    (marker,) = [t for t in spec["data"] if t.get("name") == "Anomaly"]
-    assert marker["mode"] == "markers" and marker["marker"]["symbol"] == "triangle-down"
-    assert marker["x"] == [f"{spike:%b} {spike.day}"]  # the spike's day (UTC, the app's default zone)
-    bars = sum(t["y"][t["x"].index(marker["x"][0])] for t in spec["data"] if t.get("type") == "bar")
-    assert marker["y"][0] > bars  # drawn above the day's bar, where a person sees it
-    hover = marker["customdata"][0][0]
+    spec, datasets = vega_chart(at)
+    (layer,) = [t for t in spec["layer"] if t["data"] == {"name": "anomalies"}]
+    assert layer["mark"]["type"] == "point" and layer["mark"]["shape"] == "triangle-down"
+    (marker,) = datasets["anomalies"]
+    assert marker["period"] == f"{spike:%b} {spike.day}"  # the spike's day (UTC, the app's default zone)
+    bars = sum(b["spend"] for b in datasets["bars"] if b["period"] == marker["period"])
+    assert marker["y"] > bars  # drawn above the day's bar, where a person sees it
+    hover = marker["anomalies"]
     assert "batch-7" in hover and "spent $31.40" in hover and "usually $2.00" in hover and "15.70x" in hover
     frames = [d.value for d in at.dataframe]
     latest = next(f for f in frames if "Usual spend" in f.columns)
@@ -74,5 +75,5 @@ def test_narrowed_to_another_user_the_marker_is_gone(tmp_path: Path, monkeypatch
     at.run()
     at.selectbox(key="overview_user").set_value("steady").run()
     assert not at.exception, at.exception
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert not [t for t in spec["data"] if t.get("name") == "Anomaly"]
+    spec, datasets = vega_chart(at)
+    assert "anomalies" not in datasets and len(spec["layer"]) == 1

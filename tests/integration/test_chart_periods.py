@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from core.recording.calls import make_call, record_batch
 from core.reporting.aggregates import axis_periods, over_time
-from ui.charts import spend_figure
+from ui.charts import spend_chart
 
 UTC_ZONE = ZoneInfo("UTC")
 
@@ -20,10 +20,11 @@ def test_days_without_spend_are_on_the_axis_at_zero(engine: Engine) -> None:
     record_batch(engine, [make_call("huggingface", "m", 10**6, 0, timestamp=t, request_id=k) for k, t in days.items()])
     start, end = datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 6, tzinfo=UTC)
     rows = over_time(engine, start, end, UTC_ZONE, "day", "provider")
-    figure = spend_figure(rows, "Provider", "day", axis=axis_periods(start, end, UTC_ZONE, "day"))
-    (bars,) = figure.data
-    assert list(bars.x) == ["Nov 2", "Nov 3", "Nov 4", "Nov 5"]  # was Nov 2, Nov 5: the gap looked like nothing
-    assert list(bars.y) == [1.0, 0.0, 0.0, 1.0]
+    chart = spend_chart(rows, "Provider", "day", axis=axis_periods(start, end, UTC_ZONE, "day"))
+    bars = chart["datasets"]["bars"]
+    assert [b["period"] for b in bars] == ["Nov 2", "Nov 3", "Nov 4", "Nov 5"]  # was Nov 2, Nov 5: the gap hid
+    assert [b["spend"] for b in bars] == [1.0, 0.0, 0.0, 1.0]
+    assert chart["layer"][0]["encoding"]["x"]["sort"] == ["Nov 2", "Nov 3", "Nov 4", "Nov 5"]
 
 
 def test_a_partial_first_week_is_labelled_by_the_periods_first_day(engine: Engine) -> None:
@@ -33,5 +34,5 @@ def test_a_partial_first_week_is_labelled_by_the_periods_first_day(engine: Engin
     assert axis_periods(start, end, UTC_ZONE, "week") == [date(2026, 11, 4), date(2026, 11, 9), date(2026, 11, 16)]
     (row,) = over_time(engine, start, end, UTC_ZONE, "week")
     assert row.period == date(2026, 11, 4)  # was Nov 2, the Monday before the period began
-    figure = spend_figure([row], "Provider", "week", axis=axis_periods(start, end, UTC_ZONE, "week"))
-    assert list(figure.data[0].x) == ["Week of Nov 4", "Week of Nov 9", "Week of Nov 16"]
+    chart = spend_chart([row], "Provider", "week", axis=axis_periods(start, end, UTC_ZONE, "week"))
+    assert [b["period"] for b in chart["datasets"]["bars"]] == ["Week of Nov 4", "Week of Nov 9", "Week of Nov 16"]

@@ -11,7 +11,7 @@ import pytest
 from core.reporting import forecast
 from core.reporting.aggregates import Row, Totals
 from core.reporting.logs import LogFilter, LogFilterError
-from ui.charts import OTHER, spend_figure, spend_series
+from ui.charts import OTHER, spend_chart, spend_series
 from ui.views import breakdown_table, estimate_notice, period_dates
 
 
@@ -36,25 +36,26 @@ def _row(day: int, key: str, cost: str, calls: int = 1) -> Row:
     return Row(date(2025, 3, day), key, Totals(calls=calls, cost_total=Decimal(cost)))
 
 
-def test_spend_figure_stacks_and_keeps_exact_hover_text() -> None:
+def test_spend_chart_stacks_and_keeps_exact_hover_text() -> None:
     rows = [_row(1, "openai", "0.0025"), _row(1, "groq", "1.5"), _row(2, "openai", "0.000003")]
-    figure = spend_figure(rows, "Provider", "day")
-    assert figure.layout.barmode == "stack"
-    names = [t.name for t in figure.data]
-    assert names == ["groq", "openai"]  # biggest spender first
-    openai = figure.data[1]
-    assert list(openai.x) == ["Mar 1", "Mar 2"]  # periods, on a category axis
-    assert figure.layout.xaxis.type == "category"
-    assert [c[1] for c in openai.customdata] == ["$0.0025", "$0.000003"]
+    chart = spend_chart(rows, "Provider", "day")
+    (bars_layer,) = chart["layer"]
+    encoding = bars_layer["encoding"]
+    assert bars_layer["mark"]["type"] == "bar" and encoding["y"]["stack"] == "zero"
+    assert encoding["color"]["sort"] == ["groq", "openai"]  # biggest spender first
+    assert encoding["x"]["type"] == "ordinal" and encoding["x"]["sort"] == ["Mar 1", "Mar 2"]  # periods, in order
+    openai = [b for b in chart["datasets"]["bars"] if b["series"] == "openai"]
+    assert [(b["period"], b["exact"]) for b in openai] == [("Mar 1", "$0.0025"), ("Mar 2", "$0.000003")]
+    assert {"field": "exact", "title": "Spend"} in encoding["tooltip"]
 
 
-def test_spend_series_sums_the_tail_and_escapes_markup_in_names() -> None:
+def test_spend_series_sums_the_tail_and_keeps_names_as_text() -> None:
     rows = [_row(1, f"m{i}", str(10 - i)) for i in range(10)]
     series = spend_series(rows, max_series=3)
     assert list(series) == ["m0", "m1", "m2", OTHER]
     assert series[OTHER]["2025-03-01"] == sum(Decimal(10 - i) for i in range(3, 10))
-    figure = spend_figure([_row(1, "<b>x</b>", "1")], "Model", "day")
-    assert figure.data[0].name == "&lt;b&gt;x&lt;/b&gt;"
+    chart = spend_chart([_row(1, "<b>x</b>", "1")], "Model", "day")
+    assert chart["datasets"]["bars"][0]["series"] == "<b>x</b>"  # a value Vega-Lite draws as text, never markup
 
 
 def test_breakdown_table_and_estimate_notice() -> None:
