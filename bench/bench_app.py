@@ -5,15 +5,16 @@ Goals: the Overview's content (KPIs, the spend chart, the breakdown tables) draw
 server's peak RSS under 400 MB. Each browser figure is the median of 5 page loads on a
 running server, split into: until the page's title is drawn (Streamlit's frontend booted
 and the script's first output arrived), the KPIs, the breakdown tables, and the chart
-(plotly.js loaded and drawn). Beside them, the server's own parts, in process: the
+(Vega-Lite loaded and drawn). Beside them, the server's own parts, in process: the
 Overview script run with its cached reads warm (what a return visit costs the server),
-the same with every cache cleared (the queries), and building and serialising the plotly
-figure. Before the browser runs, the server's loop has judged the anomaly hours it would
+the same with every cache cleared (the queries), and building and serialising the chart's
+spec. Before the browser runs, the server's loop has judged the anomaly hours it would
 catch up on at start (``python -m core anomalies``): a server that has been running.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import statistics
@@ -102,7 +103,7 @@ def _load_overview(opener, base: str) -> dict[str, float]:  # type: ignore[no-un
     seen["KPIs"] = time.perf_counter() - started
     page.get_by_test_id("stDataFrame").nth(2).wait_for(timeout=60_000)
     seen["tables"] = time.perf_counter() - started
-    page.locator(".js-plotly-plot .bars, .js-plotly-plot .trace").first.wait_for(timeout=60_000)
+    page.locator('[data-testid="stVegaLiteChart"] g.mark-rect path').first.wait_for(timeout=60_000)
     seen["chart"] = time.perf_counter() - started
     seen["all"] = max(seen.values())
     if page.get_by_test_id("stException").count():
@@ -132,17 +133,16 @@ def _server_parts(url: str, label: str) -> None:
 
     from core.reporting.aggregates import axis_periods, over_time
     from core.storage.engine import make_engine
-    from ui.charts import spend_figure
+    from ui.charts import spend_chart
 
     engine = make_engine(url)
     end = datetime.now(UTC)
     start = end - timedelta(days=30)
     rows = over_time(engine, start, end, ZoneInfo("UTC"), "day", "provider")
     axis = axis_periods(start, end, ZoneInfo("UTC"), "day")
-    built = statistics.median(
-        _timed(lambda: spend_figure(rows, "Provider", "day", (), ZoneInfo("UTC"), axis).to_json())
-    )
-    figure(f"the spend chart's figure built and serialised (plotly), {label}", built * 1000, "ms")
+    utc = ZoneInfo("UTC")
+    built = statistics.median(_timed(lambda: json.dumps(spend_chart(rows, "Provider", "day", (), utc, axis))))
+    figure(f"the spend chart's spec built and serialised (Vega-Lite), {label}", built * 1000, "ms")
     engine.dispose()
 
 
@@ -186,7 +186,7 @@ def main() -> None:
                 _load_overview(browser, base)  # the server's first run: imports, price seeding
                 # a first visit: a new browser context each time, nothing cached
                 cold = statistics.median(_load_overview(browser, base)["all"] for _ in range(3))
-                # a return visit: one context, Streamlit's and plotly's scripts already cached
+                # a return visit: one context, Streamlit's and Vega's scripts already cached
                 context = browser.new_context(viewport={"width": 1400, "height": 1000})
                 _load_overview(context, base)
                 runs = [_load_overview(context, base) for _ in range(5)]
