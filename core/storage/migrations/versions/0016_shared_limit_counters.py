@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from core.storage.columns import Money, UTCDateTime
+from core.times import local_midnight, next_period, period_start
 
 revision = "0016_shared_limit_counters"
 down_revision = "0015_enforced_limits"
@@ -153,10 +154,10 @@ def upgrade() -> None:
 
 
 def _period(moment: datetime, period: str, tz: str) -> tuple[datetime, datetime]:
-    from core.budgets.periods import period_of
-
-    found = period_of(moment, period, ZoneInfo(tz))
-    return found.start, found.end
+    """The budget's period holding ``moment`` (as ``core.budgets.periods.period_of``), in UTC."""
+    zone = ZoneInfo(tz)
+    label = period_start(moment.astimezone(zone).date(), period)
+    return local_midnight(label, zone), local_midnight(next_period(label, period), zone)
 
 
 def downgrade() -> None:
