@@ -257,3 +257,115 @@ def test_expired_holds_are_swept_by_the_next_reserve_and_stop_counting(engine: E
         assert conn.execute(select(LimitCounter.held)).scalar_one() == Decimal("4.5")
     service.release(engine, "new")
     assert ask(engine, "5").allowed
+
+
+# ---- counters shared by budgets of one scope and period (0016) ------------------------------------
+
+
+def add_period(engine: Engine, name: str, amount: str, scope: str, period: str, tz: str = "UTC"):
+    spec = budgets.validate(name, amount, period, scope, tz, None, None, None)
+    return budgets.add_budget(engine, budgets.BudgetSpec(**{**spec.__dict__, "enforce": True})).budget
+
+
+def counters(engine: Engine) -> list[tuple[str, str, Decimal, Decimal]]:
+    from core.storage.limit_tables import LimitCounter
+
+    c = LimitCounter.__table__.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(c.scope_kind, c.subject, c.spend, c.held).order_by(c.scope_kind, c.subject))
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def test_budgets_of_one_scope_and_period_share_one_counter_and_one_hold(engine: Engine) -> None:
+    add(engine, "free-tier", "2", "each:user")
+    add(engine, "u-17 cap", "1.50", "user:u-17")  # the same user's spend, the same month
+    spend(engine, "0.40", user="u-17")
+    first = ask(engine, "0.50", user="u-17")
+    assert [(s.budget, s.spend, s.remaining) for s in first.limits] == [
+        ("free-tier", Decimal("0.40"), Decimal("1.60")),
+        ("u-17 cap", Decimal("0.40"), Decimal("1.10")),
+    ]
+    held = ask(engine, "1", user="u-17", reserve=True, request_id="r-1")
+    assert held.allowed
+    # one counter, held once: both budgets see the one hold of 1
+    assert counters(engine) == [("user", "u-17", Decimal("0.40"), Decimal(1))]
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(LimitHold)).scalar_one() == 1
+    after = ask(engine, "0.20", user="u-17")
+    assert [(s.held, s.remaining) for s in after.limits] == [
+        (Decimal(1), Decimal("0.60")),
+        (Decimal(1), Decimal("0.10")),
+    ]
+    assert not after.allowed  # 0.20 does not fit the 0.10 u-17 cap leaves
+    # the call arrives: its real cost counts once on the shared counter, the hold goes
+    spend(engine, "0.70", user="u-17", rid="r-1")
+    assert counters(engine) == [("user", "u-17", Decimal("1.10"), Decimal(0))]
+    final = ask(engine, "0.40", user="u-17")
+    assert [s.remaining for s in final.limits] == [Decimal("0.90"), Decimal("0.40")] and final.allowed
+    # denials stay per budget: the page counts the one that denied
+    from core.limits import views
+
+    denied = {r.name: r.denied for r in views.enforced(engine)}
+    assert denied == {"free-tier": 0, "u-17 cap": 1}
+
+
+def test_budgets_of_one_scope_and_other_periods_keep_their_own_counters(engine: Engine) -> None:
+    add_period(engine, "daily", "1", "each:user", "day")
+    add_period(engine, "monthly", "10", "each:user", "month")
+    add_period(engine, "monthly again", "3", "each:user", "month")
+    spend(engine, "0.60", user="u-1")
+    spend(engine, "0.25", user="u-2")
+    decision = ask(engine, "0.50", user="u-1")
+    assert [(s.budget, s.spend, s.remaining) for s in decision.limits] == [
+        ("daily", Decimal("0.60"), Decimal("0.40")),
+        ("monthly", Decimal("0.60"), Decimal("9.40")),
+        ("monthly again", Decimal("0.60"), Decimal("2.40")),
+    ]
+    assert not decision.allowed
+    # recording keeps both periods' counters of both users in step
+    record_batch(
+        engine,
+        [make_call(PROVIDER, "m-1", 100_000, 0, user="u-1"), make_call(PROVIDER, "m-1", 200_000, 0, user="u-2")],
+    )
+    assert [s.spend for s in ask(engine, "0", user="u-1").limits] == [Decimal("0.70")] * 3
+    assert [s.spend for s in ask(engine, "0", user="u-2").limits] == [Decimal("0.45")] * 3
+    day_and_month = {(k, s): spend for k, s, spend, _held in counters(engine)}
+    assert set(day_and_month) == {("user", "u-1"), ("user", "u-2")}  # (two rows each: a day's and a month's)
+    assert len(counters(engine)) == 4
+
+
+def test_a_budget_added_after_calls_were_recorded_counts_them_and_keeps_counting(engine: Engine) -> None:
+    add(engine, "org", "100")  # an enforced budget of another scope: recording keeps counters from the start
+    spend(engine, "2", user="u-5", project="p")
+    spend(engine, "1", user="u-6", project="p")
+    add(engine, "per-project", "3.50", "each:project")
+    add(engine, "openai-only", "10", f"provider:{PROVIDER}")
+    first = ask(engine, "0.40", user="u-5", project="p", provider=PROVIDER)
+    assert [(s.budget, s.spend) for s in first.limits] == [
+        ("org", Decimal(3)),
+        ("per-project", Decimal(3)),
+        ("openai-only", Decimal(3)),
+    ]
+    assert first.allowed
+    spend(engine, "0.25", user="u-6", project="p")
+    second = ask(engine, "0.26", project="p", provider=PROVIDER)
+    assert [s.spend for s in second.limits] == [Decimal("3.25")] * 3 and not second.allowed
+
+
+def test_a_reprice_makes_shared_counters_sum_again(engine: Engine) -> None:
+    from datetime import datetime
+
+    from core.pricing.edits import PriceEdit, save_price
+    from core.recording.audit import reprice_estimated
+
+    add(engine, "per-user", "5", "each:user")
+    add(engine, "u-1", "4", "user:u-1")
+    spend(engine, "2", user="u-1")  # at the estimate: USD 1 per 1M tokens
+    assert [s.spend for s in ask(engine, "1", user="u-1").limits] == [Decimal(2), Decimal(2)]
+    since = datetime(2000, 1, 1, tzinfo=now_utc().tzinfo)
+    save_price(
+        engine,
+        PriceEdit(provider=PROVIDER, model_name="m-1", input_per_1m="1.5", output_per_1m="1", effective_from=since),
+    )  # type: ignore[arg-type]
+    assert reprice_estimated(engine).repriced == 1
+    assert [s.spend for s in ask(engine, "1", user="u-1").limits] == [Decimal(3), Decimal(3)]
