@@ -31,7 +31,7 @@ from core.reporting import aggregates as reports
 from core.reporting.forecast import previous_period
 from core.reporting.report import spend_report
 from core.storage.engine import make_engine
-from core.storage.migrate import create_tables
+from core.storage.migrate import upgrade_database
 from core.storage.tables import EntityRollup, UsageRecord
 
 DAYS = 30
@@ -88,7 +88,7 @@ def database(backend: str, rows: int) -> tuple[Engine, float | None]:
     label = f"tags_{rows}_{TAGS}_{PER_CALL}"
     url = f"sqlite:///{OUT / f'{label}.db'}" if backend == "sqlite" else pg_schema_url(f"bench_{label}", fresh=False)
     engine = make_engine(url)
-    create_tables(engine)
+    upgrade_database(engine)  # an earlier release's database upgraded as a user's is
     with engine.connect() as conn:
         have = conn.execute(select(func.count()).select_from(UsageRecord)).scalar_one()
     if have == rows:

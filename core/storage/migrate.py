@@ -13,15 +13,16 @@ starting together migrate once: the second waits, then finds the schema current.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
 from core.storage.engine import DatabaseSchemaError, DatabaseTooNewError, run_write
 from core.storage.migrations import RELEASE1, alembic_config, all_tables, script_directory
+
+if TYPE_CHECKING:  # Alembic is imported where a migration runs: every command checks the schema, most find it current
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 # pg_advisory_xact_lock key: any constant shared by every Spendboard process
 LOG_TABLE = "api_usage_logs"  # in every Spendboard database since release 1: what tells one from another's
@@ -41,6 +42,8 @@ def head_revision() -> str:
 
 def current_revision(conn: Connection) -> str | None:
     """The revision stamped in ``alembic_version``; ``None`` when there is none."""
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(conn).get_current_revision()
 
 
@@ -70,6 +73,8 @@ def _refuse_unknown(revision: str | None) -> None:
 
 def _upgrade(conn: Connection) -> list[str]:
     """Under the lock: look again (another process may have just done it), then act."""
+    from alembic import command
+
     head = head_revision()
     current = current_revision(conn)
     if current == head:
@@ -106,6 +111,8 @@ def _adopt_current(conn: Connection, config: Config, existing: set[str], head: s
     Missing tables are created; a table missing a column matches no revision and is refused
     rather than stamped wrongly.
     """
+    from alembic import command
+
     inspector = inspect(conn)
     metadata = all_tables()
     for name, table in metadata.tables.items():
