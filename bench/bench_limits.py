@@ -193,7 +193,7 @@ def _free_port() -> int:
 
 
 def over_http(engine: Engine, url: str, backend: str) -> None:
-    key = create_key(engine, f"bench-{time.time_ns()}", scope="check").key
+    key = create_key(engine, f"bench-{time.time_ns()}").key
     port = _free_port()
     log = OUT / "bench_limits_server.log"
     env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT), "SPENDBOARD_BUDGET_WORKER": "0"}

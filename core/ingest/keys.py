@@ -182,7 +182,9 @@ def revoke_key(engine: Engine, name: str) -> KeyInfo:
         if revoked is None:
             revoked = datetime.now(UTC)
             conn.execute(update(ApiKey).where(ApiKey.id == row.id).values(revoked_at=revoked))
-        return KeyInfo(row.id, row.name, row.prefix, row.project, row.created_at, revoked, row.last_used_at, row.scope)
+        return KeyInfo(
+            row.id, row.name, row.prefix, row.project, row.created_at, revoked, row.last_used_at, row.scope
+        )
 
     return run_write(engine, work)
 

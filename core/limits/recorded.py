@@ -2,46 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
 from core.limits import service, store
+from core.limits.store import Key
 from core.times import now_utc
 
-
-def windows(budgets: Sequence[Any], moment: datetime) -> list[store.Window]:
-    """What each current period's counters need, from the enforced budgets (shared by budgets of one scope)."""
-    every: dict[tuple[datetime, datetime], set[str]] = {}
-    named: dict[tuple[datetime, datetime], dict[str, set[str]]] = {}
-    whole: set[tuple[datetime, datetime]] = set()
-    for budget in budgets:
-        period = service.current_period(budget, moment)
-        span = (period.start, period.end)
-        every.setdefault(span, set())
-        named.setdefault(span, {})
-        if budget.scope_kind == "each":
-            every[span].add(budget.scope_value)
-        elif budget.scope_kind == "all":
-            whole.add(span)
-        elif budget.scope_kind in store.SCOPE_KINDS:
-            named[span].setdefault(budget.scope_kind, set()).add(budget.scope_value)
-    return [
-        store.Window(
-            start,
-            end,
-            frozenset(every[(start, end)]),
-            tuple((d, frozenset(v)) for d, v in sorted(named[(start, end)].items())),
-            (start, end) in whole,
-        )
-        for start, end in sorted(every)
-    ]
+log = logging.getLogger(__name__)
 
 
 def on_recorded(conn: Connection, calls: Sequence[Any], ids: Sequence[int]) -> None:
-    """Add the batch's stored costs to the current period's counters and settle its request ids' holds.
+    """Add the batch's stored costs to the current period's counters and delete its request ids' holds.
 
     Costs nothing when no budget is enforced. Runs in the batch's transaction: a failure rolls the
     calls back, so spend and counters never disagree.
@@ -52,5 +29,39 @@ def on_recorded(conn: Connection, calls: Sequence[Any], ids: Sequence[int]) -> N
     budgets = service.enforced_budgets(engine)
     if not budgets:
         return
+    moment = now_utc()
+    windows: dict[tuple[datetime, datetime], list[Any]] = {}
+    for budget in budgets:
+        period = service.current_period(budget, moment)
+        windows.setdefault((period.start, period.end), []).append(budget)
+    rows = store.batch_rows(conn, ids)
+    added: dict[Key, tuple[datetime, Decimal]] = {}
+    for (start, end), chosen in windows.items():
+        # the batch's cost in this period, summed once per dimension; each budget then reads its sum
+        sums: dict[tuple[str, str | None], Decimal] = {}
+        for timestamp, provider, model, user, project, cost in rows:
+            if start <= timestamp < end:
+                for dimension in (
+                    ("all", ""),
+                    ("provider", provider),
+                    ("model", model),
+                    ("user", user),
+                    ("project", project),
+                ):
+                    sums[dimension] = sums.get(dimension, Decimal(0)) + cost
+        if not sums:
+            continue
+        for each_of in ("user", "project"):  # one counter per user (project): summed and upserted in SQL
+            each = [b.id for b in chosen if b.scope_kind == "each" and b.scope_value == each_of]
+            if each:
+                store.add_each_spend(conn, each, each_of, start, end, ids)
+        for budget in chosen:
+            if budget.scope_kind == "each":
+                continue
+            value = "" if budget.scope_kind == "all" else budget.scope_value
+            found = sums.get((budget.scope_kind, value))
+            if found is not None:
+                added[(budget.id, "", start)] = (end, found)
     request_ids = [rid for c in calls for rid in (c.request_id, getattr(c, "hold_id", None)) if rid]
-    store.add_recorded(conn, windows(budgets, now_utc()), ids, request_ids)
+    settled = store.held_by(conn, request_ids) if request_ids else {}
+    store.apply_recorded(conn, added, settled, request_ids if settled else [])

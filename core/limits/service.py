@@ -270,8 +270,7 @@ def enforced_budgets(engine: Engine) -> list[Budget]:
 def subject_of(
     budget: Budget, user: str | None, project: str | None, provider: str | None, model: str | None
 ) -> str | None:
-    """The subject of a budget for a check or call (the user or project of an ``each:`` budget, '' for a budget of
-    one scope), or None when it does not apply."""
+    """The counter subject of a budget for a check or call ('' for one scope), or None when it does not apply."""
     kind, value = budget.scope_kind, budget.scope_value
     if kind == "all":
         return ""
@@ -280,15 +279,6 @@ def subject_of(
         return named or None
     given = {"provider": provider, "model": model, "user": user, "project": project}.get(kind)
     return "" if given is not None and given == value else None
-
-
-def counter_key(budget: Budget, subject: str, period: Period) -> Key:
-    """The counter a budget reads for this subject: its scope's spend in its period, shared by every budget of both."""
-    if budget.scope_kind == "each":
-        return (str(budget.scope_value), subject, period.start, period.end)
-    if budget.scope_kind == "all":
-        return ("all", "", period.start, period.end)
-    return (budget.scope_kind, str(budget.scope_value), period.start, period.end)
 
 
 _periods: dict[tuple[str, str], Period] = {}  # (period, zone) -> the last period found: one per budget kind
@@ -303,60 +293,48 @@ def current_period(budget: Budget, now: datetime) -> Period:
     return found
 
 
-@dataclass(frozen=True)
-class Applying:
-    """An enforced budget that applies to a check: the subject it is for, its period and the counter it reads."""
-
-    budget: Budget
-    subject: str
-    period: Period
-    key: Key
-
-
-def applying(engine: Engine, request: CheckRequest, now: datetime) -> list[Applying]:
+def applying(engine: Engine, request: CheckRequest, now: datetime) -> list[tuple[Budget, Key, Period]]:
     found = []
     for budget in enforced_budgets(engine):
         subject = subject_of(budget, request.user, request.project, request.provider, request.model)
         if subject is not None:
             period = current_period(budget, now)
-            found.append(Applying(budget, subject, period, counter_key(budget, subject, period)))
+            found.append((budget, (budget.id, subject, period.start), period))
     return found
 
 
 # ---- the check and the hold ------------------------------------------------------------------------
 
 
-def _states(chosen: Sequence[Applying], counters: dict[Key, Counter]) -> tuple[LimitState, ...]:
+def _states(chosen: Sequence[tuple[Budget, Key, Period]], counters: dict[Key, Counter]) -> tuple[LimitState, ...]:
     return tuple(
         LimitState(
-            a.budget.name,
-            a.budget.id,
-            a.subject or None,
-            a.period.start,
-            a.period.end,
-            a.budget.amount,
-            counters[a.key].spend,
-            counters[a.key].held,
+            budget.name,
+            budget.id,
+            key[1] or None,
+            period.start,
+            period.end,
+            budget.amount,
+            counters[key].spend,
+            counters[key].held,
         )
-        for a in chosen
+        for budget, key, period in chosen
     )
 
 
-def _keys(chosen: Sequence[Applying]) -> list[Key]:
-    """The counters these budgets read, each once, in lock order."""
-    return sorted({a.key for a in chosen}, key=store.lock_order)
-
-
-def _fresh_counters(engine: Engine, keys: Sequence[Key], now: datetime, exclude: str | None) -> dict[Key, Counter]:
+def _fresh_counters(
+    engine: Engine, chosen: Sequence[tuple[Budget, Key, Period]], now: datetime, exclude: str | None
+) -> dict[Key, Counter]:
     """The counters, each summed again from the roll-ups first where it is missing or stale."""
+    keys = [key for _b, key, _p in chosen]
     for _ in range(REFRESH_TRIES):
         with engine.connect() as conn:
-            counters = store.read(conn, keys, now, exclude_request=exclude).counters
-        behind = [k for k in keys if k not in counters or not counters[k].fresh]
+            counters = store.read(conn, keys, now, exclude_request=exclude)
+        behind = [(b, k, p) for b, k, p in chosen if k not in counters or not counters[k].fresh]
         if not behind:
             return counters
-        for key in behind:
-            store.refresh(engine, key, counters.get(key))
+        for budget, key, period in behind:
+            store.refresh(engine, budget, key, period.end, counters.get(key))
     raise RuntimeError("the budget counters kept changing while being summed; try again")
 
 
@@ -370,38 +348,27 @@ def check(engine: Engine, request: CheckRequest, now: datetime | None = None) ->
     chosen = applying(engine, request, moment)
     if not chosen:
         return Decision(True, (), request.estimated_cost)
-    counters = _fresh_counters(engine, _keys(chosen), moment, request.request_id)
+    counters = _fresh_counters(engine, chosen, moment, request.request_id)
     states = _states(chosen, counters)
     return Decision(all(s.fits(request.estimated_cost) for s in states), states, request.estimated_cost)
 
 
 def reserve(engine: Engine, request: CheckRequest, now: datetime | None = None) -> Decision:
-    """Decide under the counters' locks and, when allowed, hold the estimate (replacing this request id's hold).
-
-    One hold per counter: budgets of one scope and period share their counter, and the estimate is
-    held on it once."""
+    """Decide under the counters' locks and, when allowed, hold the estimate (replacing this request id's hold)."""
     if request.request_id is None:
         raise LimitError("request_id: missing; reserve needs the request id the call will be recorded with")
     rid = request.request_id
     moment = now or now_utc()
     chosen = applying(engine, request, moment)
-    keys = _keys(chosen)
+    keys = [key for _b, key, _p in chosen]
     for attempt in range(REFRESH_TRIES):
-        if keys and attempt:  # a counter was missing or stale: sum it again, outside the lock
-            _fresh_counters(engine, keys, moment, rid)
+        if chosen and attempt:  # a counter was missing or stale: sum it again, outside the lock
+            _fresh_counters(engine, chosen, moment, rid)
 
         def work(conn: Connection) -> Decision | None:
-            if not keys:
-                if store.is_recorded(conn, rid):
-                    raise RecordedAlready(
-                        f"request_id: {rid!r} is already recorded; its real cost counts, nothing to hold"
-                    )
-                store.replace_holds(conn, rid, [], moment, moment)
-                return Decision(True, (), request.estimated_cost, held=False)
-            reading = store.read(conn, keys, moment, exclude_request=rid, lock=True)
-            if reading.recorded:
+            if store.is_recorded(conn, rid):
                 raise RecordedAlready(f"request_id: {rid!r} is already recorded; its real cost counts, nothing to hold")
-            counters = reading.counters
+            counters = store.read(conn, keys, moment, exclude_request=rid, lock=True)
             if any(k not in counters or not counters[k].fresh for k in keys):
                 return None  # a recording or a reprice came in between: sum again, outside the lock
             states = _states(chosen, counters)
@@ -410,19 +377,15 @@ def reserve(engine: Engine, request: CheckRequest, now: datetime | None = None) 
                 expires = moment + timedelta(seconds=request.hold_seconds)
                 store.replace_holds(conn, rid, [(k, request.estimated_cost) for k in keys], moment, expires)
             else:
-                store.count_denial(conn, _denied(chosen, states, request.estimated_cost))
+                store.count_denial(
+                    conn, [k for k, s in zip(keys, states, strict=True) if not s.fits(request.estimated_cost)]
+                )
             return Decision(allowed, states, request.estimated_cost, held=allowed)
 
         decided = run_write(engine, work)
         if decided is not None:
             return decided
     raise RuntimeError("the budget counters kept changing while being summed; try again")
-
-
-def _denied(chosen: Sequence[Applying], states: Sequence[LimitState], estimate: Decimal) -> list[store.DenialKey]:
-    return [
-        (a.budget.id, a.subject, a.period.start) for a, s in zip(chosen, states, strict=True) if not s.fits(estimate)
-    ]
 
 
 def record_denial(engine: Engine, decision: Decision) -> None:

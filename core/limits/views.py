@@ -61,14 +61,12 @@ def closest_subjects(
     """An each: budget's users (projects) with the most spend this period; ``search``: those whose name contains it."""
     period = service.current_period(budget, now or now_utc())
     with engine.connect() as conn:
-        kind = str(budget.scope_value)
-        seen = store.subjects_near_limit(
-            conn, kind, period.start, period.end, search.strip() if search else None, limit
-        )
+        seen = store.subjects_near_limit(conn, budget.id, period.start, search.strip() if search else None, limit)
+    denied = {subject: count for subject, _spend, count in seen}
     if search and search.strip():
-        ranked = budgets.spend_of_subjects(engine, budget, period, [s for s, _spend in seen])
+        ranked = budgets.spend_of_subjects(engine, budget, period, [s for s, _x, _y in seen])
     else:
         ranked = budgets.subject_spend(engine, budget, period, limit)
-    with engine.connect() as conn:
-        denied = store.denied_of(conn, budget.id, period.start, [s for s, _ in ranked])
+        with engine.connect() as conn:
+            denied = store.denied_of(conn, budget.id, period.start, [s for s, _ in ranked])
     return [SubjectRow(s, spend, budget.amount, denied.get(s, 0)) for s, spend in ranked]

@@ -276,12 +276,16 @@ def formula_lines(b: CostBreakdown) -> list[str]:
     if b.reasoning_tokens:
         plain = b.output_tokens - b.reasoning_tokens
         lines.append(f"output = {plain} * {to_text(b.output_token_cost)} = {usd(b.cost_plain_output)}")
-        lines.append(f"reasoning = {b.reasoning_tokens} * {to_text(b.reasoning_token_cost)} = {usd(b.cost_reasoning)}")
+        lines.append(
+            f"reasoning = {b.reasoning_tokens} * {to_text(b.reasoning_token_cost)} = {usd(b.cost_reasoning)}"
+        )
         lines.append(f"cost_output = {usd(b.cost_output)}")
     else:
         lines.append(f"cost_output = {b.output_tokens} * {to_text(b.output_token_cost)} = {usd(b.cost_output)}")
     if b.web_search_calls or b.cost_web_search:
-        lines.append(f"web_search = {b.web_search_calls} * {to_text(b.cost_per_web_search)} = {usd(b.cost_web_search)}")
+        lines.append(
+            f"web_search = {b.web_search_calls} * {to_text(b.cost_per_web_search)} = {usd(b.cost_web_search)}"
+        )
     if b.cost_request:
         lines.append(f"cost_per_request = {usd(b.cost_request)}")
     lines.append(f"cost_total = {usd(b.cost_total)}")
