@@ -24,7 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import ROOT, demo_database, figure, sizes
+from common import ROOT, demo_database, figure, sizes, timed
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -138,10 +138,10 @@ def _server_parts(url: str, label: str) -> None:
     engine = make_engine(url)
     end = datetime.now(UTC)
     start = end - timedelta(days=30)
-    rows = over_time(engine, start, end, ZoneInfo("UTC"), "day", "provider")
-    axis = axis_periods(start, end, ZoneInfo("UTC"), "day")
     utc = ZoneInfo("UTC")
-    built = statistics.median(_timed(lambda: json.dumps(spend_chart(rows, "Provider", "day", (), utc, axis))))
+    rows = over_time(engine, start, end, utc, "day", "provider")
+    axis = axis_periods(start, end, utc, "day")
+    built = timed(lambda: json.dumps(spend_chart(rows, "Provider", "day", (), utc, axis)))
     figure(f"the spend chart's spec built and serialised (Vega-Lite), {label}", built * 1000, "ms")
     engine.dispose()
 
@@ -152,15 +152,6 @@ def _timed_run(at) -> float:  # type: ignore[no-untyped-def]
     if at.exception:
         raise SystemExit(f"the Overview raised: {at.exception[0].value}")
     return time.perf_counter() - started
-
-
-def _timed(fn) -> list[float]:  # type: ignore[no-untyped-def]
-    runs = []
-    for _ in range(5):
-        started = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - started)
-    return runs
 
 
 def main() -> None:
