@@ -45,7 +45,7 @@ lint: install-dev
 	$(VENV)/bin/lint-imports
 
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 
 # Refresh the README's pictures (the browser tests write theirs to test-artifacts/ otherwise).
 screenshots: install-dev
