@@ -4,6 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
+import core.limits  # noqa: F401 - enforced budgets: counters kept by recording (test calls too), holds swept
 from core.budgets.worker import start_worker as start_budget_worker
 from ui.common import start_app
 from ui.navigation import PAGES

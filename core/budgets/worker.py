@@ -1,10 +1,12 @@
-"""The running server's budget loop: reconcile what changed, judge the hours due for anomalies, post what is due."""
+"""The running server's budget loop: reconcile what changed, judge the hours due for anomalies, post what is due,
+and the upkeep packages above register (``every_tick``)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
+from collections.abc import Callable
 
 from sqlalchemy import Engine
 
@@ -16,6 +18,15 @@ log = logging.getLogger(__name__)
 INTERVAL_SECONDS = 5.0  # due events go out within 10 s
 _lock = threading.Lock()
 _started: dict[str, tuple[threading.Thread, threading.Event]] = {}
+Chore = Callable[[Engine], object]
+_chores: list[Chore] = []
+
+
+def every_tick(chore: Chore) -> Chore:
+    """Register upkeep of a package above this one (``core.limits`` sweeps expired holds), run on each tick."""
+    if chore not in _chores:
+        _chores.append(chore)
+    return chore
 
 
 def tick(engine: Engine, mark: detect.Watermark) -> None:
@@ -23,6 +34,8 @@ def tick(engine: Engine, mark: detect.Watermark) -> None:
         detect.reconcile_changes(engine, mark)
     anomalies.run_pass(engine)  # a few reads unless an hour just ended or calls landed in a judged one
     delivery.deliver_due(engine)
+    for chore in _chores:
+        chore(engine)
 
 
 def _loop(engine: Engine, stop: threading.Event, interval: float) -> None:

@@ -36,7 +36,8 @@ def on_recorded(conn: Connection, calls: Sequence[Any], ids: Sequence[int]) -> N
         windows.setdefault((period.start, period.end), []).append(budget)
     rows = store.batch_rows(conn, ids)
     added: dict[Key, tuple[datetime, Decimal]] = {}
-    for (start, end), chosen in windows.items():
+    each_due: list[tuple[str, datetime, datetime, list[int]]] = []
+    for (start, end), chosen in sorted(windows.items(), key=lambda item: item[0]):
         # the batch's cost in this period, summed once per dimension; each budget then reads its sum
         sums: dict[tuple[str, str | None], Decimal] = {}
         for timestamp, provider, model, user, project, cost in rows:
@@ -51,10 +52,10 @@ def on_recorded(conn: Connection, calls: Sequence[Any], ids: Sequence[int]) -> N
                     sums[dimension] = sums.get(dimension, Decimal(0)) + cost
         if not sums:
             continue
-        for each_of in ("user", "project"):  # one counter per user (project): summed and upserted in SQL
+        for each_of in ("user", "project"):
             each = [b.id for b in chosen if b.scope_kind == "each" and b.scope_value == each_of]
             if each:
-                store.add_each_spend(conn, each, each_of, start, end, ids)
+                each_due.append((each_of, start, end, each))
         for budget in chosen:
             if budget.scope_kind == "each":
                 continue
@@ -62,6 +63,14 @@ def on_recorded(conn: Connection, calls: Sequence[Any], ids: Sequence[int]) -> N
             found = sums.get((budget.scope_kind, value))
             if found is not None:
                 added[(budget.id, "", start)] = (end, found)
+    # the each: counters first, users before projects, by period: the lock order of ``store.lock_rank``
+    for each_of, start, end, each in sorted(each_due, key=lambda due: (due[0] != "user", due[1], due[2])):
+        store.add_each_spend(conn, each, each_of, start, end, ids)  # one statement: summed and upserted in SQL
     request_ids = [rid for c in calls for rid in (c.request_id, getattr(c, "hold_id", None)) if rid]
-    settled = store.held_by(conn, request_ids) if request_ids else {}
-    store.apply_recorded(conn, added, settled, request_ids if settled else [])
+    settled: dict[Key, Decimal] = {}
+    held_on = store.hold_keys(conn, request_ids) if request_ids else set()
+    if held_on:  # the counters' locks before the holds, as reserve and sweep take them (the each: ones are held)
+        store.lock_counters(conn, sorted(held_on | set(added)))
+        settled = store.settle(conn, request_ids)
+    ranks = {b.id: store.lock_rank(b.scope_kind, b.scope_value) for b in budgets}
+    store.apply_recorded(conn, added, settled, ranks)

@@ -410,6 +410,24 @@ def release(engine: Engine, request_id: str) -> None:
     run_write(engine, lambda conn: store.replace_holds(conn, request_id, [], now_utc(), now_utc()))
 
 
+def sweep_expired_holds(engine: Engine, now: datetime | None = None) -> int:
+    """Release every expired hold, outside the request path (the server's loop runs it every few seconds).
+
+    A reserve sweeps the counters it locks, but a client that stops reserving (crashed mid-burst) leaves
+    its expired holds behind, and every check on those counters would sum them until the next reserve.
+    One read when there is nothing to do; returns how many counters were swept."""
+    moment = now or now_utc()
+    with engine.connect() as conn:
+        if not store.any_expired(conn, moment):
+            return 0
+    total = 0
+    while True:
+        swept = run_write(engine, lambda conn: store.sweep_expired(conn, moment))
+        total += swept
+        if swept < store.SWEEP_BATCH:
+            return total
+
+
 def parse_request_json(engine: Engine, body: bytes) -> CheckRequest:
     """``POST /api/v1/check``'s body as a validated request."""
     raw = parse_json_body(body)

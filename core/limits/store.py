@@ -118,14 +118,11 @@ def read(
     """The counters of ``keys`` with their live holds, in one statement (``lock``: FOR UPDATE first, in key order)."""
     if not keys:
         return {}
-    c = LimitCounter.__table__.c
-    if lock and conn.dialect.name == "postgresql":
+    if lock:
         # The row lock of the guarantee: reserving checks on the same counters queue here, in one
         # order. Taken by a statement of its own: the read below then gets a snapshot from after
         # the wait, which sees the holds the previous lock holder committed.
-        conn.execute(
-            select(c.id).where(_key_filter(c, keys)).order_by(c.budget_id, c.subject, c.period_start).with_for_update()
-        )
+        lock_counters(conn, keys)
     params: dict[str, Any] = {
         "now": now,
         "budgets": sorted({k[0] for k in keys}),
@@ -206,6 +203,7 @@ _DENIED = (
 def count_denial(conn: Connection, keys: Iterable[Key]) -> None:
     rows = [{"k_budget": k[0], "k_subject": k[1], "k_start": k[2]} for k in sorted(keys)]
     if rows:
+        lock_counters(conn, sorted(keys))  # in the lock order (a reserve holds them already)
         conn.execute(_DENIED, rows)
 
 
@@ -230,16 +228,91 @@ def _add_held(conn: Connection, deltas: dict[Key, Decimal]) -> None:
         conn.execute(_ADD_HELD, rows)
 
 
-def _release(conn: Connection, rows: Sequence[Any]) -> None:
-    """Delete these holds (id, budget_id, subject, period_start, amount) and take them off their counters."""
-    if not rows:
-        return
-    deltas: dict[Key, Decimal] = {}
+def lock_rank(scope_kind: str, scope_value: str | None) -> int:
+    """Where a budget's counters come in the one order every writer locks them in: ``each:user`` counters
+    first, then ``each:project``, then the rest; by period (start, end), budget and subject within. Recording
+    upserts in this order (its ``each:`` statements first, one per period, rows by budget and subject), so a
+    reserve, a sweep and a recording never wait on each other round a loop on PostgreSQL."""
+    if scope_kind == "each":
+        return 0 if scope_value == "user" else 1
+    return 2
+
+
+def _rank_column() -> Any:
+    b = Budget.__table__.c
+    return case((b.scope_kind != "each", 2), (b.scope_value == "user", 0), else_=1)
+
+
+def lock_counters(conn: Connection, keys: Sequence[Key]) -> None:
+    """PostgreSQL: FOR UPDATE on these counter rows, in the lock order (``lock_rank``): what reserve, sweep,
+    a denial and a recording that settles holds take before they touch holds. SQLite has one writer."""
+    if keys and conn.dialect.name == "postgresql":
+        c = LimitCounter.__table__.c
+        conn.execute(
+            select(c.id)
+            .join(Budget.__table__, Budget.__table__.c.id == c.budget_id)
+            .where(_key_filter(c, sorted(set(keys))))
+            .order_by(_rank_column(), c.period_start, c.period_end, c.budget_id, c.subject)
+            .with_for_update(of=LimitCounter.__table__)
+        )
+
+
+_HOLD_KEY = (LimitHold.__table__.c.budget_id, LimitHold.__table__.c.subject, LimitHold.__table__.c.period_start)
+
+
+def _taken(rows: Iterable[Any]) -> dict[Key, Decimal]:
+    """What deleted holds (``budget_id, subject, period_start, amount``) held, per counter."""
+    found: dict[Key, Decimal] = {}
     for row in rows:
         key = (row.budget_id, row.subject, row.period_start)
-        deltas[key] = deltas.get(key, Decimal(0)) - row.amount
-    _add_held(conn, deltas)
-    conn.execute(delete(LimitHold).where(LimitHold.id.in_([row.id for row in rows])))
+        found[key] = found.get(key, Decimal(0)) + row.amount
+    return found
+
+
+SWEEP_BATCH = 2000
+
+
+def any_expired(conn: Connection, now: datetime) -> bool:
+    h = LimitHold.__table__.c
+    return conn.execute(select(h.id).where(h.expires_at <= now).limit(1)).first() is not None
+
+
+def sweep_expired(conn: Connection, now: datetime, batch: int = SWEEP_BATCH) -> int:
+    """Release the expired holds of up to ``batch`` counters: delete them and take them off ``held``
+    (returns how many counters; fewer than ``batch`` when none is left).
+
+    A check sums the expired holds still on the table (``_READ``); a reserve sweeps only the counters it
+    locks. Without this, holds left by a client that stopped reserving would be summed by every later
+    check. The counters are locked first, then the holds deleted with RETURNING: a hold that a reserve or a
+    recording released meanwhile is gone from the DELETE, so nothing is released twice.
+    """
+    h = LimitHold.__table__.c
+    found = select(h.budget_id, h.subject, h.period_start).where(h.expires_at <= now).distinct().limit(batch)
+    keys = sorted({(r.budget_id, r.subject, r.period_start) for r in conn.execute(found)})
+    if not keys:
+        return 0
+    lock_counters(conn, keys)
+    taken = _take(conn, and_(_holds_of(keys), h.expires_at <= now))
+    _add_held(conn, {key: -amount for key, amount in taken.items()})
+    return len(keys)
+
+
+def _holds_of(keys: Sequence[Key]) -> Any:
+    """Holds of exactly these counters: the three lists reach ``ix_limit_holds_key``, the row values pick."""
+    h = LimitHold.__table__.c
+    return and_(
+        h.budget_id.in_(sorted({k[0] for k in keys})),
+        h.subject.in_(sorted({k[1] for k in keys})),
+        h.period_start.in_(sorted({k[2] for k in keys})),
+        _key_filter(h, keys),
+    )
+
+
+def _take(conn: Connection, condition: Any) -> dict[Key, Decimal]:
+    """Delete the holds matching ``condition`` and say what they held, per counter (DELETE ... RETURNING:
+    a hold another transaction released first is not in it, so no hold is ever taken off ``held`` twice)."""
+    h = LimitHold.__table__.c
+    return _taken(conn.execute(delete(LimitHold).where(condition).returning(*_HOLD_KEY, h.amount)))
 
 
 def replace_holds(
@@ -247,23 +320,16 @@ def replace_holds(
 ) -> None:
     """Under the counters' locks: sweep their expired holds, drop this request id's, write the new ones."""
     h = LimitHold.__table__.c
-    columns = (h.id, h.budget_id, h.subject, h.period_start, h.amount)
-    keys = {key for key, _ in holds}
-    gone = list(conn.execute(select(*columns).where(h.request_id == request_id)))
-    if keys:
-        expired = select(*columns).where(  # the three lists reach the index; the exact keys are picked here
-            h.budget_id.in_({k[0] for k in keys}),
-            h.subject.in_({k[1] for k in keys}),
-            h.period_start.in_({k[2] for k in keys}),
-            h.expires_at <= now,
-        )
-        mine = {row.id for row in gone}
-        rows = conn.execute(expired)
-        gone += [r for r in rows if (r.budget_id, r.subject, r.period_start) in keys and r.id not in mine]
-    _release(conn, gone)
+    keys = sorted({key for key, _ in holds})
+    deltas = {key: -amount for key, amount in _take(conn, h.request_id == request_id).items()}
+    if keys:  # a statement of its own: each reaches its index (an OR of the two may scan the table)
+        for key, amount in _take(conn, and_(_holds_of(keys), h.expires_at <= now)).items():
+            deltas[key] = deltas.get(key, Decimal(0)) - amount
+    for key, amount in holds:
+        deltas[key] = deltas.get(key, Decimal(0)) + amount
+    _add_held(conn, {key: delta for key, delta in deltas.items() if delta})
     if not holds:
         return
-    _add_held(conn, dict(holds))
     conn.execute(
         insert(LimitHold),
         [
@@ -376,22 +442,6 @@ def add_each_spend(
     conn.execute(_EACH[(dimension, postgres)], params)
 
 
-def held_by(conn: Connection, request_ids: Sequence[str]) -> dict[Key, Decimal]:
-    """What the holds of these request ids hold, per counter."""
-    h = LimitHold.__table__.c
-    found: dict[Key, Decimal] = {}
-    for start in range(0, len(request_ids), 500):
-        query = (
-            select(h.budget_id, h.subject, h.period_start, type_coerce(func.sum(h.amount), Money()))
-            .where(_request_ids(conn, request_ids[start : start + 500]))
-            .group_by(h.budget_id, h.subject, h.period_start)
-        )
-        for budget_id, subject, period_start, amount in conn.execute(query):
-            key = (budget_id, subject, period_start)
-            found[key] = found.get(key, Decimal(0)) + amount
-    return found
-
-
 def _request_ids(conn: Connection, chunk: Sequence[str]) -> Any:
     h = LimitHold.__table__.c
     if conn.dialect.name == "postgresql":
@@ -399,15 +449,33 @@ def _request_ids(conn: Connection, chunk: Sequence[str]) -> Any:
     return h.request_id.in_(list(chunk))
 
 
+def hold_keys(conn: Connection, request_ids: Sequence[str]) -> set[Key]:
+    """The counters the holds of these request ids are on (read without locks: which rows to lock)."""
+    found: set[Key] = set()
+    for start in range(0, len(request_ids), 500):
+        query = select(*_HOLD_KEY).where(_request_ids(conn, request_ids[start : start + 500])).distinct()
+        found.update((row.budget_id, row.subject, row.period_start) for row in conn.execute(query))
+    return found
+
+
+def settle(conn: Connection, request_ids: Sequence[str]) -> dict[Key, Decimal]:
+    """Delete the holds of these request ids (their calls are recorded) and say what they held, per counter.
+    The caller holds the counters' locks (``lock_counters``), as reserve and sweep do before touching holds."""
+    settled: dict[Key, Decimal] = {}
+    for start in range(0, len(request_ids), 500):
+        for key, amount in _take(conn, _request_ids(conn, request_ids[start : start + 500])).items():
+            settled[key] = settled.get(key, Decimal(0)) + amount
+    return settled
+
+
 def apply_recorded(
     conn: Connection,
     added: dict[Key, tuple[datetime, Decimal]],
     settled: dict[Key, Decimal],
-    request_ids: Sequence[str],
+    ranks: dict[int, int],
 ) -> None:
-    """spend += the batch's cost and held -= its settled holds, in one statement over the keys in order (two
-    writers lock the same rows in the same order); a counter recording makes is stale (it holds only this
-    batch). Then the settled holds are deleted."""
+    """spend += the batch's cost and held -= its settled holds, in one statement over the keys in the lock order
+    (``ranks``: budget id -> ``lock_rank``); a counter recording makes is stale (it holds only this batch)."""
     c = LimitCounter.__table__.c
     upsert = _insert(conn)(LimitCounter)
     statement = upsert.on_conflict_do_update(
@@ -419,7 +487,10 @@ def apply_recorded(
         },
     )
     # a settled hold's counter exists (the reserve made it), so its row is updated, never inserted
-    keys = sorted(set(added) | set(settled))
+    def order(k: Key) -> tuple[Any, ...]:  # settled-only rows are locked already; their place does not matter
+        return (ranks.get(k[0], 2), k[2], added[k][0] if k in added else k[2], k[0], k[1])
+
+    keys = sorted(set(added) | set(settled), key=order)
     rows = [
         dict(
             budget_id=key[0],
@@ -437,8 +508,6 @@ def apply_recorded(
     ]
     if rows:
         conn.execute(statement, rows)
-    for start in range(0, len(request_ids), 500):
-        conn.execute(delete(LimitHold).where(_request_ids(conn, request_ids[start : start + 500])))
 
 
 def subjects_near_limit(

@@ -37,7 +37,8 @@ def spend(engine: Engine, dollars: str, *, user: str | None = None, project: str
 
 
 def add(engine: Engine, name: str, amount: str, scope: str = "all", *, enforce: bool = True, **kw: Any):
-    spec = budgets.validate(name, amount, "month", scope, "UTC", kw.get("thresholds"), kw.get("webhook"), None)
+    period = kw.get("period", "month")
+    spec = budgets.validate(name, amount, period, scope, "UTC", kw.get("thresholds"), kw.get("webhook"), None)
     spec = budgets.BudgetSpec(**{**spec.__dict__, "enforce": enforce})
     return budgets.add_budget(engine, spec).budget
 
@@ -257,3 +258,86 @@ def test_expired_holds_are_swept_by_the_next_reserve_and_stop_counting(engine: E
         assert conn.execute(select(LimitCounter.held)).scalar_one() == Decimal("4.5")
     service.release(engine, "new")
     assert ask(engine, "5").allowed
+
+
+def _holds_and_held(engine: Engine) -> tuple[int, Decimal, Decimal]:
+    """(holds on the table, their sum, what the counters' ``held`` says)."""
+    from core.storage.limit_tables import LimitCounter
+
+    with engine.connect() as conn:
+        count, total = conn.execute(select(func.count(), func.coalesce(func.sum(LimitHold.amount), 0))).one()
+        held = conn.execute(select(func.coalesce(func.sum(LimitCounter.held), 0))).scalar_one()
+    return count, Decimal(total), Decimal(held)
+
+
+def test_holds_left_by_a_client_that_stopped_are_swept_by_the_server_loop(engine: Engine) -> None:
+    """A client reserved and crashed: no reserve comes to sweep its expired holds, the server's loop does."""
+    from core.budgets import worker
+
+    add(engine, "cap", "5")
+    add(engine, "per-user", "3", "each:user")
+    moment = now_utc() - timedelta(minutes=10)
+    for i in range(30):
+        request = service.validate(
+            engine, estimated_cost="0.10", user=f"u-{i % 3}", reserve=True, request_id=f"gone-{i}", hold_seconds=60
+        )
+        assert service.reserve(engine, request, now=moment).allowed
+    assert _holds_and_held(engine) == (60, Decimal("6.00"), Decimal("6.00"))  # two budgets apply to each
+    live = service.validate(engine, estimated_cost="1", user="u-0", reserve=True, request_id="live", hold_seconds=600)
+    assert service.reserve(engine, live).allowed
+    worker.tick(engine, detect.Watermark())  # the loop's pass: the expired holds go, the live one stays
+    with engine.connect() as conn:
+        assert conn.execute(select(LimitHold.request_id).distinct()).scalars().all() == ["live"]
+    assert _holds_and_held(engine) == (2, Decimal(2), Decimal(2))
+    assert service.sweep_expired_holds(engine) == 0  # nothing left: one read
+    decision = ask(engine, "4", user="u-0")
+    assert [(s.budget, s.held) for s in decision.limits] == [("cap", Decimal(1)), ("per-user", Decimal(1))]
+
+
+def test_sweeps_reserves_and_recordings_at_once_release_each_hold_once(engine: Engine) -> None:
+    """The counters' ``held`` stays the sum of the holds on the table whatever order the three run in, and no
+    two of them deadlock on PostgreSQL (budgets of two periods, per user and per project, lock in one order)."""
+    add(engine, "cap", "1000")
+    add(engine, "per-project-day", "1000", "each:project", period="day")
+    add(engine, "per-user", "1000", "each:user")
+    add(engine, "per-user-day", "1000", "each:user", period="day")
+    past = now_utc() - timedelta(minutes=10)
+    start = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def reserving(worker_id: int) -> None:
+        start.wait()
+        for i in range(15):
+            rid = f"w{worker_id}-{i}"
+            who = {"user": f"u-{i % 2}", "project": f"p-{i % 3}"}
+            request = service.validate(
+                engine, estimated_cost="0.5", reserve=True, request_id=rid, hold_seconds=60, **who
+            )
+            service.reserve(engine, request, now=past if i % 2 else None)  # every other hold already expired
+            if i % 3 == 0:
+                spend(engine, "0.25", rid=rid, **who)  # recorded: its hold, expired or not, settles
+
+    def sweeping() -> None:
+        start.wait()
+        for _ in range(20):
+            service.sweep_expired_holds(engine)
+
+    def guarded(target: Any, *args: Any) -> None:
+        try:
+            target(*args)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(reserving, n)) for n in range(4)]
+    threads += [threading.Thread(target=guarded, args=(sweeping,)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    count, total, held = _holds_and_held(engine)
+    assert held == total and count > 0  # nothing released twice, nothing left counted after it went
+    service.sweep_expired_holds(engine)
+    count, total, held = _holds_and_held(engine)
+    assert count == 4 * 5 * 4  # the unexpired, unrecorded reserves of 4 workers, on 4 budgets each
+    assert held == total == Decimal("0.5") * count
