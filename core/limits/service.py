@@ -375,7 +375,9 @@ def reserve(engine: Engine, request: CheckRequest, now: datetime | None = None) 
             allowed = all(s.fits(request.estimated_cost) for s in states)
             if allowed:
                 expires = moment + timedelta(seconds=request.hold_seconds)
-                store.replace_holds(conn, rid, [(k, request.estimated_cost) for k in keys], moment, expires)
+                holds = [(k, request.estimated_cost) for k in keys]
+                swept = any(counters[k].expired for k in keys)
+                store.replace_holds(conn, rid, holds, moment, expires, sweep=swept)
             else:
                 store.count_denial(
                     conn, [k for k, s in zip(keys, states, strict=True) if not s.fits(request.estimated_cost)]
