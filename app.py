@@ -6,6 +6,7 @@ import streamlit as st
 
 import core.limits  # noqa: F401 - enforced budgets: counters kept by recording (test calls too), holds swept
 from core.budgets.worker import start_worker as start_budget_worker
+from core.storage.checkpoint import start_checkpointer
 from ui.common import start_app
 from ui.navigation import PAGES
 
@@ -15,6 +16,7 @@ st.set_page_config(page_title="Spendboard", page_icon=str(ICON), layout="wide")
 
 engine = start_app()
 start_budget_worker(engine)  # reconciles budgets and posts due alerts every few seconds, once per process
+start_checkpointer(engine)  # SQLite: the WAL copied into the database off the requests' time
 
 page = st.navigation(
     [

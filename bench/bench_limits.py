@@ -44,6 +44,7 @@ from core.limits import service
 from core.pricing.seeding import initialize_default_pricing
 from core.recording.calls import Call, make_call, record_batch
 from core.storage.budget_tables import Budget
+from core.storage.checkpoint import start_checkpointer
 from core.storage.engine import make_engine
 from core.storage.migrate import upgrade_database
 from core.storage.tables import UsageRecord
@@ -116,6 +117,7 @@ def database(backend: str) -> tuple[Engine, str]:
         url = pg_schema_url(f"bench_{label}", fresh=REBUILD)
     engine = make_engine(url)
     upgrade_database(engine)
+    start_checkpointer(engine)  # as a process that reserves does (the server, track(enforce=True)); SQLite only
     with engine.connect() as conn:
         have = conn.execute(select(func.count()).select_from(UsageRecord)).scalar_one()
     if have >= CALLS:

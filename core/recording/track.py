@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 from core.pricing.provider_usage import UsageFields, UsageShapeError, normalise_usage
 from core.recording import hooks
 from core.recording.calls import Call, CallError, RecordedCall, make_call, record_usage
+from core.storage.checkpoint import start_checkpointer
 
 logger = logging.getLogger("core.tracking")  # the name users configure (core.tracking is the public path)
 
@@ -273,7 +274,8 @@ def track(
 
     ``enforce=True``: before each request the enforced budgets are checked (the check
     ``core.tracking`` registers), the estimate held until the response is recorded; a denial
-    raises ``SpendLimitExceeded`` and the provider is never called.
+    raises ``SpendLimitExceeded`` and the provider is never called. On SQLite it also starts
+    ``core.storage.checkpoint``'s thread for ``engine``, so the reserves' commits stay short.
     """
     try:  # the names and tags are checked now, by the rules every recorded call follows
         checked = make_call(provider, "model", 0, 0, user=user, project=project, tags=tags)
@@ -286,6 +288,8 @@ def track(
             "messages.create nor chat_completion"
         )
     target = _Target(engine, provider, user, project, checked.tags, enforce)
+    if enforce:  # a reserve before every request: on SQLite, no commit of it copies the WAL (a background thread)
+        start_checkpointer(engine)
     for owner, name, what in endpoints:
         method = getattr(owner, name)
         if not getattr(method, _WRAPPED_MARK, False):
