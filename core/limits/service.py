@@ -366,9 +366,9 @@ def reserve(engine: Engine, request: CheckRequest, now: datetime | None = None) 
             _fresh_counters(engine, chosen, moment, rid)
 
         def work(conn: Connection) -> Decision | None:
-            if store.is_recorded(conn, rid):
+            counters, recorded = store.reserve_read(conn, keys, moment, rid)
+            if recorded:
                 raise RecordedAlready(f"request_id: {rid!r} is already recorded; its real cost counts, nothing to hold")
-            counters = store.read(conn, keys, moment, exclude_request=rid, lock=True)
             if any(k not in counters or not counters[k].fresh for k in keys):
                 return None  # a recording or a reprice came in between: sum again, outside the lock
             states = _states(chosen, counters)

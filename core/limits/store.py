@@ -31,6 +31,7 @@ from sqlalchemy import (
     case,
     cast,
     delete,
+    exists,
     func,
     insert,
     literal,
@@ -39,6 +40,7 @@ from sqlalchemy import (
     true,
     tuple_,
     type_coerce,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -142,6 +144,44 @@ def _read_statement(postgres: bool) -> Any:
 _READ = {postgres: _read_statement(postgres) for postgres in (False, True)}
 
 
+def _locked_read_statement() -> Any:
+    """PostgreSQL, reserve: lock the counters in the lock order and read them in the same statement.
+
+    A row that waited for another reserve's lock is returned as that reserve committed it (READ
+    COMMITTED re-reads a locked row), so ``held``, ``spend`` and ``version`` are current; the sums of
+    holds come from the statement's snapshot, taken before the wait, so they may be behind. They are
+    only ever used to decide that a precise read is needed (``reserve_read``), never subtracted here."""
+    c = LimitCounter.__table__.c
+    h = LimitHold.__table__.c
+    k = _pg_keys()
+    now = bindparam("now", type_=UTCDateTime())
+    same = [h.budget_id == c.budget_id, h.subject == c.subject, h.period_start == c.period_start]
+    expired = select(func.count()).where(*same, h.expires_at <= now).scalar_subquery()
+    # any hold of this request id, on any counter (by the request id's index; once for the statement)
+    own = select(func.count()).where(h.request_id == bindparam("rid", type_=String())).scalar_subquery()
+    corrections = select(func.coalesce(func.max(PriceCorrection.id), 0)).scalar_subquery()
+    joined = LimitCounter.__table__.join(k, _on_keys(c, k)).join(Budget.__table__, Budget.__table__.c.id == c.budget_id)
+    return (
+        select(
+            c.budget_id,
+            c.subject,
+            c.period_start,
+            c.spend,
+            c.version,
+            c.stale,
+            c.corrections_seen,
+            c.denied,
+            c.held,
+            corrections.label("corrections"),
+            (expired + own).label("doubtful"),
+            exists().where(UsageRecord.request_id == bindparam("rid", type_=String())).label("recorded"),
+        )
+        .select_from(joined)
+        .order_by(_rank_column(), c.period_start, c.period_end, c.budget_id, c.subject)
+        .with_for_update(of=LimitCounter.__table__)
+    )
+
+
 def last_correction(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.max(PriceCorrection.id), 0))).scalar_one())
 
@@ -190,6 +230,35 @@ def read(
             held = row.held - row.expired - own.get(key, Decimal(0))
             found[key] = Counter(key, row.spend, held, row.version, fresh, row.denied, row.expired != 0)
     return found
+
+
+def reserve_read(
+    conn: Connection, keys: Sequence[Key], now: datetime, request_id: str
+) -> tuple[dict[Key, Counter], bool]:
+    """The counters of ``keys`` locked (the guarantee's row locks, in the lock order) and read, and whether
+    a call with ``request_id`` is recorded already.
+
+    PostgreSQL: one statement (``_LOCKED_READ``) when no counter has an expired hold and the request id
+    has none; else (or on SQLite, whose single writer is the lock) ``read`` after the locks, whose
+    snapshot is taken after any wait and so sees every hold the previous lock holder committed. A call
+    recorded while this waited is not seen: its hold then stands until it expires (more held, never less)."""
+    rows = []
+    if keys and conn.dialect.name == "postgresql":
+        params = {"now": now, "rid": request_id, **_pg_key_params(sorted(set(keys)))}
+        rows = list(conn.execute(_LOCKED_READ, params))
+    if not rows:  # SQLite, no budget applies, or no counter yet (the caller sums them and comes back)
+        recorded = is_recorded(conn, request_id)
+        return (read(conn, keys, now, exclude_request=request_id, lock=True) if not recorded else {}), recorded
+    if rows[0].recorded:
+        return {}, True
+    if any(row.doubtful for row in rows):  # the locks are held now: read again, with a snapshot from after them
+        return read(conn, keys, now, exclude_request=request_id), False
+    found: dict[Key, Counter] = {}
+    for row in rows:
+        key = (row.budget_id, row.subject, row.period_start)
+        fresh = not row.stale and row.corrections_seen >= row.corrections
+        found[key] = Counter(key, row.spend, row.held, row.version, fresh, row.denied)
+    return found, False
 
 
 def refresh(engine: Engine, budget: Budget, key: Key, period_end: datetime, seen: Counter | None) -> None:
@@ -392,6 +461,10 @@ def replace_holds(
     drop this request id's, write the new ones."""
     h = LimitHold.__table__.c
     keys = sorted({key for key, _ in holds})
+    if holds and not sweep and conn.dialect.name == "postgresql":
+        params = {"rid": request_id, "now": now, "expires": expires}
+        conn.execute(_REPLACE_PG, params | _pg_key_params([k for k, _ in holds], [a for _, a in holds]))
+        return
     deltas = {key: -amount for key, amount in _take(conn, h.request_id == request_id).items()}
     if keys and sweep:  # a statement of its own: each reaches its index (an OR of the two may scan the table)
         for key, amount in _take(conn, and_(_holds_of(keys), h.expires_at <= now)).items():
@@ -416,6 +489,46 @@ def replace_holds(
             for key, amount in holds
         ],
     )
+
+
+def _replace_statement() -> Any:
+    """PostgreSQL: this request id's old holds deleted, the new ones written and both moved onto the counters'
+    ``held``, in one statement (its parts see one snapshot: the delete never sees the rows inserted)."""
+    h = LimitHold.__table__.c
+    c = LimitCounter.__table__.c
+    k = _pg_keys(amounts=True)
+    rid = bindparam("rid", type_=String())
+    columns = (h.budget_id, h.subject, h.period_start, h.amount)
+    gone = delete(LimitHold).where(h.request_id == rid).returning(*columns).cte("gone")
+    rows = select(
+        cast(rid, String()),
+        k.c.b,
+        k.c.s,
+        k.c.p,
+        k.c.a,
+        bindparam("now", type_=UTCDateTime()),
+        bindparam("expires", type_=UTCDateTime()),
+    )
+    names = ["request_id", "budget_id", "subject", "period_start", "amount", "created_at", "expires_at"]
+    made = insert(LimitHold).from_select(names, rows).returning(*columns).cte("made")
+    moves = union_all(
+        select(made.c.budget_id, made.c.subject, made.c.period_start, made.c.amount),
+        select(gone.c.budget_id, gone.c.subject, gone.c.period_start, -gone.c.amount),
+    ).subquery("moves")
+    delta = (
+        select(moves.c.budget_id, moves.c.subject, moves.c.period_start, func.sum(moves.c.amount).label("amount"))
+        .group_by(moves.c.budget_id, moves.c.subject, moves.c.period_start)
+        .subquery("delta")
+    )
+    return (
+        update(LimitCounter)
+        .where(c.budget_id == delta.c.budget_id, c.subject == delta.c.subject, c.period_start == delta.c.period_start)
+        .values(held=LimitCounter.held + delta.c.amount)
+    )
+
+
+_REPLACE_PG = _replace_statement()
+_LOCKED_READ = _locked_read_statement()
 
 
 def is_recorded(conn: Connection, request_id: str) -> bool:
