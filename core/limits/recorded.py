@@ -34,24 +34,16 @@ def on_recorded(conn: Connection, calls: Sequence[Any], ids: Sequence[int]) -> N
     for budget in budgets:
         period = service.current_period(budget, moment)
         windows.setdefault((period.start, period.end), []).append(budget)
-    rows = store.batch_rows(conn, ids)
+    spans = sorted(windows)
+    users = [b.scope_value for b in budgets if b.scope_kind == "user" and b.scope_value]
+    projects = [b.scope_value for b in budgets if b.scope_kind == "project" and b.scope_value]
+    sums = store.batch_sums(conn, ids, spans, users, projects)  # summed in SQL, not read call by call
     added: dict[Key, tuple[datetime, Decimal]] = {}
     each_due: list[tuple[str, datetime, datetime, list[int]]] = []
-    for (start, end), chosen in sorted(windows.items(), key=lambda item: item[0]):
-        # the batch's cost in this period, summed once per dimension; each budget then reads its sum
-        sums: dict[tuple[str, str | None], Decimal] = {}
-        for timestamp, provider, model, user, project, cost in rows:
-            if start <= timestamp < end:
-                for dimension in (
-                    ("all", ""),
-                    ("provider", provider),
-                    ("model", model),
-                    ("user", user),
-                    ("project", project),
-                ):
-                    sums[dimension] = sums.get(dimension, Decimal(0)) + cost
-        if not sums:
-            continue
+    for i, (start, end) in enumerate(spans):
+        if (i, "all", "") not in sums:
+            continue  # no call of the batch in this period
+        chosen = windows[(start, end)]
         for each_of in ("user", "project"):
             each = [b.id for b in chosen if b.scope_kind == "each" and b.scope_value == each_of]
             if each:
@@ -59,8 +51,8 @@ def on_recorded(conn: Connection, calls: Sequence[Any], ids: Sequence[int]) -> N
         for budget in chosen:
             if budget.scope_kind == "each":
                 continue
-            value = "" if budget.scope_kind == "all" else budget.scope_value
-            found = sums.get((budget.scope_kind, value))
+            value = "" if budget.scope_kind == "all" else (budget.scope_value or "")
+            found = sums.get((i, budget.scope_kind, value))
             if found is not None:
                 added[(budget.id, "", start)] = (end, found)
     # the each: counters first, users before projects, by period: the lock order of ``store.lock_rank``

@@ -538,16 +538,55 @@ def is_recorded(conn: Connection, request_id: str) -> bool:
 # ---- inside the recording transaction -------------------------------------------------------------
 
 
-def batch_rows(
-    conn: Connection, ids: Sequence[int]
-) -> list[tuple[datetime, str, str, str | None, str | None, Decimal]]:
-    """(timestamp, provider, model, user, project, cost) of the batch's stored calls, read by primary key."""
+def batch_sums(
+    conn: Connection,
+    ids: Sequence[int],
+    windows: Sequence[tuple[datetime, datetime]],
+    users: Sequence[str],
+    projects: Sequence[str],
+) -> dict[tuple[int, str, str], Decimal]:
+    """The batch's stored cost per window (its index), summed in SQL for what budgets of one scope read:
+    ``(i, "all", "")``, ``(i, "provider", P)``, ``(i, "model", M)`` and, for the users and projects given
+    (those of ``user:`` / ``project:`` budgets), ``(i, "user", U)`` and ``(i, "project", X)``. A window the
+    batch has no call in has no entry. One statement, grouped three ways; no call is read into Python."""
+    if not windows:
+        return {}
     u = UsageRecord.__table__.c
     in_batch: Any = u.id.between(ids[0], ids[-1])
     if conn.dialect.name == "postgresql":  # another writer's ids may interleave with ours
         in_batch = and_(in_batch, u.id == any_(cast(bindparam("batch_ids", list(ids)), ARRAY(BigInteger))))
-    query = select(u.timestamp, u.provider, u.model, u.user_id, u.project, u.cost_total).where(in_batch)
-    return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
+    inside = [and_(u.timestamp >= start, u.timestamp < end) for start, end in windows]
+    sums = [
+        type_coerce(func.sum(case((w, u.cost_total), else_=0)), Money()).label(f"s{i}") for i, w in enumerate(inside)
+    ]
+    counts = [func.sum(case((w, 1), else_=0)).label(f"n{i}") for i, w in enumerate(inside)]
+    parts = [
+        select(literal("pm").label("kind"), u.provider, u.model, *sums, *counts)
+        .where(in_batch)
+        .group_by(u.provider, u.model)
+    ]
+    for kind, column, wanted in (("user", u.user_id, users), ("project", u.project, projects)):
+        if wanted:
+            parts.append(
+                select(literal(kind), column, literal(""), *sums, *counts)
+                # coalesce(): reached through the batch's ids, never the column's index (every call of
+                # those users this month: 17 ms a batch against 1 ms)
+                .where(in_batch, func.coalesce(column, "").in_(sorted(set(wanted))))
+                .group_by(column)
+            )
+    found: dict[tuple[int, str, str], Decimal] = {}
+    for row in conn.execute(union_all(*parts) if len(parts) > 1 else parts[0]):
+        for i in range(len(windows)):
+            if not row[3 + len(windows) + i]:  # no call of this group in window i
+                continue
+            amount = row[3 + i]
+            if row[0] == "pm":
+                keys = [(i, "all", ""), (i, "provider", row[1]), (i, "model", row[2])]
+            else:
+                keys = [(i, row[0], row[1])]
+            for key in keys:
+                found[key] = found.get(key, Decimal(0)) + amount
+    return found
 
 
 def _each_statement(dimension: str, postgres: bool) -> Any:
@@ -670,6 +709,7 @@ def apply_recorded(
             "version": c.version + 1,
         },
     )
+
     # a settled hold's counter exists (the reserve made it), so its row is updated, never inserted
     def order(k: Key) -> tuple[Any, ...]:  # settled-only rows are locked already; their place does not matter
         return (ranks.get(k[0], 2), k[2], added[k][0] if k in added else k[2], k[0], k[1])

@@ -341,3 +341,31 @@ def test_sweeps_reserves_and_recordings_at_once_release_each_hold_once(engine: E
     count, total, held = _holds_and_held(engine)
     assert count == 4 * 5 * 4  # the unexpired, unrecorded reserves of 4 workers, on 4 budgets each
     assert held == total == Decimal("0.5") * count
+
+
+def test_recording_keeps_every_kind_of_counter_exact(engine: Engine) -> None:
+    """Counters of every scope and two periods, read once (so they exist), then a mixed batch recorded: each
+    check answers the spend the roll-ups give (``budgets list``), not one pico-dollar off."""
+    from core.recording.calls import make_call
+
+    scopes = ["all", "provider:acme-llm", "model:m-2", "user:u-1", "project:p-2", "each:user", "each:project"]
+    for period in ("month", "day"):
+        for scope in scopes:
+            add(engine, f"{scope}-{period}", "1000", scope, period=period)
+    who = [dict(user="u-1", project="p-1"), dict(user="u-2", project="p-2"), dict(user=None, project=None)]
+    for person in who:  # the counters exist before the batch: recording must add to them, not be summed later
+        ask(engine, "0", provider=PROVIDER, model="m-2", **person)
+    calls = [
+        make_call(PROVIDER, f"m-{1 + i % 2}", 1_000 + 37 * i, 0, **who[i % 3]) for i in range(30)
+    ] + [make_call("other-llm", "m-2", 5_000, 0, user="u-1", project="p-2")]
+    record_batch(engine, calls)
+    expected = {s.budget.name: s.spend for s in budgets.list_status(engine)}
+    for person in who:
+        decision = ask(engine, "0", provider=PROVIDER, model="m-2", **person)
+        for state in decision.limits:
+            if state.subject:  # each: budgets: the subject's own spend, from the calls
+                mine = [c for c in calls if (c.user if "each:user" in state.budget else c.project) == state.subject]
+                assert state.spend == sum((Decimal(c.input_tokens) / 1_000_000 for c in mine), Decimal(0))
+            else:
+                assert state.spend == expected[state.budget], state.budget
+    assert {s.budget for s in decision.limits} >= {"all-month", "all-day", "model:m-2-month", "provider:acme-llm-day"}
