@@ -13,11 +13,10 @@ from sqlalchemy import Engine
 from core.anomalies import service as anomalies
 from core.budgets import detect
 from core.notify import delivery
+from core.storage.background import OncePerDatabase
 
 log = logging.getLogger(__name__)
 INTERVAL_SECONDS = 5.0  # due events go out within 10 s
-_lock = threading.Lock()
-_started: dict[str, tuple[threading.Thread, threading.Event]] = {}
 Chore = Callable[[Engine], object]
 _chores: list[Chore] = []
 
@@ -48,26 +47,16 @@ def _loop(engine: Engine, stop: threading.Event, interval: float) -> None:
         stop.wait(interval)
 
 
+_threads = OncePerDatabase("spendboard-budgets", _loop)
+
+
 def start_worker(engine: Engine, interval: float = INTERVAL_SECONDS) -> threading.Thread | None:
     """Start the loop once per process and database (``SPENDBOARD_BUDGET_WORKER=0`` turns it off)."""
     if os.environ.get("SPENDBOARD_BUDGET_WORKER", "1").strip() in ("0", "false", "no", "off"):
         return None
-    key = str(engine.url)
-    with _lock:
-        running = _started.get(key)
-        if running is not None and running[0].is_alive():
-            return running[0]
-        stop = threading.Event()
-        thread = threading.Thread(target=_loop, args=(engine, stop, interval), name="spendboard-budgets", daemon=True)
-        thread.start()
-        _started[key] = (thread, stop)
-        return thread
+    return _threads.start(engine, interval)
 
 
 def stop_worker(engine: Engine, timeout: float = 10.0) -> None:
     """Stop the loop for this database (tests; a server simply exits)."""
-    with _lock:
-        running = _started.pop(str(engine.url), None)
-    if running is not None:
-        running[1].set()
-        running[0].join(timeout)
+    _threads.stop(engine, timeout)

@@ -101,24 +101,11 @@ def _on_keys(c: Any, k: Any) -> Any:
     return and_(c.budget_id == k.c.b, c.subject == k.c.s, c.period_start == k.c.p)
 
 
-def _read_statement(postgres: bool) -> Any:
-    """The counters with their live holds: one statement, made once. SQLite reaches the rows through the
-    unique key's index on three IN lists (the exact keys are picked after); PostgreSQL joins the keys as rows
-    (``_pg_keys``), one probe of the unique index each (on the three lists its planner, with the counters'
-    statistics behind a burst of new ones, took the rank index and filtered 113,000 rows: 10 ms a reserve).
-
-    ``held`` is kept on the counter row, so a budget with thousands of holds in flight is read in
-    one row; only the holds that expired since the last sweep are summed (a short index range)."""
+def _counter_columns() -> list[Any]:
+    """What both reads return of a counter: its key, spend, version, freshness, denials and ``held``."""
     c = LimitCounter.__table__.c
-    h = LimitHold.__table__.c
-    # what the counter's ``held`` still includes but no longer counts: expired holds not swept yet,
-    # and the check's own earlier hold (a second reserve replaces it)
-    now = bindparam("now", type_=UTCDateTime())
-    same = [h.budget_id == c.budget_id, h.subject == c.subject, h.period_start == c.period_start]
-    summed = select(func.coalesce(func.sum(h.amount), 0)).where(*same, h.expires_at <= now).scalar_subquery()
-    expired = type_coerce(summed, Money())  # a short index range: the holds expired since the last sweep
     corrections = select(func.coalesce(func.max(PriceCorrection.id), 0)).scalar_subquery()
-    query = select(
+    return [
         c.budget_id,
         c.subject,
         c.period_start,
@@ -129,8 +116,31 @@ def _read_statement(postgres: bool) -> Any:
         c.denied,
         c.held,
         corrections.label("corrections"),
-        expired.label("expired"),  # subtracted from held below (one subquery, not one for each column)
-    )
+    ]
+
+
+def _expired_holds(aggregate: Any) -> Any:
+    """``aggregate`` over the counter's holds that expired by ``now`` and are not swept yet (a short range of
+    ``ix_limit_holds_key``): what its ``held`` still includes but no longer counts."""
+    c = LimitCounter.__table__.c
+    h = LimitHold.__table__.c
+    now = bindparam("now", type_=UTCDateTime())
+    same = [h.budget_id == c.budget_id, h.subject == c.subject, h.period_start == c.period_start]
+    return select(aggregate).where(*same, h.expires_at <= now).scalar_subquery()
+
+
+def _read_statement(postgres: bool) -> Any:
+    """The counters with their live holds: one statement, made once. SQLite reaches the rows through the
+    unique key's index on three IN lists (the exact keys are picked after); PostgreSQL joins the keys as rows
+    (``_pg_keys``), one probe of the unique index each (on the three lists its planner, with the counters'
+    statistics behind a burst of new ones, took the rank index and filtered 113,000 rows: 10 ms a reserve).
+
+    ``held`` is kept on the counter row, so a budget with thousands of holds in flight is read in
+    one row; only the holds that expired since the last sweep are summed, and subtracted in ``read``."""
+    c = LimitCounter.__table__.c
+    h = LimitHold.__table__.c
+    expired = type_coerce(_expired_holds(func.coalesce(func.sum(h.amount), 0)), Money())
+    query = select(*_counter_columns(), expired.label("expired"))
     if postgres:
         k = _pg_keys()
         return query.select_from(LimitCounter.__table__.join(k, _on_keys(c, k)))
@@ -154,27 +164,15 @@ def _locked_read_statement() -> Any:
     c = LimitCounter.__table__.c
     h = LimitHold.__table__.c
     k = _pg_keys()
-    now = bindparam("now", type_=UTCDateTime())
-    same = [h.budget_id == c.budget_id, h.subject == c.subject, h.period_start == c.period_start]
-    expired = select(func.count()).where(*same, h.expires_at <= now).scalar_subquery()
     # any hold of this request id, on any counter (by the request id's index; once for the statement)
     own = select(func.count()).where(h.request_id == bindparam("rid", type_=String())).scalar_subquery()
-    corrections = select(func.coalesce(func.max(PriceCorrection.id), 0)).scalar_subquery()
+    recorded = exists().where(UsageRecord.request_id == bindparam("rid", type_=String()))
     joined = LimitCounter.__table__.join(k, _on_keys(c, k)).join(Budget.__table__, Budget.__table__.c.id == c.budget_id)
     return (
         select(
-            c.budget_id,
-            c.subject,
-            c.period_start,
-            c.spend,
-            c.version,
-            c.stale,
-            c.corrections_seen,
-            c.denied,
-            c.held,
-            corrections.label("corrections"),
-            (expired + own).label("doubtful"),
-            exists().where(UsageRecord.request_id == bindparam("rid", type_=String())).label("recorded"),
+            *_counter_columns(),
+            (_expired_holds(func.count()) + own).label("doubtful"),
+            recorded.label("recorded"),
         )
         .select_from(joined)
         .order_by(_rank_column(), c.period_start, c.period_end, c.budget_id, c.subject)

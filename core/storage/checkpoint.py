@@ -19,14 +19,13 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
+from core.storage.background import OncePerDatabase
 from core.storage.engine import sqlite_path
 
 log = logging.getLogger(__name__)
 CHECK_SECONDS = 0.5
 WAL_BYTES = 1000 * 4096  # SQLite's own mark: 1,000 pages of 4 KiB
 WAL_KEEP_BYTES = 64 * 1024 * 1024  # after a checkpoint, a larger -wal file is truncated to this
-_lock = threading.Lock()
-_started: dict[str, tuple[threading.Thread, threading.Event]] = {}
 
 
 def _defer(dbapi_connection: Any, _record: Any) -> None:
@@ -48,7 +47,8 @@ def checkpoint(engine: Engine, mode: str = "PASSIVE") -> tuple[int, int, int]:
     return int(row[0]), int(row[1]), int(row[2])
 
 
-def _loop(engine: Engine, wal: str, stop: threading.Event, interval: float) -> None:
+def _loop(engine: Engine, stop: threading.Event, interval: float) -> None:
+    wal = f"{sqlite_path(str(engine.url))}-wal"
     while not stop.wait(interval):
         try:
             size = os.path.getsize(wal)
@@ -64,31 +64,23 @@ def _loop(engine: Engine, wal: str, stop: threading.Event, interval: float) -> N
             log.warning("WAL checkpoint failed, trying again: %s", exc)
 
 
+_threads = OncePerDatabase("spendboard-checkpoint", _loop)
+
+
 def start_checkpointer(engine: Engine, interval: float = CHECK_SECONDS) -> threading.Thread | None:
     """SQLite only, once per process and database: this engine's connections stop checkpointing on commit,
     and a daemon thread checkpoints when the WAL passes 1,000 pages. ``None`` for PostgreSQL or memory."""
     path = sqlite_path(str(engine.url)) if engine.dialect.name == "sqlite" else None
     if path is None:
         return None
-    key = str(engine.url)
-    with _lock:
-        running = _started.get(key)
-        if running is not None and running[0].is_alive():
-            return running[0]
+
+    def defer() -> None:
         if not event.contains(engine, "connect", _defer):
             event.listen(engine, "connect", _defer)
             engine.dispose()  # the pooled connections were made before: new ones take the pragmas
-        stop = threading.Event()
-        args = (engine, f"{path}-wal", stop, interval)
-        thread = threading.Thread(target=_loop, args=args, name="spendboard-checkpoint", daemon=True)
-        thread.start()
-        _started[key] = (thread, stop)
-        return thread
+
+    return _threads.start(engine, interval, before=defer)
 
 
 def stop_checkpointer(engine: Engine, timeout: float = 5.0) -> None:
-    with _lock:
-        running = _started.pop(str(engine.url), None)
-    if running is not None:
-        running[1].set()
-        running[0].join(timeout)
+    _threads.stop(engine, timeout)
