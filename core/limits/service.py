@@ -408,8 +408,14 @@ def decide(engine: Engine, request: CheckRequest, now: datetime | None = None) -
 
 
 def release(engine: Engine, request_id: str) -> None:
-    """Drop a request id's hold (the call was not made after all)."""
-    run_write(engine, lambda conn: store.replace_holds(conn, request_id, [], now_utc(), now_utc()))
+    """Drop a request id's hold (the call was not made after all): its counters locked first, as every writer
+    takes them before their holds."""
+
+    def work(conn: Connection) -> None:
+        store.lock_counters(conn, sorted(store.hold_keys(conn, [request_id])))
+        store.replace_holds(conn, request_id, [], now_utc(), now_utc())
+
+    run_write(engine, work)
 
 
 def sweep_expired_holds(engine: Engine, now: datetime | None = None) -> int:
