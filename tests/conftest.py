@@ -44,6 +44,19 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(core.config, "_dotenv_loaded", False)
 
 
+@pytest.fixture(autouse=True)
+def no_background_threads_left() -> Iterator[None]:
+    """A page test runs the app in this process, and the app starts the budget loop and the WAL checkpointer:
+    stopped after each test, or the loop would go on judging anomalies in the PostgreSQL schema the next
+    tests share (it advanced the anomaly pass's state under a test of back-dated calls)."""
+    yield
+    from core.budgets.worker import stop_all_workers
+    from core.storage.checkpoint import stop_all_checkpointers
+
+    stop_all_workers()
+    stop_all_checkpointers()
+
+
 @pytest.fixture(scope="session")
 def pg_schema_url() -> Iterator[str | None]:
     if not PG_URL:

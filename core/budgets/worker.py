@@ -60,3 +60,8 @@ def start_worker(engine: Engine, interval: float = INTERVAL_SECONDS) -> threadin
 def stop_worker(engine: Engine, timeout: float = 10.0) -> None:
     """Stop the loop for this database (tests; a server simply exits)."""
     _threads.stop(engine, timeout)
+
+
+def stop_all_workers(timeout: float = 10.0) -> None:
+    """Stop the loop of every database (tests: a page test's app starts one in the test process)."""
+    _threads.stop_all(timeout)

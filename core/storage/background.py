@@ -39,3 +39,13 @@ class OncePerDatabase:
         if running is not None:
             running[1].set()
             running[0].join(timeout)
+
+    def stop_all(self, timeout: float) -> None:
+        """Stop every database's thread (a test process, whose databases come and go between tests)."""
+        with self._lock:
+            running = list(self._started.values())
+            self._started.clear()
+        for _thread, stop in running:
+            stop.set()
+        for thread, _stop in running:
+            thread.join(timeout)

@@ -25,23 +25,24 @@ from core.storage.engine import sqlite_path
 log = logging.getLogger(__name__)
 CHECK_SECONDS = 0.5
 WAL_BYTES = 1000 * 4096  # SQLite's own mark: 1,000 pages of 4 KiB
-WAL_KEEP_BYTES = 64 * 1024 * 1024  # after a checkpoint, a larger -wal file is truncated to this
+WAL_KEEP_BYTES = 64 * 1024 * 1024  # past this, the WAL is truncated (and a larger file cut back to it)
+_CHECKPOINT = {"PASSIVE": "PRAGMA wal_checkpoint(PASSIVE)", "TRUNCATE": "PRAGMA wal_checkpoint(TRUNCATE)"}
 
 
 def _defer(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA wal_autocheckpoint = 0")
-    cursor.execute(f"PRAGMA journal_size_limit = {WAL_KEEP_BYTES}")
+    cursor.execute("PRAGMA journal_size_limit = 67108864")  # WAL_KEEP_BYTES
     cursor.close()
 
 
 def checkpoint(engine: Engine, mode: str = "PASSIVE") -> tuple[int, int, int]:
     """One checkpoint: (busy, pages in the WAL, pages copied), as SQLite reports them."""
-    if mode not in ("PASSIVE", "TRUNCATE"):
+    if mode not in _CHECKPOINT:
         raise ValueError(f"mode: {mode!r} is not PASSIVE or TRUNCATE")
     raw = engine.raw_connection()
     try:
-        row = raw.driver_connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()  # type: ignore[union-attr]
+        row = raw.driver_connection.execute(_CHECKPOINT[mode]).fetchone()  # type: ignore[union-attr]
     finally:
         raw.close()
     return int(row[0]), int(row[1]), int(row[2])
@@ -84,3 +85,7 @@ def start_checkpointer(engine: Engine, interval: float = CHECK_SECONDS) -> threa
 
 def stop_checkpointer(engine: Engine, timeout: float = 5.0) -> None:
     _threads.stop(engine, timeout)
+
+
+def stop_all_checkpointers(timeout: float = 5.0) -> None:
+    _threads.stop_all(timeout)
