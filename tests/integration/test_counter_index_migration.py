@@ -1,0 +1,106 @@
+"""Migration 0016 on a database of the previous revision: counters kept, the page's closest subjects unchanged,
+the period index without ``spend`` in place; and back down again. SQLite and (with TEST_DATABASE_URL) PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import Engine, create_engine, inspect, text
+
+from core.limits import store
+from core.storage.engine import make_engine
+from core.storage.migrate import head_revision, upgrade_database
+from core.storage.migrations import alembic_config
+
+PREVIOUS = "0015_enforced_limits"
+PG_URL = os.environ.get("TEST_DATABASE_URL")
+START = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite"] + (["postgresql"] if PG_URL else []))
+def previous(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A database at 0015 with an each:user budget and five counters."""
+    admin = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'r3.db'}"
+    else:
+        assert PG_URL is not None
+        schema = f"sb_mig16_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
+    engine = make_engine(url)
+    sqlite = engine.dialect.name == "sqlite"
+
+    def instant(moment: datetime) -> object:  # as the UTCDateTime column stores it: text of naive UTC on SQLite
+        return moment.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else moment
+
+    with engine.begin() as conn:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, PREVIOUS)
+        conn.execute(
+            text(
+                "INSERT INTO budgets (name, amount, currency, period, tz, scope_kind, scope_value, thresholds, "
+                "webhook_format, created_at, enforce) VALUES ('free', :a, 'USD', 'month', 'UTC', 'each', 'user', "
+                "'100', 'standard', :t, :e)"
+            ),
+            {"a": 2 * 10**12 if sqlite else Decimal(2), "t": instant(START), "e": True},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO limit_counters (budget_id, subject, period_start, period_end, spend, held, version, "
+                "stale, corrections_seen, denied) VALUES (1, :s, :p, :e, :spend, 0, 1, :f, 0, :d)"
+            ),
+            [
+                {
+                    "s": f"u-{i}",
+                    "p": instant(START),
+                    "e": instant(datetime(2027, 1, 1, tzinfo=UTC)),
+                    "spend": (i * 10**11) if sqlite else Decimal(i) / 10,
+                    "f": False,
+                    "d": i % 2,
+                }
+                for i in range(1, 6)
+            ],
+        )
+    yield engine
+    engine.dispose()
+    if admin is not None:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _indexes(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return {i["name"] for i in inspect(conn).get_indexes("limit_counters")}
+
+
+def test_the_counters_and_the_closest_subjects_survive_the_upgrade_and_the_way_back(previous: Engine) -> None:
+    def closest() -> list[tuple[str, Decimal, int]]:
+        with previous.connect() as conn:
+            return store.subjects_near_limit(conn, 1, START, None, 3)
+
+    before = closest()
+    assert before == [("u-5", Decimal("0.5"), 1), ("u-4", Decimal("0.4"), 0), ("u-3", Decimal("0.3"), 1)]
+    assert "ix_limit_counters_rank" in _indexes(previous)
+    upgrade_database(previous)
+    with previous.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head_revision()
+    assert "ix_limit_counters_period" in _indexes(previous) and "ix_limit_counters_rank" not in _indexes(previous)
+    assert closest() == before
+    with previous.begin() as conn:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.downgrade(config, PREVIOUS)
+    assert "ix_limit_counters_rank" in _indexes(previous) and "ix_limit_counters_period" not in _indexes(previous)
+    assert closest() == before
