@@ -3,16 +3,16 @@ the period index without ``spend`` in place; and back down again. SQLite and (wi
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import Engine, create_engine, inspect, text
+from pg_schema import BACKENDS, own_schema
+from sqlalchemy import Engine, inspect, text
 
 from core.limits import store
 from core.storage.engine import make_engine
@@ -20,24 +20,24 @@ from core.storage.migrate import head_revision, upgrade_database
 from core.storage.migrations import alembic_config
 
 PREVIOUS = "0015_enforced_limits"
-PG_URL = os.environ.get("TEST_DATABASE_URL")
 START = datetime(2026, 12, 1, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite"] + (["postgresql"] if PG_URL else []))
+@pytest.fixture(params=BACKENDS)
 def previous(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """A database at 0015 with an each:user budget and five counters."""
-    admin = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'r3.db'}"
-    else:
-        assert PG_URL is not None
-        schema = f"sb_mig16_{uuid.uuid4().hex[:10]}"
-        admin = create_engine(PG_URL)
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
-    engine = make_engine(url)
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'r3.db'}"
+        else:
+            url = stack.enter_context(own_schema("sb_mig16"))
+        engine = make_engine(url)
+        stack.callback(engine.dispose)
+        _fill(engine)
+        yield engine
+
+
+def _fill(engine: Engine) -> None:
     sqlite = engine.dialect.name == "sqlite"
 
     def instant(moment: datetime) -> object:  # as the UTCDateTime column stores it: text of naive UTC on SQLite
@@ -72,12 +72,6 @@ def previous(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]
                 for i in range(1, 6)
             ],
         )
-    yield engine
-    engine.dispose()
-    if admin is not None:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _indexes(engine: Engine) -> set[str]:
