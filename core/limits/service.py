@@ -394,7 +394,12 @@ def record_denial(engine: Engine, decision: Decision) -> None:
     """Count a denied check against each budget it did not fit (the Budgets page shows the count)."""
     keys = [(s.budget_id, s.subject or "", s.period_start) for s in decision.limits if not s.fits(decision.estimate)]
     if keys:
-        run_write(engine, lambda conn: store.count_denial(conn, keys))
+
+        def work(conn: Connection) -> None:
+            store.lock_counters(conn, keys)  # in the lock order, as every writer takes them
+            store.count_denial(conn, keys)
+
+        run_write(engine, work)
 
 
 def decide(engine: Engine, request: CheckRequest, now: datetime | None = None) -> Decision:

@@ -299,33 +299,23 @@ def _insert(conn: Connection):  # type: ignore[no-untyped-def]
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
-_DENIED = (
-    update(LimitCounter)
-    .where(
-        LimitCounter.budget_id == bindparam("k_budget"),
-        LimitCounter.subject == bindparam("k_subject"),
-        LimitCounter.period_start == bindparam("k_start", type_=UTCDateTime()),
-    )
-    .values(denied=LimitCounter.denied + 1)
+# one counter row, by key, for an executemany (``k_budget``, ``k_subject``, ``k_start``)
+_AT_KEY = (
+    LimitCounter.budget_id == bindparam("k_budget"),
+    LimitCounter.subject == bindparam("k_subject"),
+    LimitCounter.period_start == bindparam("k_start", type_=UTCDateTime()),
 )
+_DENIED = update(LimitCounter).where(*_AT_KEY).values(denied=LimitCounter.denied + 1)
 
 
 def count_denial(conn: Connection, keys: Iterable[Key]) -> None:
+    """denied += 1 on these counters; the caller holds their locks (a reserve) or took them (``lock_counters``)."""
     rows = [{"k_budget": k[0], "k_subject": k[1], "k_start": k[2]} for k in sorted(keys)]
     if rows:
-        lock_counters(conn, sorted(keys))  # in the lock order (a reserve holds them already)
         conn.execute(_DENIED, rows)
 
 
-_ADD_HELD = (
-    update(LimitCounter)
-    .where(
-        LimitCounter.budget_id == bindparam("k_budget"),
-        LimitCounter.subject == bindparam("k_subject"),
-        LimitCounter.period_start == bindparam("k_start", type_=UTCDateTime()),
-    )
-    .values(held=LimitCounter.held + bindparam("k_amount", type_=Money()))
-)
+_ADD_HELD = update(LimitCounter).where(*_AT_KEY).values(held=LimitCounter.held + bindparam("k_amount", type_=Money()))
 
 
 def _add_held_pg() -> Any:
@@ -536,6 +526,20 @@ def is_recorded(conn: Connection, request_id: str) -> bool:
 # ---- inside the recording transaction -------------------------------------------------------------
 
 
+def _in_batch(postgres: bool) -> Any:
+    """The batch's stored calls, by id (``lo``, ``hi`` and, on PostgreSQL, ``batch_ids``: another writer's ids
+    may interleave with ours); see ``_batch_params``."""
+    u = UsageRecord.__table__.c
+    in_batch: Any = u.id.between(bindparam("lo"), bindparam("hi"))
+    if postgres:
+        in_batch = and_(in_batch, u.id == any_(cast(bindparam("batch_ids"), ARRAY(BigInteger))))
+    return in_batch
+
+
+def _batch_params(postgres: bool, ids: Sequence[int]) -> dict[str, Any]:
+    return {"lo": ids[0], "hi": ids[-1], **({"batch_ids": list(ids)} if postgres else {})}
+
+
 def batch_sums(
     conn: Connection,
     ids: Sequence[int],
@@ -550,9 +554,8 @@ def batch_sums(
     if not windows:
         return {}
     u = UsageRecord.__table__.c
-    in_batch: Any = u.id.between(ids[0], ids[-1])
-    if conn.dialect.name == "postgresql":  # another writer's ids may interleave with ours
-        in_batch = and_(in_batch, u.id == any_(cast(bindparam("batch_ids", list(ids)), ARRAY(BigInteger))))
+    postgres = conn.dialect.name == "postgresql"
+    in_batch = _in_batch(postgres)
     inside = [and_(u.timestamp >= start, u.timestamp < end) for start, end in windows]
     sums = [
         type_coerce(func.sum(case((w, u.cost_total), else_=0)), Money()).label(f"s{i}") for i, w in enumerate(inside)
@@ -573,7 +576,8 @@ def batch_sums(
                 .group_by(column)
             )
     found: dict[tuple[int, str, str], Decimal] = {}
-    for row in conn.execute(union_all(*parts) if len(parts) > 1 else parts[0]):
+    statement = union_all(*parts) if len(parts) > 1 else parts[0]
+    for row in conn.execute(statement, _batch_params(postgres, ids)):
         for i in range(len(windows)):
             if not row[3 + len(windows) + i]:  # no call of this group in window i
                 continue
@@ -595,9 +599,7 @@ def _each_statement(dimension: str, postgres: bool) -> Any:
     column = u.user_id if dimension == "user" else u.project
     start = bindparam("w_start", type_=UTCDateTime())
     end = bindparam("w_end", type_=UTCDateTime())
-    in_batch: Any = u.id.between(bindparam("lo"), bindparam("hi"))
-    if postgres:  # another writer's ids may interleave with ours
-        in_batch = and_(in_batch, u.id == any_(cast(bindparam("batch_ids"), ARRAY(BigInteger))))
+    in_batch = _in_batch(postgres)
     # the period is applied in the sums, not the WHERE: a planner must reach the batch by its ids, never
     # by the time index over a whole month (PostgreSQL's generic plan for the prepared statement would)
     inside = and_(u.timestamp >= start, u.timestamp < end)
@@ -651,15 +653,7 @@ def add_each_spend(
     (budget, subject) order.
     """
     postgres = conn.dialect.name == "postgresql"
-    params: dict[str, Any] = {
-        "budget_ids": list(budget_ids),
-        "w_start": start,
-        "w_end": end,
-        "lo": ids[0],
-        "hi": ids[-1],
-    }
-    if postgres:
-        params["batch_ids"] = list(ids)
+    params = {"budget_ids": list(budget_ids), "w_start": start, "w_end": end, **_batch_params(postgres, ids)}
     conn.execute(_EACH[(dimension, postgres)], params)
 
 
