@@ -91,19 +91,23 @@ cols[3].metric(
     format_total(projection.projected),
     help=f"This month so far: {format_total(projection.spent_so_far)}, continued at the same daily rate.",
 )
-cols = st.columns(4)
-cols[0].metric("Input tokens", values["Input tokens"])
-cols[1].metric("Output tokens", values["Output tokens"])
-cols[2].metric("Cached input tokens", f"{current.cached_input_tokens:,}")
-if before is not None:
-    cols[3].metric(
-        "Previous period spend", format_total(before.cost_total), help=f"Exact: ${to_text(before.cost_total)}."
-    )
-cols = st.columns(4)
-cols[0].metric("Cache write tokens (5 min)", f"{current.cache_write_tokens:,}")
-cols[1].metric("Cache write tokens (1 h)", f"{current.cache_write_1h_tokens:,}")
-cols[2].metric("Reasoning tokens", f"{current.reasoning_tokens:,}", help="Part of the output tokens.")
-cols[3].metric("Web searches", f"{current.web_search_calls:,}")
+# The counts behind the spend, one click away: drawn (and their row of the page built) only when opened.
+details = st.expander("Tokens, cache writes, reasoning and web searches", key="overview_counts", on_change="rerun")
+if details.open:
+    with details:
+        cols = st.columns(4)
+        cols[0].metric("Input tokens", values["Input tokens"])
+        cols[1].metric("Output tokens", values["Output tokens"])
+        cols[2].metric("Cached input tokens", f"{current.cached_input_tokens:,}")
+        if before is not None:
+            cols[3].metric(
+                "Previous period spend", format_total(before.cost_total), help=f"Exact: ${to_text(before.cost_total)}."
+            )
+        cols = st.columns(4)
+        cols[0].metric("Cache write tokens (5 min)", f"{current.cache_write_tokens:,}")
+        cols[1].metric("Cache write tokens (1 h)", f"{current.cache_write_1h_tokens:,}")
+        cols[2].metric("Reasoning tokens", f"{current.reasoning_tokens:,}", help="Part of the output tokens.")
+        cols[3].metric("Web searches", f"{current.web_search_calls:,}")
 
 notice = estimate_notice(current)
 if notice:
@@ -128,48 +132,33 @@ else:
 anomaly_views.render_latest(url)
 
 st.subheader("Where the money went")
-# Full width for the providers (few rows, every column readable); models and users side by side.
 MONEY_COLUMNS = {
     "Spend": st.column_config.TextColumn("Spend", help=SPEND_HELP),
     **common.COUNTS,
     EXACT_SPEND: st.column_config.TextColumn(EXACT_SPEND, help="The exact sum, in USD."),
 }
-st.markdown("**Spend per provider**")
-st.dataframe(
-    breakdown_table(common.breakdown(url, start, end, "provider", where), "Provider", None),
-    hide_index=True,
-    column_config=MONEY_COLUMNS,
-    key="providers_table",
-)
-models, users = st.columns([1.4, 1])
-with models:
-    st.markdown("**Top models**")
-    rows = common.breakdown(url, start, end, "model", where, TOP + 1)  # one more: are there others?
-    table = breakdown_table(rows, "Model", TOP, total=current.cost_total)
-    st.dataframe(table, hide_index=True, column_config=MONEY_COLUMNS)
-    st.caption(top_caption(rows, TOP, current.cost_total, "models"))
-with users:
-    st.markdown("**Top users**")
-    rows = common.breakdown(url, start, end, "user", where, TOP + 1)
-    table = breakdown_table(rows, "User", TOP, total=current.cost_total)
-    st.dataframe(table, hide_index=True, column_config=MONEY_COLUMNS)
-    st.caption(top_caption(rows, TOP, current.cost_total, "users"))
-projects, by_tag = st.columns([1.4, 1])
-with projects:
-    st.markdown("**Top projects**")
-    rows = common.breakdown(url, start, end, "project", where, TOP + 1)
-    table = breakdown_table(rows, "Project", TOP, total=current.cost_total)
-    st.dataframe(table, hide_index=True, column_config=MONEY_COLUMNS, key="projects_table")
-    st.caption(top_caption(rows, TOP, current.cost_total, "projects"))
-with by_tag:
-    st.markdown("**By tag**")
-    tag_rows = common.breakdown(url, start, end, "tag", where, TOP + 1)
-    if tag_rows:
-        table = breakdown_table(tag_rows, "Tag", TOP, total=current.cost_total)
-        st.dataframe(table, hide_index=True, column_config=MONEY_COLUMNS, key="tags_table")
-        st.caption(
-            top_caption(tag_rows, TOP, current.cost_total, "tags", overlap=True)
-            + " A call counts under each of its tags: the rows overlap and can add up to more than the total."
-        )
-    else:
-        st.caption("No tagged calls in this period.")
+# One table at a time: only the open tab's query runs (a switch reruns the page), so the first view
+# reads what is flat at any size (providers) and draws one grid, not five.
+BREAKDOWNS = {"Providers": "provider", "Models": "model", "Users": "user", "Projects": "project", "Tags": "tag"}
+for tab, (title, by) in zip(
+    st.tabs(list(BREAKDOWNS), key="overview_breakdown", on_change="rerun"), BREAKDOWNS.items(), strict=True
+):
+    if not tab.open:
+        continue
+    with tab, st.container(key=f"breakdown_{by}"):
+        label = title.removesuffix("s")
+        if by == "provider":
+            rows = common.breakdown(url, start, end, by, where)
+            table = breakdown_table(rows, label, None)
+            st.dataframe(table, hide_index=True, column_config=MONEY_COLUMNS, key="providers_table")
+            continue
+        rows = common.breakdown(url, start, end, by, where, TOP + 1)  # one more: are there others?
+        if not rows:
+            st.caption(f"No {'tagged calls' if by == 'tag' else 'calls'} in this period.")
+            continue
+        table = breakdown_table(rows, label, TOP, total=current.cost_total)
+        st.dataframe(table, hide_index=True, column_config=MONEY_COLUMNS, key=f"{by}s_table")
+        caption = top_caption(rows, TOP, current.cost_total, title.lower(), overlap=by == "tag")
+        if by == "tag":
+            caption += " A call counts under each of its tags: the rows overlap and can add up to more than the total."
+        st.caption(caption)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -98,6 +99,17 @@ def test_every_page_loads_and_the_chart_renders(server, page) -> None:  # type: 
     assert page.get_by_role("button", name="Load demo data").count() == 0
     _no_exception(page)
     page.screenshot(path=str(SHOTS / "overview.png"), full_page=True)
+    # the breakdown tabs: the providers' table first; another tab's table is read and drawn when opened
+    assert page.locator(".st-key-breakdown_provider").count() == 1
+    assert page.locator(".st-key-breakdown_user").count() == 0
+    page.get_by_role("tab", name="Users").click()
+    page.locator('.st-key-breakdown_user [data-testid="stDataFrame"]').wait_for(timeout=20_000)
+    page.get_by_text(re.compile(r"^All \d+ users\.$")).wait_for(timeout=20_000)  # its caption counts them
+    # the counts behind the spend: drawn once their expander is opened
+    assert page.get_by_test_id("stMetricLabel").filter(has_text="Input tokens").count() == 0
+    page.get_by_text("Tokens, cache writes, reasoning and web searches").click()
+    page.get_by_test_id("stMetricLabel").filter(has_text="Reasoning tokens").wait_for(timeout=20_000)
+    _no_exception(page)
     _add_budgets(url)
     for path, name in (
         ("logs", "usage_logs"),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+from overview_tabs import open_tab
 from streamlit.testing.v1 import AppTest
 
 from core.recording.calls import make_call, record_batch, record_usage
@@ -157,6 +158,8 @@ def test_names_from_data_render_as_literal_text(app_db: str) -> None:
     st.cache_data.clear()
     for page in ("app_pages/overview.py", "app_pages/logs.py"):
         at = _app(page)
+        if page == "app_pages/overview.py":
+            open_tab(at, "Models")
         shown = [str(v) for df in at.dataframe for col in df.value.columns for v in df.value[col]]
         assert XSS_MODEL in shown, page
         markdown = "\n".join(m.value for m in at.markdown)

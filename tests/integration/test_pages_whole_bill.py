@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+from overview_tabs import open_counts, open_tab
 from streamlit.testing.v1 import AppTest
 
 from core.pricing.edits import PriceEdit, save_price
@@ -146,10 +147,13 @@ def test_overview_shows_the_new_counts_and_narrows_to_a_project(app_db: str) -> 
     engine.dispose()
     st.cache_data.clear()
     at = _app()
+    assert "Reasoning tokens" not in [m.label for m in at.metric]  # the counts wait in their expander
+    open_counts(at)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Calls"] == "2"
     assert metrics["Reasoning tokens"] == "40" and metrics["Web searches"] == "2"
     assert metrics["Cache write tokens (5 min)"] == "300"
+    open_tab(at, "Projects")
     projects = next(d.value for d in at.dataframe if "Project" in d.value.columns)
     assert set(projects["Project"]) == {"alpha", "beta"}
     at.selectbox(key="overview_project").set_value("beta").run()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+from overview_tabs import open_tab
 from streamlit.testing.v1 import AppTest
 
 from core.customers import service
@@ -100,12 +101,15 @@ def test_customers_page_empty_explains_the_command(app_db: str) -> None:
 def test_overview_by_tag_and_tag_filter(app_db: str) -> None:
     _seed(app_db, customers=False)
     at = _app("app_pages/overview.py")
+    assert not [d for d in at.dataframe if "Tag" in d.value.columns]  # the Providers tab opens first
+    open_tab(at, "Tags")
     tags = _table(at, "Tag")
     assert dict(zip(tags["Tag"], tags["Calls"], strict=True)) == {"env:prod": 2, "feature:summarize": 2}
     assert "rows overlap" in _texts(at)
     at.multiselect(key="overview_tags").select("env:prod").run()
     assert not at.exception
     assert [m.value for m in at.metric if m.label == "Calls"] == ["2"]
+    open_tab(at, "Providers")
     providers = _table(at, "Provider")
     assert list(providers["Calls"]) == [2] and list(providers["Exact spend (USD)"]) == ["9.34"]
     at.multiselect(key="overview_tags").select("feature:summarize").run()  # both tags: all must match
