@@ -10,6 +10,13 @@ ends), ``report --tag T --by day``, and the Overview's queries with one tag pick
 and before, the chart stacked by provider, the provider, model, user, project and tag tables),
 each against the smallest size.
 
+The Overview is timed query by query: its FIRST VIEW with one tag picked (KPIs now, KPIs of the
+previous period, the chart by provider per day, the provider table) per query and summed, and
+apart the tables a user opens later (models, users, projects, tags, 51 rows each).
+BENCH_TAG_ONLY=Overview runs only that part; BENCH_TAG_ONLY=Ingest only the ingest cost of the
+tag roll-up (tagged calls recorded with and without it, alternating, into fresh databases).
+A database built by an earlier release is upgraded as a user's is, and the upgrade is timed.
+
     BENCH_TAG_SIZES=10000,1000000 /work/main/.venv/bin/python bench/bench_tags.py
 """
 
@@ -20,10 +27,11 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from common import OUT, backends, figure, fresh_database, pg_schema_url, timed
+from common import OUT, backends, figure, fresh_database, pg_schema_url
 from sqlalchemy import Engine, func, select, text
 
 from core.recording.calls import Call, record_batch
@@ -51,9 +59,10 @@ MODELS = [
     ("groq", "llama-3.3-70b-versatile"),
     ("deepseek", "deepseek-chat"),
 ]
-TOP = 50
+TOP = 51  # the Overview's tables: 50 rows and one more to tell whether there are more
 REPEAT = int(os.environ.get("BENCH_REPEAT", "7"))
 PICKED = "feature:7"  # the tag the Overview filters on
+ONLY = os.environ.get("BENCH_TAG_ONLY", "").strip().lower()  # "", "overview" or "ingest"
 
 
 def _sizes() -> list[int]:
@@ -88,9 +97,13 @@ def database(backend: str, rows: int) -> tuple[Engine, float | None]:
     label = f"tags_{rows}_{TAGS}_{PER_CALL}"
     url = f"sqlite:///{OUT / f'{label}.db'}" if backend == "sqlite" else pg_schema_url(f"bench_{label}", fresh=False)
     engine = make_engine(url)
-    upgrade_database(engine)  # an earlier release's database upgraded as a user's is
+    started = time.perf_counter()
+    done = upgrade_database(engine)  # an earlier release's database upgraded as a user's is
+    upgraded = time.perf_counter() - started
     with engine.connect() as conn:
         have = conn.execute(select(func.count()).select_from(UsageRecord)).scalar_one()
+    if have and done:
+        figure(f"{backend} {have:,} calls: upgrade ({'; '.join(done)})", upgraded, "s")
     if have == rows:
         return engine, None
     engine.dispose()
@@ -112,15 +125,69 @@ def database(backend: str, rows: int) -> tuple[Engine, float | None]:
     return engine, elapsed
 
 
-def overview_with_tag(engine: Engine, start: datetime, end: datetime, tz: ZoneInfo) -> None:
-    """What the Overview reads with one tag picked (uncached): the same core calls as app_pages/overview.py."""
+def first_view(engine: Engine, start: datetime, end: datetime, tz: ZoneInfo) -> dict[str, Callable[[], object]]:
+    """What the Overview reads first with one tag picked (uncached): the same core calls as app_pages/overview.py."""
     tags = (PICKED,)
-    reports.totals(engine, start, end, tags=tags)
-    reports.totals(engine, *previous_period(start, end), tags=tags)
-    reports.over_time(engine, start, end, tz, "day", "provider", tags=tags)
-    reports.breakdown(engine, start, end, "provider", tags=tags)
-    for by in ("model", "user", "project", "tag"):
-        reports.breakdown(engine, start, end, by, limit=TOP, tags=tags)
+    return {
+        "totals now": lambda: reports.totals(engine, start, end, tags=tags),
+        "totals before": lambda: reports.totals(engine, *previous_period(start, end), tags=tags),
+        "chart by provider": lambda: reports.over_time(engine, start, end, tz, "day", "provider", tags=tags),
+        "provider table": lambda: reports.breakdown(engine, start, end, "provider", tags=tags),
+    }
+
+
+def later_tables(engine: Engine, start: datetime, end: datetime) -> dict[str, Callable[[], object]]:
+    """The Overview's tables a user opens later, one tag picked."""
+    tags = (PICKED,)
+    return {
+        f"{by} table ({TOP})": lambda by=by: reports.breakdown(engine, start, end, by, limit=TOP, tags=tags)
+        for by in ("model", "user", "project", "tag")
+    }
+
+
+def _times(run: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    run()
+    return (time.perf_counter() - started) * 1000
+
+
+def _report(backend: str, name: str, runs: list[float], rows: int, sizes: list[int], baseline: dict) -> None:
+    """Median and best of ``runs`` (ms), with the ratio to the smallest size."""
+    # the median, and the best run (on a shared machine, the one least disturbed by others)
+    for how, value in (("median", statistics.median(runs)), ("best", min(runs))):
+        key = f"{backend} {name}, {how} of {len(runs)}"
+        base = baseline.setdefault(key, value)
+        figure(
+            f"{key} ({rows:,} calls)",
+            value,
+            "ms",
+            baseline=f"vs {sizes[0]:,} calls",
+            ratio=value / base if rows != sizes[0] else None,
+        )
+
+
+def overview(engine: Engine, backend: str, rows: int, sizes: list[int], baseline: dict) -> None:
+    """The Overview with one tag picked: the first view per query and summed (per run), then the later tables."""
+    for zone_name in ("UTC", "Asia/Kolkata"):
+        tz = ZoneInfo(zone_name)
+        start, end = datetime(2026, 10, 2, tzinfo=tz), datetime(2026, 11, 1, tzinfo=tz)
+        queries = first_view(engine, start, end, tz)
+        for run in queries.values():
+            run()  # warm the caches as a running server has them
+        per_query: dict[str, list[float]] = {name: [] for name in queries}
+        sums: list[float] = []
+        for _ in range(REPEAT):
+            took = {name: _times(run) for name, run in queries.items()}
+            for name, value in took.items():
+                per_query[name].append(value)
+            sums.append(sum(took.values()))
+        for name, runs in per_query.items():
+            _report(backend, f"Overview {zone_name}: {name}", runs, rows, sizes, baseline)
+        _report(backend, f"Overview {zone_name}: FIRST VIEW (sum)", sums, rows, sizes, baseline)
+        for name, run in later_tables(engine, start, end).items():
+            run()
+            runs = [_times(run) for _ in range(REPEAT)]
+            _report(backend, f"Overview {zone_name}: {name}", runs, rows, sizes, baseline)
 
 
 def main() -> None:
@@ -137,34 +204,22 @@ def main() -> None:
                     select(func.count()).select_from(EntityRollup).where(EntityRollup.dimension == "tag")
                 ).scalar_one()
             figure(f"{backend} {rows:,}: tag roll-up rows", tag_rows, "rows")
-            measures = {}
-            for zone_name in ("UTC", "Asia/Kolkata"):
-                tz = ZoneInfo(zone_name)
-                first = datetime(2026, 10, 2, tzinfo=tz)
-                last = datetime(2026, 11, 1, tzinfo=tz)
-                measures[f"report --by tag, 30 days {zone_name}"] = lambda a=first, b=last, z=tz, e=engine: (
-                    spend_report(e, a, b, z, "tag")
-                )
-                measures[f"report --tag T --by day, {zone_name}"] = lambda a=first, b=last, z=tz, e=engine: (
-                    spend_report(e, a, b, z, "day", tags=[PICKED])
-                )
-                measures[f"Overview, tag filter, {zone_name}"] = lambda a=first, b=last, z=tz, e=engine: (
-                    overview_with_tag(e, a, b, z)
-                )
-            for name, run in measures.items():
-                run()  # warm the caches as a running server has them
-                runs = [timed(run, repeat=1) * 1000 for _ in range(REPEAT)]
-                # the median, and the best run (on a shared machine, the one least disturbed by others)
-                for how, value in (("median", statistics.median(runs)), ("best", min(runs))):
-                    key = f"{backend} {name}, {how} of {REPEAT}"
-                    base = baseline.setdefault(key, value)
-                    figure(
-                        f"{key} ({rows:,} calls)",
-                        value,
-                        "ms",
-                        baseline=f"vs {sizes[0]:,} calls",
-                        ratio=value / base if rows != sizes[0] else None,
+            if ONLY != "overview":
+                measures = {}
+                for zone_name in ("UTC", "Asia/Kolkata"):
+                    tz = ZoneInfo(zone_name)
+                    first = datetime(2026, 10, 2, tzinfo=tz)
+                    last = datetime(2026, 11, 1, tzinfo=tz)
+                    measures[f"report --by tag, 30 days {zone_name}"] = lambda a=first, b=last, z=tz, e=engine: (
+                        spend_report(e, a, b, z, "tag")
                     )
+                    measures[f"report --tag T --by day, {zone_name}"] = lambda a=first, b=last, z=tz, e=engine: (
+                        spend_report(e, a, b, z, "day", tags=[PICKED])
+                    )
+                for name, run in measures.items():
+                    run()  # warm the caches as a running server has them
+                    _report(backend, name, [_times(run) for _ in range(REPEAT)], rows, sizes, baseline)
+            overview(engine, backend, rows, sizes, baseline)
             engine.dispose()
 
 
