@@ -308,3 +308,19 @@ def test_check_rollups_finds_a_wrong_tag_rollup_row_and_rebuild_mends_it(engine:
     assert not check_rollups(engine).matches
     rebuild_rollups(engine)
     assert check_rollups(engine).matches
+
+
+def test_one_tag_by_provider_reads_the_tag_rollups_by_key_prefix(engine: Engine) -> None:
+    """SQLite's plan (deterministic): each bucket a (tag, grain, bucket_start) prefix of the tag roll-ups' key,
+    the raw edges through call_tags' (tag, timestamp) index."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's plan is deterministic; PostgreSQL chooses by statistics")
+    _record(engine, count=60)
+    labelled = [(0, *_period(date(2026, 11, 2), date(2026, 11, 19)))]
+    query = reports._from_tag_rollups(engine, labelled, "provider", {}, "env:prod")
+    assert query is not None
+    with engine.connect() as conn:
+        sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+        plan = [str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
+    assert "SEARCH usage_tag_rollups USING PRIMARY KEY (tag=? AND grain=? AND bucket_start=?)" in plan, plan
+    assert any("ix_call_tags_tag_time (tag=? AND timestamp>? AND timestamp<?)" in step for step in plan), plan
