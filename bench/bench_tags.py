@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from common import OUT, backends, figure, fresh_database, pg_schema_url
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, inspect, select, text
 
 from core.recording.calls import Call, record_batch
 from core.reporting import aggregates as reports
@@ -190,8 +190,54 @@ def overview(engine: Engine, backend: str, rows: int, sizes: list[int], baseline
             _report(backend, f"Overview {zone_name}: {name}", runs, rows, sizes, baseline)
 
 
+INGEST_CALLS = int(os.environ.get("BENCH_INGEST_CALLS", "100000"))
+INGEST_PAIRS = int(os.environ.get("BENCH_INGEST_PAIRS", "5"))
+
+
+def ingest(backend: str) -> None:
+    """Recording speed of tagged calls with and without the tag roll-up upsert: alternating runs into fresh
+    databases (BENCH_INGEST_PAIRS pairs of BENCH_INGEST_CALLS calls, 20,000 a batch), medians and paired ratio."""
+    from core.recording import rollups
+
+    keep = getattr(rollups, "add_stored_tag_rollups", None)
+    calls = list(_calls(INGEST_CALLS, seed=5))
+    rates: dict[str, list[float]] = {"with": [], "without": []}
+    for _pair in range(INGEST_PAIRS):
+        for how in ("with", "without") if keep is not None else ("with",):
+            if how == "without":
+                rollups.add_stored_tag_rollups = lambda conn, chosen: None  # type: ignore[attr-defined]
+            try:
+                engine = fresh_database(backend, "tags_ingest")
+                started = time.perf_counter()
+                for first in range(0, len(calls), BATCH):
+                    record_batch(engine, calls[first : first + BATCH])
+                rates[how].append(len(calls) / (time.perf_counter() - started))
+                engine.dispose()
+            finally:
+                if keep is not None:
+                    rollups.add_stored_tag_rollups = keep  # type: ignore[attr-defined]
+    for how, runs in rates.items():
+        if runs:
+            figure(
+                f"{backend} record {INGEST_CALLS:,} tagged calls, {how} tag roll-ups, median",
+                statistics.median(runs),
+                "calls/s",
+            )
+    if rates["without"]:
+        paired = [a / b for a, b in zip(rates["with"], rates["without"], strict=True)]
+        figure(
+            f"{backend} recording with / without tag roll-ups, median of {len(paired)} pairs",
+            statistics.median(paired),
+            "x",
+        )
+
+
 def main() -> None:
     sizes = _sizes()
+    if ONLY == "ingest":
+        for backend in backends():
+            ingest(backend)
+        return
     for backend in backends():
         print(f"\n{backend}: {TAGS:,} tags, {PER_CALL} a call, {DAYS} days, {USERS} users", flush=True)
         baseline: dict[str, float] = {}
@@ -204,6 +250,13 @@ def main() -> None:
                     select(func.count()).select_from(EntityRollup).where(EntityRollup.dimension == "tag")
                 ).scalar_one()
             figure(f"{backend} {rows:,}: tag roll-up rows", tag_rows, "rows")
+            if "usage_tag_rollups" in inspect(engine).get_table_names():
+                with engine.connect() as conn:
+                    by_model = conn.execute(text("SELECT count(*) FROM usage_tag_rollups")).scalar_one()
+                figure(f"{backend} {rows:,}: tag roll-up rows by provider and model", by_model, "rows")
+            if backend == "sqlite":
+                size = (OUT / f"tags_{rows}_{TAGS}_{PER_CALL}.db").stat().st_size
+                figure(f"{backend} {rows:,}: database file", size / 2**20, "MiB")
             if ONLY != "overview":
                 measures = {}
                 for zone_name in ("UTC", "Asia/Kolkata"):
