@@ -19,7 +19,7 @@ Where a report reads from:
   ``call_tags``, as for the entity roll-ups;
 - any other mix (say, users of one model): the raw logs of the period, through the
   ``(column, timestamp, id)`` index of a filtered column; with tags among them (several tags
-  that must all match, a tag and a provider), the calls of the first tag in the period
+  that must all match, a tag and a user), the calls of the first tag in the period
   through ``call_tags``' ``(tag, timestamp, usage_id)`` index, the others checked by key.
 Every path sums stored values exactly, so all agree to the pico-dollar.
 """
@@ -609,7 +609,7 @@ def _from_tagged(
     where: Where | None,
     tags: tuple[str, ...],
 ) -> Select[Any] | None:
-    """Tags mixed with other filters (several tags, a tag and a provider, tags of one user): the raw calls."""
+    """Tags mixed with other filters (several tags, tags of one user, by tag with a tag): the raw calls."""
     widened = []
     for label, sign, start, end in pieces:
         low, high = _quarters(start, end)
