@@ -534,7 +534,7 @@ def check_rollups(engine: Engine) -> RollupCheck:
         ):
             if r.calls or r.cost_total:
                 rolled_keys[(r.dimension, r.grain, r.bucket_start, r.entity)] = (r.calls, r.cost_total)
-        for r in conn.execute(
+        for t in conn.execute(
             select(
                 TagRollup.tag,
                 TagRollup.grain,
@@ -545,11 +545,10 @@ def check_rollups(engine: Engine) -> RollupCheck:
                 TagRollup.cost_total,
             )
         ):
-            if r.calls or r.cost_total:
-                rolled_keys[("tag by model", r.tag, r.grain, r.bucket_start, r.provider, r.model)] = (
-                    r.calls,
-                    r.cost_total,
-                )
+            if t.calls or t.cost_total:
+                key = ("tag by model", t.tag, t.grain, t.bucket_start, t.provider, t.model)
+                rolled_keys[key] = (t.calls, t.cost_total)
+
     raw_keys: dict[tuple, list] = {}
 
     def add(key: tuple, cost: Decimal) -> None:
