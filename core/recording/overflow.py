@@ -3,7 +3,9 @@
 
 Every roll-up bucket a call adds to sits inside a UTC day of the series (its provider's
 all-models row) and a 7-day block of the users' and projects' roll-ups; sums only grow, so
-checking those rows right after the upsert, in the same transaction, catches any overflow.
+checking those rows right after the upsert, in the same transaction, catches any overflow. A tag's
+row by provider and model (``usage_tag_rollups``) never exceeds the same tag's 7-day block in the
+entity roll-ups (that block sums it and the tag's other providers and models), checked here.
 """
 
 from __future__ import annotations

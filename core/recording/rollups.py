@@ -11,6 +11,10 @@ UTC day and per 7-day block (a call adds to each of its tags; an untagged call t
 reports add or subtract the raw logs between a period's ends
 and the nearest UTC midnight. Keying the series by user too made the roll-ups grow
 with users x models x quarter hours (four rows per call at 10,000 users).
+
+Tags by provider and model (``usage_tag_rollups``): one row per tag, UTC day (and 7-day block),
+provider and model, so a chart or table by provider or model with one tag picked reads a few rows
+per day, not every call of the tag. Kept wherever the entity roll-ups' tags are.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from core.storage.engine import run_write
 from core.storage.tables import EntityRollup, UsageRecord, UsageRollup
-from core.storage.tag_tables import CallTag
+from core.storage.tag_tables import CallTag, TagRollup
 
 QUARTER, HOUR, SIX_HOURS, DAY, WEEK = 900, 3600, 21600, 86400, 7 * 86400
 GRAINS = (QUARTER, HOUR, SIX_HOURS, DAY)  # ascending; each divides the next
@@ -157,6 +161,7 @@ KEY_COLUMNS = ("grain", "bucket_start", "provider", "model")
 ROW_COLUMNS = KEY_COLUMNS + SUM_COLUMNS
 ENTITY_KEY_COLUMNS = ("dimension", "grain", "bucket_start", "entity")
 ENTITY_ROW_COLUMNS = ENTITY_KEY_COLUMNS + SUM_COLUMNS
+TAG_KEY_COLUMNS = ("tag", "grain", "bucket_start", "provider", "model")
 MONEY_POSITIONS = tuple(i for i, name in enumerate(SUM_COLUMNS) if name in MONEY_COLUMNS)
 
 
@@ -169,12 +174,18 @@ def _add(target: dict, key: tuple, sums: list[int]) -> None:
             row[i] += value
 
 
-def split_totals(
-    totals: dict[RollupKey, list[int]],
-) -> tuple[dict[tuple[int, int, str, str], list[int]], dict[tuple[str, int, int, str], list[int]]]:
-    """Deltas keyed as :func:`aggregate` gives them, summed into series keys and entity keys."""
+SplitTotals = tuple[
+    dict[tuple[int, int, str, str], list[int]],
+    dict[tuple[str, int, int, str], list[int]],
+    dict[tuple[str, int, int, str, str], list[int]],
+]
+
+
+def split_totals(totals: dict[RollupKey, list[int]]) -> SplitTotals:
+    """Deltas keyed as :func:`aggregate` gives them, summed into series, entity and tag roll-up keys."""
     series: dict[tuple[int, int, str, str], list[int]] = {}
     entities: dict[tuple[str, int, int, str], list[int]] = {}
+    tagged: dict[tuple[str, int, int, str, str], list[int]] = {}
     for (grain, bucket, provider, model, user, project, tags), sums in totals.items():
         _add(series, (grain, bucket, provider, model), sums)
         _add(series, (grain, bucket, provider, ALL_MODELS), sums)
@@ -185,7 +196,8 @@ def split_totals(
                 _add(entities, ("project", entity_grain, start, project), sums)
                 for tag in tags:
                     _add(entities, ("tag", entity_grain, start, tag), sums)
-    return series, entities
+                    _add(tagged, (tag, entity_grain, start, provider, model), sums)
+    return series, entities, tagged
 
 
 def _upsert_rows(conn: Connection, model: type, keys: tuple[str, ...], totals: dict) -> None:
@@ -210,10 +222,11 @@ def _upsert_rows(conn: Connection, model: type, keys: tuple[str, ...], totals: d
 
 
 def add_to_rollups(conn: Connection, totals: dict[RollupKey, list[int]]) -> None:
-    """Add deltas (as :func:`aggregate` sums them, or differences of two) to the series and the entity roll-ups."""
-    series, entities = split_totals(totals)
+    """Add deltas (as :func:`aggregate` sums them, or differences of two) to the series, entity and tag roll-ups."""
+    series, entities, tagged = split_totals(totals)
     _upsert_rows(conn, UsageRollup, KEY_COLUMNS, series)
     _upsert_rows(conn, EntityRollup, ENTITY_KEY_COLUMNS, entities)
+    _upsert_rows(conn, TagRollup, TAG_KEY_COLUMNS, tagged)
 
 
 def _epoch_seconds(conn: Connection):  # type: ignore[no-untyped-def]
@@ -296,8 +309,9 @@ def add_stored_to_rollups(conn: Connection, first_id: int, last_id: int, only_id
 
     Used right after a batch insert (same transaction): nothing is bound per roll-up row,
     and the sums run over the stored values of the same column type, so they stay exact.
-    Two statements, each one pass over the new rows by primary key: the series, and the
-    users, projects and tags (tags read from ``call_tags``: call :func:`add_stored_tags` first).
+    Three statements, each one pass over the new rows by primary key: the series; the
+    users, projects and tags; the tags by provider and model (tags read from ``call_tags``:
+    call :func:`add_stored_tags` first).
     """
     logs = UsageRecord.__table__
     epoch = _epoch_seconds(conn)
@@ -372,6 +386,38 @@ def add_stored_to_rollups(conn: Connection, first_id: int, last_id: int, only_id
         .order_by(*entity_keys)
     )
     _upsert_from(conn, EntityRollup, ENTITY_KEY_COLUMNS, entity_query)
+    add_stored_tag_rollups(conn, chosen)
+
+
+def add_stored_tag_rollups(conn: Connection, chosen: list[ColumnElement[bool]]) -> None:
+    """The tags of the chosen stored calls (from ``call_tags``) by provider and model into ``usage_tag_rollups``.
+
+    The batch summed per UTC day, tag, provider and model (materialised), then fanned out to
+    days and weeks in one upsert. Untagged calls have no ``call_tags`` row: nothing to add.
+    """
+    logs = UsageRecord.__table__
+    call_tags = CallTag.__table__
+    epoch = _epoch_seconds(conn)
+    day = epoch - epoch % DAY  # one expression (and parameters) for SELECT and GROUP BY
+    days = (
+        select(day.label("day"), call_tags.c.tag, logs.c.provider, logs.c.model, *_sums(logs))
+        .select_from(logs.join(call_tags, call_tags.c.usage_id == logs.c.id))
+        .where(*chosen)
+        .group_by(day, call_tags.c.tag, logs.c.provider, logs.c.model)
+        .cte("tag_days")
+        .prefix_with("MATERIALIZED")
+    )
+    grains = values(column("grain", Integer), name="tag_grains").data([(g,) for g in ENTITY_GRAINS]).cte("tag_grains")
+    start = (days.c.day - days.c.day % grains.c.grain).label("bucket_start")
+    keys = [days.c.tag, grains.c.grain, start, days.c.provider, days.c.model]
+    query = (
+        select(*keys, *[func.sum(days.c[name]) for name in SUM_COLUMNS])
+        .select_from(days.join(grains, true()))
+        .where(true())  # SQLite: an INSERT ... SELECT with a join needs a WHERE before ON CONFLICT
+        .group_by(*keys)
+        .order_by(*keys)  # one lock order for concurrent PostgreSQL writers
+    )
+    _upsert_from(conn, TagRollup, TAG_KEY_COLUMNS, query)
 
 
 def rebuild_rollups(engine: Engine, batch_size: int = 500_000) -> int:
@@ -384,13 +430,14 @@ def rebuild_in(conn: Connection, batch_size: int = 500_000) -> int:
     """Recompute every roll-up inside the caller's write transaction; returns the calls read."""
     conn.execute(delete(UsageRollup))
     conn.execute(delete(EntityRollup))
+    conn.execute(delete(TagRollup))
     count, low, high = conn.execute(
         select(func.count(), func.coalesce(func.min(UsageRecord.id), 0), func.coalesce(func.max(UsageRecord.id), 0))
     ).one()
     for first in range(low, high + 1, batch_size):
         add_stored_to_rollups(conn, first, first + batch_size - 1)
     if conn.dialect.name == "postgresql":  # fresh statistics, or the planner expects one row per bucket
-        conn.execute(text("ANALYZE usage_rollups, usage_entity_rollups"))
+        conn.execute(text("ANALYZE usage_rollups, usage_entity_rollups, usage_tag_rollups"))
     return int(count)
 
 
@@ -431,7 +478,8 @@ class RollupCheck:
 
 
 def check_rollups(engine: Engine) -> RollupCheck:
-    """Compare each grain's totals (and every bucket of the day grain) with raw sums of the logs."""
+    """Compare each grain's totals (and every bucket of the day grain, every user, project and tag bucket,
+    every tag's bucket by provider and model) with raw sums of the logs."""
     raw_columns: list[Any] = [
         func.count(),
         func.coalesce(func.sum(UsageRecord.input_tokens), 0),
@@ -486,6 +534,21 @@ def check_rollups(engine: Engine) -> RollupCheck:
         ):
             if r.calls or r.cost_total:
                 rolled_keys[(r.dimension, r.grain, r.bucket_start, r.entity)] = (r.calls, r.cost_total)
+        for t in conn.execute(
+            select(
+                TagRollup.tag,
+                TagRollup.grain,
+                TagRollup.bucket_start,
+                TagRollup.provider,
+                TagRollup.model,
+                TagRollup.calls,
+                TagRollup.cost_total,
+            )
+        ):
+            if t.calls or t.cost_total:
+                key = ("tag by model", t.tag, t.grain, t.bucket_start, t.provider, t.model)
+                rolled_keys[key] = (t.calls, t.cost_total)
+
     raw_keys: dict[tuple, list] = {}
 
     def add(key: tuple, cost: Decimal) -> None:
@@ -518,5 +581,6 @@ def check_rollups(engine: Engine) -> RollupCheck:
                 add(("project", grain, bucket, raw_row.project or ""), cost)
                 for tag in stored_tags(raw_row.tags):
                     add(("tag", grain, bucket, tag), cost)
+                    add(("tag by model", tag, grain, bucket, raw_row.provider, raw_row.model), cost)
     matches = matches and rolled_keys == {k: (v[0], v[1]) for k, v in raw_keys.items()}
     return RollupCheck(matches, raw, rolled)

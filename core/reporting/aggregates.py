@@ -13,9 +13,13 @@ Where a report reads from:
   else ranked on the exact sums of every key as above;
 - by or filtered on one tag only: the entity roll-ups too (dimension ``tag``; a call counts
   under each of its tags), with the raw edges joined to ``call_tags``;
+- one tag with providers and models only (by provider or model, or filtered on them): the tag
+  roll-ups (``usage_tag_rollups``, per tag, UTC day and 7-day block, provider and model) between
+  the nearest UTC midnights, plus (or minus) the tag's raw calls near the ends through
+  ``call_tags``, as for the entity roll-ups;
 - any other mix (say, users of one model): the raw logs of the period, through the
   ``(column, timestamp, id)`` index of a filtered column; with tags among them (several tags
-  that must all match, a tag and a provider), the calls of the first tag in the period
+  that must all match, a tag and a user), the calls of the first tag in the period
   through ``call_tags``' ``(tag, timestamp, usage_id)`` index, the others checked by key.
 Every path sums stored values exactly, so all agree to the pico-dollar.
 """
@@ -52,7 +56,7 @@ from sqlalchemy import (
 from core.recording.rollups import ALL_MODELS, DAY, ENTITY_GRAINS, GRAINS, MONEY_COLUMNS, QUARTER
 from core.storage.columns import Money, UTCDateTime
 from core.storage.tables import EntityRollup, PriceCorrection, UsageRecord, UsageRollup
-from core.storage.tag_tables import CallTag
+from core.storage.tag_tables import CallTag, TagRollup
 from core.times import local_midnight, local_periods
 
 DIMENSIONS = ("provider", "model", "user", "project", "tag")
@@ -200,6 +204,15 @@ def _grouped(
     if len(required) == 1:
         where = {**(where or {}), "tag": required[0]}
     dimensions = {_dimension(name) for name in (where or {})} | ({_dimension(by)} if by else set())
+    if len(required) == 1 and len(dimensions) > 1 and dimensions <= {"tag", "provider", "model"} and by != "tag":
+        # one tag with providers and models only: the tag roll-ups (one tag alone: the entity roll-ups below)
+        query = _from_tag_rollups(
+            engine, labelled, by, {k: v for k, v in (where or {}).items() if k != "tag"}, required[0]
+        )
+        if query is not None and limit is not None:
+            query = query.order_by(text("cost_total DESC"), *([text("key")] if by else [])).limit(limit)
+        rows = [] if query is None else _run(engine, query)
+        return [(row.label, _label(by, row.key if by else None), _totals(row)) for row in rows]
     if len(required) > 1 or ("tag" in dimensions and len(dimensions) > 1) or (by == "tag" and required):
         query = _from_tagged(
             engine,
@@ -596,7 +609,7 @@ def _from_tagged(
     where: Where | None,
     tags: tuple[str, ...],
 ) -> Select[Any] | None:
-    """Tags mixed with other filters (several tags, a tag and a provider, tags of one user): the raw calls."""
+    """Tags mixed with other filters (several tags, tags of one user, by tag with a tag): the raw calls."""
     widened = []
     for label, sign, start, end in pieces:
         low, high = _quarters(start, end)
@@ -605,6 +618,52 @@ def _from_tagged(
     if not widened:
         return None
     union = _tagged_part(engine, widened, by, where or None, tags).subquery("u")
+    group: list[Any] = [union.c.label]
+    if by is not None:
+        group.append(union.c.key)
+    return _summed(union, group, having=True)
+
+
+def _from_tag_rollups(
+    engine: Engine,
+    labelled: list[tuple[int, datetime, datetime]],
+    by: str | None,
+    where: Where,
+    tag: str,
+) -> Select[Any] | None:
+    """One tag by (or filtered on) provider or model: tag roll-up buckets plus the tag's signed raw edges.
+
+    The buckets as :func:`entity_pieces` gives them, each a prefix range of the key (tag, grain,
+    bucket) of ``usage_tag_rollups``; the edges through ``call_tags`` (:func:`_tagged_part`).
+    """
+    buckets, pieces = entity_pieces(labelled)
+    parts: list[Select[Any]] = []
+    if buckets:
+        seg = (
+            values(column("label", Integer), column("grain", Integer), column("bucket", BigInteger), name="tseg")
+            .data(buckets)
+            .cte("tseg")
+        )
+        table = TagRollup.__table__
+        matches = [table.c.tag == tag, table.c.grain == seg.c.grain, table.c.bucket_start == seg.c.bucket]
+        source: FromClause
+        if engine.dialect.name == "postgresql":
+            # one key prefix scan per bucket: the OFFSET 0 fence keeps it a nested loop over the buckets
+            source = select(table).where(*matches, *_conditions(table, where)).offset(0).lateral("t")
+            joined = seg.join(source, true())
+        else:
+            source = table
+            joined = seg.join(source, and_(*matches, *_conditions(table, where)))
+        columns: list[Any] = [seg.c.label.label("label")]
+        if by is not None:
+            columns.append(source.c[_dimension(by)].label("key"))
+        columns.extend(source.c[name].label(name) for name in TOTAL_NAMES)
+        parts.append(select(*columns).select_from(joined))
+    if pieces:
+        parts.append(_tagged_part(engine, pieces, by, where or None, (tag,)))
+    if not parts:
+        return None
+    union = (parts[0] if len(parts) == 1 else parts[0].union_all(*parts[1:])).subquery("u")
     group: list[Any] = [union.c.label]
     if by is not None:
         group.append(union.c.key)
