@@ -311,6 +311,7 @@ LOG_COLUMNS = (
 # priced in whole pico-dollars
 PICO_COLUMNS = frozenset({"cost_input", "cost_output", "cost_total", "cost_web_search", "cost_request"})
 RECORDED_AT = LOG_COLUMNS.index("recorded_at")
+TAGS = LOG_COLUMNS.index("tags")
 
 
 def tags_text(tags: tuple[str, ...]) -> str | None:
@@ -365,6 +366,11 @@ def _price_rows(index: PriceIndex, calls: Sequence[Call], recorded_at: datetime)
     return rows
 
 
+def _any_tagged(rows: list[tuple]) -> bool:
+    """Whether any row of the batch carries tags: an untagged batch skips the tag roll-ups' statement."""
+    return any(row[TAGS] for row in rows)
+
+
 def _insert_sqlite(conn: Connection, rows: list[tuple]) -> tuple[int, ...]:
     """One executemany of the compiled INSERT, then roll-ups summed in SQL from the rows just stored.
 
@@ -408,7 +414,7 @@ def _insert_sqlite(conn: Connection, rows: list[tuple]) -> tuple[int, ...]:
     if len(ids) != len(rows):
         raise RuntimeError(f"stored {len(ids)} rows for {len(rows)} calls; the write lock was not held")
     add_stored_tags(conn, ids[0], ids[-1])
-    add_stored_to_rollups(conn, ids[0], ids[-1])
+    add_stored_to_rollups(conn, ids[0], ids[-1], tagged=_any_tagged(rows))
     refuse_overflow(conn, ids[0], ids[-1])
     return ids
 
@@ -456,7 +462,7 @@ def _insert_postgresql(conn: Connection, rows: list[tuple]) -> tuple[int, ...]:
     conn.exec_driver_sql(EMPTY_STAGING)
     if ids:
         add_stored_tags(conn, ids[0], ids[-1], ids)
-        add_stored_to_rollups(conn, ids[0], ids[-1], ids)
+        add_stored_to_rollups(conn, ids[0], ids[-1], ids, tagged=_any_tagged(rows))
     return ids
 
 

@@ -304,14 +304,17 @@ def _chosen(logs: Any, first_id: int, last_id: int, only_ids: Sequence[int] | No
     return chosen
 
 
-def add_stored_to_rollups(conn: Connection, first_id: int, last_id: int, only_ids: Sequence[int] | None = None) -> None:
+def add_stored_to_rollups(
+    conn: Connection, first_id: int, last_id: int, only_ids: Sequence[int] | None = None, tagged: bool = True
+) -> None:
     """Add the stored calls with ``first_id <= id <= last_id`` (and in ``only_ids``, if given) to the roll-ups.
 
     Used right after a batch insert (same transaction): nothing is bound per roll-up row,
     and the sums run over the stored values of the same column type, so they stay exact.
     Three statements, each one pass over the new rows by primary key: the series; the
     users, projects and tags; the tags by provider and model (tags read from ``call_tags``:
-    call :func:`add_stored_tags` first).
+    call :func:`add_stored_tags` first). ``tagged=False``: the caller knows no call of the batch has a
+    tag, so the third statement is left out.
     """
     logs = UsageRecord.__table__
     epoch = _epoch_seconds(conn)
@@ -386,7 +389,8 @@ def add_stored_to_rollups(conn: Connection, first_id: int, last_id: int, only_id
         .order_by(*entity_keys)
     )
     _upsert_from(conn, EntityRollup, ENTITY_KEY_COLUMNS, entity_query)
-    add_stored_tag_rollups(conn, chosen)
+    if tagged:
+        add_stored_tag_rollups(conn, chosen)
 
 
 def add_stored_tag_rollups(conn: Connection, chosen: list[ColumnElement[bool]]) -> None:
