@@ -480,35 +480,57 @@ def _from_entities(
     buckets, pieces = entity_pieces(labelled)
     parts: list[Select[Any]] = []
     if buckets:
-        seg = (
-            values(column("label", Integer), column("grain", Integer), column("bucket", BigInteger), name="eseg")
-            .data(buckets)
-            .cte("eseg")
-        )
         table = EntityRollup.__table__
         wanted = [
             table.c.entity == ("" if value in (NO_USER, NO_PROJECT) else value) for value in (where or {}).values()
         ]
         if keys is not None:
             wanted.append(table.c.entity.in_(keys))
-        # one primary-key lookup (or prefix scan) per bucket
-        matches = [table.c.dimension == dimension, table.c.grain == seg.c.grain, table.c.bucket_start == seg.c.bucket]
-        source: FromClause
-        if engine.dialect.name == "postgresql":
-            source = select(table).where(*matches, *wanted).offset(0).lateral("e")
-            joined = seg.join(source, true())
-        else:
-            source = table
-            joined = seg.join(source, and_(*matches, *wanted))
-        columns: list[Any] = [seg.c.label.label("label")]
-        if by is not None:
-            columns.append(source.c.entity.label("key"))
-        columns.extend(source.c[name].label(name) for name in names)
-        parts.append(select(*columns).select_from(joined))
+        key = "entity" if by is not None else None
+        parts.append(_bucket_rows(engine, buckets, table, [table.c.dimension == dimension], wanted, key, names, "e"))
     if pieces and dimension == "tag":
         parts.append(_tagged_part(engine, pieces, by, None, tuple((where or {}).values()), names, keys))
     elif pieces:
         parts.append(_raw_part(engine, pieces, by, where, names, keys))
+    return _union_summed(parts, by, names)
+
+
+def _bucket_rows(
+    engine: Engine,
+    buckets: list[tuple[int, int, int]],
+    table: Any,
+    key_match: list[ColumnElement[bool]],
+    wanted: list[ColumnElement[bool]],
+    key: str | None,
+    names: list[str],
+    alias: str,
+) -> Select[Any]:
+    """The rows of a day/7-day roll-up ``table`` in each bucket (label, grain, bucket) matching ``key_match``
+    (the leading key columns) and ``wanted``: one primary-key lookup or prefix scan per bucket; ``key``: the
+    column reported as ``key``."""
+    seg = (
+        values(column("label", Integer), column("grain", Integer), column("bucket", BigInteger), name=f"{alias}seg")
+        .data(buckets)
+        .cte(f"{alias}seg")
+    )
+    matches = [*key_match, table.c.grain == seg.c.grain, table.c.bucket_start == seg.c.bucket]
+    source: FromClause
+    if engine.dialect.name == "postgresql":
+        # the OFFSET 0 fence keeps it a nested loop over the buckets, one index range each
+        source = select(table).where(*matches, *wanted).offset(0).lateral(alias)
+        joined = seg.join(source, true())
+    else:
+        source = table
+        joined = seg.join(source, and_(*matches, *wanted))
+    columns: list[Any] = [seg.c.label.label("label")]
+    if key is not None:
+        columns.append(source.c[key].label("key"))
+    columns.extend(source.c[name].label(name) for name in names)
+    return select(*columns).select_from(joined)
+
+
+def _union_summed(parts: list[Select[Any]], by: str | None, names: list[str] = TOTAL_NAMES) -> Select[Any] | None:
+    """The parts' rows (label, key, sums) summed per label and key; ``None`` when there is no part."""
     if not parts:
         return None
     union = (parts[0] if len(parts) == 1 else parts[0].union_all(*parts[1:])).subquery("u")
@@ -617,11 +639,7 @@ def _from_tagged(
             widened.append((label, sign, datetime.fromtimestamp(low, UTC), datetime.fromtimestamp(high, UTC)))
     if not widened:
         return None
-    union = _tagged_part(engine, widened, by, where or None, tags).subquery("u")
-    group: list[Any] = [union.c.label]
-    if by is not None:
-        group.append(union.c.key)
-    return _summed(union, group, having=True)
+    return _union_summed([_tagged_part(engine, widened, by, where or None, tags)], by)
 
 
 def _from_tag_rollups(
@@ -639,35 +657,14 @@ def _from_tag_rollups(
     buckets, pieces = entity_pieces(labelled)
     parts: list[Select[Any]] = []
     if buckets:
-        seg = (
-            values(column("label", Integer), column("grain", Integer), column("bucket", BigInteger), name="tseg")
-            .data(buckets)
-            .cte("tseg")
-        )
         table = TagRollup.__table__
-        matches = [table.c.tag == tag, table.c.grain == seg.c.grain, table.c.bucket_start == seg.c.bucket]
-        source: FromClause
-        if engine.dialect.name == "postgresql":
-            # one key prefix scan per bucket: the OFFSET 0 fence keeps it a nested loop over the buckets
-            source = select(table).where(*matches, *_conditions(table, where)).offset(0).lateral("t")
-            joined = seg.join(source, true())
-        else:
-            source = table
-            joined = seg.join(source, and_(*matches, *_conditions(table, where)))
-        columns: list[Any] = [seg.c.label.label("label")]
-        if by is not None:
-            columns.append(source.c[_dimension(by)].label("key"))
-        columns.extend(source.c[name].label(name) for name in TOTAL_NAMES)
-        parts.append(select(*columns).select_from(joined))
+        key = _dimension(by) if by is not None else None
+        parts.append(
+            _bucket_rows(engine, buckets, table, [table.c.tag == tag], _conditions(table, where), key, TOTAL_NAMES, "t")
+        )
     if pieces:
         parts.append(_tagged_part(engine, pieces, by, where or None, (tag,)))
-    if not parts:
-        return None
-    union = (parts[0] if len(parts) == 1 else parts[0].union_all(*parts[1:])).subquery("u")
-    group: list[Any] = [union.c.label]
-    if by is not None:
-        group.append(union.c.key)
-    return _summed(union, group, having=True)
+    return _union_summed(parts, by)
 
 
 def _from_logs(
@@ -681,11 +678,7 @@ def _from_logs(
             widened.append((label, sign, datetime.fromtimestamp(low, UTC), datetime.fromtimestamp(high, UTC)))
     if not widened:
         return None
-    union = _raw_part(engine, widened, by, where).subquery("u")
-    group: list[Any] = [union.c.label]
-    if by is not None:
-        group.append(union.c.key)
-    return _summed(union, group, having=True)
+    return _union_summed([_raw_part(engine, widened, by, where)], by)
 
 
 def totals(
