@@ -20,7 +20,7 @@ per day, not every call of the tag. Kept wherever the entity roll-ups' tags are.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -345,17 +345,10 @@ def add_stored_to_rollups(
         )
         .subquery("both_levels")
     )
-    grains = values(column("grain", Integer), name="grains").data([(g,) for g in GRAINS]).cte("grains")
-    bucket = (both.c.quarter - both.c.quarter % grains.c.grain).label("bucket_start")
-    keys = [grains.c.grain, bucket, both.c.provider, both.c.model]
-    query = (
-        select(*keys, *[func.sum(both.c[name]) for name in sum_names])
-        .select_from(both.join(grains, true()))
-        .where(true())  # SQLite: an INSERT ... SELECT with a join needs a WHERE before ON CONFLICT
-        .group_by(*keys)
-        .order_by(*keys)  # one lock order for concurrent PostgreSQL writers
-    )
-    _upsert_from(conn, UsageRollup, KEY_COLUMNS, query)
+    _upsert_fanned(
+        conn, UsageRollup, KEY_COLUMNS, both, both.c.quarter, GRAINS, "grains",
+        lambda grain, bucket: [grain, bucket, both.c.provider, both.c.model],
+    )  # fmt: skip
 
     # Users and projects: the batch summed per UTC day and entity, then fanned out to
     # days and weeks, both dimensions in one upsert.
@@ -376,19 +369,10 @@ def add_stored_to_rollups(
         .group_by(day, call_tags.c.tag)
     )
     days = per_day[0].union_all(*per_day[1:]).cte("days").prefix_with("MATERIALIZED")
-    entity_grains = (
-        values(column("grain", Integer), name="entity_grains").data([(g,) for g in ENTITY_GRAINS]).cte("entity_grains")
-    )
-    start = (days.c.day - days.c.day % entity_grains.c.grain).label("bucket_start")
-    entity_keys = [days.c.dimension, entity_grains.c.grain, start, days.c.entity]
-    entity_query = (
-        select(*entity_keys, *[func.sum(days.c[name]) for name in sum_names])
-        .select_from(days.join(entity_grains, true()))
-        .where(true())
-        .group_by(*entity_keys)
-        .order_by(*entity_keys)
-    )
-    _upsert_from(conn, EntityRollup, ENTITY_KEY_COLUMNS, entity_query)
+    _upsert_fanned(
+        conn, EntityRollup, ENTITY_KEY_COLUMNS, days, days.c.day, ENTITY_GRAINS, "entity_grains",
+        lambda grain, bucket: [days.c.dimension, grain, bucket, days.c.entity],
+    )  # fmt: skip
     if tagged:
         add_stored_tag_rollups(conn, chosen)
 
@@ -411,17 +395,34 @@ def add_stored_tag_rollups(conn: Connection, chosen: list[ColumnElement[bool]]) 
         .cte("tag_days")
         .prefix_with("MATERIALIZED")
     )
-    grains = values(column("grain", Integer), name="tag_grains").data([(g,) for g in ENTITY_GRAINS]).cte("tag_grains")
-    start = (days.c.day - days.c.day % grains.c.grain).label("bucket_start")
-    keys = [days.c.tag, grains.c.grain, start, days.c.provider, days.c.model]
+    _upsert_fanned(
+        conn, TagRollup, TAG_KEY_COLUMNS, days, days.c.day, ENTITY_GRAINS, "tag_grains",
+        lambda grain, bucket: [days.c.tag, grain, bucket, days.c.provider, days.c.model],
+    )  # fmt: skip
+
+
+def _upsert_fanned(
+    conn: Connection,
+    model: type,
+    key_columns: tuple[str, ...],
+    summed: Any,
+    at: Any,
+    grains: tuple[int, ...],
+    name: str,
+    keys: Callable[[Any, Any], list[Any]],
+) -> None:
+    """Rows of sums per finest bucket (``summed``, its bucket start ``at``) fanned out to each of ``grains``,
+    summed per roll-up key (``keys(grain, bucket_start)``) and added to ``model`` in one upsert."""
+    grain = values(column("grain", Integer), name=name).data([(g,) for g in grains]).cte(name)
+    key = keys(grain.c.grain, (at - at % grain.c.grain).label("bucket_start"))
     query = (
-        select(*keys, *[func.sum(days.c[name]) for name in SUM_COLUMNS])
-        .select_from(days.join(grains, true()))
+        select(*key, *[func.sum(summed.c[column_name]) for column_name in SUM_COLUMNS])
+        .select_from(summed.join(grain, true()))
         .where(true())  # SQLite: an INSERT ... SELECT with a join needs a WHERE before ON CONFLICT
-        .group_by(*keys)
-        .order_by(*keys)  # one lock order for concurrent PostgreSQL writers
+        .group_by(*key)
+        .order_by(*key)  # one lock order for concurrent PostgreSQL writers
     )
-    _upsert_from(conn, TagRollup, TAG_KEY_COLUMNS, query)
+    _upsert_from(conn, model, key_columns, query)
 
 
 def rebuild_rollups(engine: Engine, batch_size: int = 500_000) -> int:
