@@ -195,17 +195,20 @@ INGEST_PAIRS = int(os.environ.get("BENCH_INGEST_PAIRS", "5"))
 
 
 def ingest(backend: str) -> None:
-    """Recording speed of tagged calls with and without the tag roll-up upsert: alternating runs into fresh
+    """Recording speed of tagged calls with and without the tag roll-ups by provider and model and the tags'
+    six-hour rows (the tag storage of migration 0016: per day and 7-day block only): alternating runs into fresh
     databases (BENCH_INGEST_PAIRS pairs of BENCH_INGEST_CALLS calls, 20,000 a batch), medians and paired ratio."""
     from core.recording import rollups
 
     keep = getattr(rollups, "add_stored_tag_rollups", None)
+    tag_grains = getattr(rollups, "TAG_GRAINS", rollups.ENTITY_GRAINS)
     calls = list(_calls(INGEST_CALLS, seed=5))
     rates: dict[str, list[float]] = {"with": [], "without": []}
     for _pair in range(INGEST_PAIRS):
         for how in ("with", "without") if keep is not None else ("with",):
-            if how == "without":
+            if how == "without":  # the tag storage of 0016: per tag and day (and 7-day block) only
                 rollups.add_stored_tag_rollups = lambda conn, chosen: None  # type: ignore[attr-defined]
+                rollups.TAG_GRAINS = rollups.ENTITY_GRAINS  # type: ignore[misc]
             try:
                 engine = fresh_database(backend, "tags_ingest")
                 started = time.perf_counter()
@@ -216,6 +219,7 @@ def ingest(backend: str) -> None:
             finally:
                 if keep is not None:
                     rollups.add_stored_tag_rollups = keep  # type: ignore[attr-defined]
+                rollups.TAG_GRAINS = tag_grains  # type: ignore[misc]
     for how, runs in rates.items():
         if runs:
             figure(

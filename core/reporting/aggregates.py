@@ -11,8 +11,9 @@ Where a report reads from:
 - the top N users or projects: first among the keys that spend most over the period widened
   to whole UTC days (no raw edges), proved exact by a bound (:func:`top_from_whole_days`),
   else ranked on the exact sums of every key as above;
-- by or filtered on one tag only: the entity roll-ups too (dimension ``tag``; a call counts
-  under each of its tags), with the raw edges joined to ``call_tags``;
+- by or filtered on one tag only: the entity roll-ups too (dimension ``tag``, with six-hour rows
+  as well, so an end is at most 3 hours from its boundary; a call counts under each of its tags),
+  with the raw edges joined to ``call_tags``;
 - one tag with providers and models only (by provider or model, or filtered on them): the tag
   roll-ups (``usage_tag_rollups``, per tag, UTC day and 7-day block, provider and model) between
   the nearest UTC midnights, plus (or minus) the tag's raw calls near the ends through
@@ -53,7 +54,7 @@ from sqlalchemy import (
     values,
 )
 
-from core.recording.rollups import ALL_MODELS, DAY, ENTITY_GRAINS, GRAINS, MONEY_COLUMNS, QUARTER
+from core.recording.rollups import ALL_MODELS, DAY, ENTITY_GRAINS, GRAINS, MONEY_COLUMNS, QUARTER, TAG_GRAINS
 from core.storage.columns import Money, UTCDateTime
 from core.storage.tables import EntityRollup, PriceCorrection, UsageRecord, UsageRollup
 from core.storage.tag_tables import CallTag, TagRollup
@@ -363,20 +364,22 @@ def _from_series(
     return select(*group, *sums).select_from(joined).group_by(*group)
 
 
-def _nearest_day(epoch: int) -> int:
-    low = _floor(epoch, DAY)
-    return low + DAY if epoch - low > DAY // 2 else low
+def _nearest(epoch: int, step: int) -> int:
+    low = _floor(epoch, step)
+    return low + step if epoch - low > step // 2 else low
 
 
 def entity_pieces(
     labelled: list[tuple[int, datetime, datetime]],
+    grains: tuple[int, ...] = ENTITY_GRAINS,
 ) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, datetime, datetime]]]:
     """Each labelled range as entity buckets (label, grain, bucket) plus signed raw log ranges.
 
-    The range (widened to quarter hours) is snapped to the nearest UTC midnight at each end;
-    the whole days and 7-day blocks between them come from the roll-ups, and the raw logs
-    between each end and its midnight are added (midnight inside the range) or subtracted
-    (outside). No end is more than 12 hours from its midnight.
+    The range (widened to quarter hours) is snapped to the nearest boundary of the finest of
+    ``grains`` at each end (a UTC midnight; six hours for tags, ``TAG_GRAINS``); the buckets
+    between them come from the roll-ups, coarsest in the middle, and the raw logs between each
+    end and its boundary are added (boundary inside the range) or subtracted (outside). No end
+    is more than half the finest grain from its boundary: 12 hours, 3 for tags.
     """
     buckets: list[tuple[int, int, int]] = []
     raw: list[tuple[int, int, datetime, datetime]] = []
@@ -388,7 +391,7 @@ def entity_pieces(
         low, high = _quarters(start, end)
         if high <= low:
             continue
-        first, last = _nearest_day(low), _nearest_day(high)
+        first, last = _nearest(low, grains[0]), _nearest(high, grains[0])
         if first >= last:
             raw.append((label, 1, at(low), at(high)))
             continue
@@ -396,7 +399,7 @@ def entity_pieces(
             raw.append((label, 1, at(low), at(first)) if low < first else (label, -1, at(first), at(low)))
         if high != last:
             raw.append((label, 1, at(last), at(high)) if last < high else (label, -1, at(high), at(last)))
-        for grain, a, b in _runs(first, last, ENTITY_GRAINS):
+        for grain, a, b in _runs(first, last, grains):
             buckets.extend((label, grain, bucket) for bucket in range(a, b, grain))
     return buckets, raw
 
@@ -477,7 +480,7 @@ def _from_entities(
     """
     named = {*(where or {}), *([by] if by else [])}
     dimension = next(d for d in ENTITY_DIMENSIONS if d in named)
-    buckets, pieces = entity_pieces(labelled)
+    buckets, pieces = entity_pieces(labelled, TAG_GRAINS if dimension == "tag" else ENTITY_GRAINS)
     parts: list[Select[Any]] = []
     if buckets:
         table = EntityRollup.__table__

@@ -158,11 +158,11 @@ class UsageRollup(_RollupSums, Base):
 
 
 class EntityRollup(_RollupSums, Base):
-    """Totals per (dimension, grain, bucket, entity): dimension ``user`` or ``project``, entity '' when none.
+    """Totals per (dimension, grain, bucket, entity): dimension ``user``, ``project`` or ``tag``, entity '' when none.
 
-    One row per user (or project) and UTC day (and 7-day block) with any call. Periods whose ends are not
-    UTC midnights add (or subtract) the raw logs between the end and the nearest
-    midnight, read through ``ix_usage_time``, so every local period stays exact.
+    One row per user (or project, or tag) and UTC day (and 7-day block; and six hours for tags) with any
+    call. Periods whose ends are not UTC midnights add (or subtract) the raw logs between the end and the
+    nearest midnight (six hours for tags), read through ``ix_usage_time``, so every local period stays exact.
     """
 
     __tablename__ = "usage_entity_rollups"

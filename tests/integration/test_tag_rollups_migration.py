@@ -1,5 +1,6 @@
-"""Migration 0017 on a database of the previous revision holding tagged calls: ``usage_tag_rollups`` filled from
-``call_tags`` and the logs, so one tag by provider or model equals the raw calls; and back down again.
+"""Migrations 0017 and 0018 on a database of an earlier revision holding tagged calls: ``usage_tag_rollups`` and
+the tags' six-hour rows filled from ``call_tags`` and the logs, so reports by tag (and one tag by provider or
+model) equal the raw calls; and back down again.
 SQLite and (with TEST_DATABASE_URL) PostgreSQL."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy import Engine, inspect, select, text
 
 from core.pricing.seeding import initialize_default_pricing
 from core.recording.calls import make_call, record_batch
-from core.recording.rollups import check_rollups
+from core.recording.rollups import TAG_GRAINS, check_rollups
 from core.reporting import aggregates as reports
 from core.storage.engine import make_engine
 from core.storage.migrate import head_revision, upgrade_database
@@ -130,7 +131,7 @@ def test_the_tag_rollups_are_filled_from_the_tagged_calls_and_dropped_on_the_way
             assert sum((r.totals.cost_total for r in days), Decimal(0)) == sum(
                 (cost for _calls, cost in _raw(previous, start, end, tag, "provider").values()), Decimal(0)
             )
-    start, end = periods[0]
+    start, end = periods[1]  # whole UTC days: no six-hour tag rows read (0016 has none)
     by_tag = reports.breakdown(previous, start, end, "tag")
     _migrate(previous, PREVIOUS, down=True)
     assert "usage_tag_rollups" not in _tables(previous)
@@ -139,3 +140,46 @@ def test_the_tag_rollups_are_filled_from_the_tagged_calls_and_dropped_on_the_way
     assert reports.breakdown(previous, start, end, "tag") == by_tag  # 0016's own roll-ups untouched
     upgrade_database(previous)
     assert check_rollups(previous).matches
+
+
+def _by_tag(engine: Engine, start: datetime, end: datetime) -> dict[str, tuple[int, Decimal]]:
+    """Calls and cost per tag in [start, end) from the raw rows (a call counts under each of its tags)."""
+    with engine.connect() as conn:
+        tags: dict[int, list[str]] = defaultdict(list)
+        for usage_id, tag in conn.execute(select(CallTag.usage_id, CallTag.tag)):
+            tags[usage_id].append(tag)
+        rows = conn.execute(select(UsageRecord.id, UsageRecord.timestamp, UsageRecord.cost_total)).all()
+    out: dict[str, list] = defaultdict(lambda: [0, Decimal(0)])
+    for row in rows:
+        if start <= row.timestamp < end:
+            for tag in tags[row.id]:
+                out[tag][0] += 1
+                out[tag][1] += row.cost_total
+    return {tag: (calls, cost) for tag, (calls, cost) in out.items()}
+
+
+def test_0018_fills_the_tags_six_hour_rows_so_a_kolkata_report_by_tag_reads_three_hours_at_most(
+    previous: Engine,
+) -> None:
+    """0017 -> 0018: the six-hour tag rows filled from the tagged calls; a report by tag over Kolkata days (ends
+    at 18:30 UTC, now snapped to 18:00) equals the raw calls; back down to 0017, the rows are gone."""
+    upgrade_database(previous)
+    _migrate(previous, "0017_tag_rollups", down=True)
+    six_hours = text("SELECT count(*) FROM usage_entity_rollups WHERE dimension = 'tag' AND grain = 21600")
+    with previous.connect() as conn:
+        assert conn.execute(six_hours).scalar_one() == 0
+    assert not check_rollups(previous).matches  # this code keeps six-hour tag rows: 0017 has none
+    upgrade_database(previous)
+    with previous.connect() as conn:
+        assert conn.execute(six_hours).scalar_one() > 100
+    assert check_rollups(previous).matches
+    for first, last in ((date(2026, 11, 2), date(2026, 11, 18)), (date(2026, 11, 5), date(2026, 11, 5))):
+        start, end = local_midnight(first, KOLKATA), local_midnight(last + timedelta(days=1), KOLKATA)
+        rows = reports.breakdown(previous, start, end, "tag")
+        assert {r.key: (r.totals.calls, r.totals.cost_total) for r in rows} == _by_tag(previous, start, end)
+        buckets, raw = reports.entity_pieces([(0, start, end)], TAG_GRAINS)
+        assert all(abs((b - a).total_seconds()) <= 3 * 3600 for _label, _sign, a, b in raw)  # 30 min a side
+        assert any(grain == 21600 for _label, grain, _bucket in buckets)
+    _migrate(previous, "0017_tag_rollups", down=True)
+    with previous.connect() as conn:
+        assert conn.execute(six_hours).scalar_one() == 0
