@@ -4,9 +4,10 @@ The call's own row keeps its tags too (``api_usage_logs.tags``, a JSON list, sho
 Usage logs); this table is the index of them: ``(tag, timestamp, usage_id)`` finds the calls
 carrying a tag in a period (a filter on several tags, or a tag with a user), and the
 primary key ``(usage_id, tag)`` answers "which tags has this call" for the raw edges of a
-period. Spend per tag and UTC day lives in ``usage_entity_rollups`` (dimension ``tag``), and per
-tag, UTC day (and 7-day block), provider and model in ``usage_tag_rollups``: the Overview's chart and
-tables by provider or model with one tag picked read it, not every call of the tag.
+period. Spend per tag and six hours, UTC day and 7-day block lives in ``usage_entity_rollups``
+(dimension ``tag``), and per tag, UTC day (and 7-day block), provider and model in
+``usage_tag_rollups``: the Overview's chart and tables by provider or model with one tag picked
+read it, not every call of the tag.
 """
 
 from __future__ import annotations
