@@ -161,19 +161,21 @@ def _locked_read_statement() -> Any:
     COMMITTED re-reads a locked row), so ``held``, ``spend`` and ``version`` are current; the sums of
     holds come from the statement's snapshot, taken before the wait, so they may be behind. They are
     only ever used to decide that a precise read is needed (``reserve_read``), never subtracted here."""
-    c = LimitCounter.__table__.c
     h = LimitHold.__table__.c
-    k = _pg_keys()
     # any hold of this request id, on any counter (by the request id's index; once for the statement)
     own = select(func.count()).where(h.request_id == bindparam("rid", type_=String())).scalar_subquery()
     recorded = exists().where(UsageRecord.request_id == bindparam("rid", type_=String()))
+    doubtful = (_expired_holds(func.count()) + own).label("doubtful")
+    return _locking(*_counter_columns(), doubtful, recorded.label("recorded"))
+
+
+def _locking(*columns: Any) -> Any:
+    """PostgreSQL: ``columns`` of the counters of the keys (``_pg_keys``), locked FOR UPDATE in the lock order."""
+    c = LimitCounter.__table__.c
+    k = _pg_keys()
     joined = LimitCounter.__table__.join(k, _on_keys(c, k)).join(Budget.__table__, Budget.__table__.c.id == c.budget_id)
     return (
-        select(
-            *_counter_columns(),
-            (_expired_holds(func.count()) + own).label("doubtful"),
-            recorded.label("recorded"),
-        )
+        select(*columns)
         .select_from(joined)
         .order_by(_rank_column(), c.period_start, c.period_end, c.budget_id, c.subject)
         .with_for_update(of=LimitCounter.__table__)
@@ -363,19 +365,7 @@ def lock_counters(conn: Connection, keys: Sequence[Key]) -> None:
         conn.execute(_LOCK, _pg_key_params(sorted(set(keys))))
 
 
-def _lock_statement() -> Any:
-    c = LimitCounter.__table__.c
-    k = _pg_keys()
-    joined = LimitCounter.__table__.join(k, _on_keys(c, k)).join(Budget.__table__, Budget.__table__.c.id == c.budget_id)
-    return (
-        select(c.id)
-        .select_from(joined)
-        .order_by(_rank_column(), c.period_start, c.period_end, c.budget_id, c.subject)
-        .with_for_update(of=LimitCounter.__table__)
-    )
-
-
-_LOCK = _lock_statement()
+_LOCK = _locking(LimitCounter.__table__.c.id)
 
 
 _HOLD_KEY = (LimitHold.__table__.c.budget_id, LimitHold.__table__.c.subject, LimitHold.__table__.c.period_start)

@@ -205,28 +205,13 @@ def _grouped(
     if len(required) == 1:
         where = {**(where or {}), "tag": required[0]}
     dimensions = {_dimension(name) for name in (where or {})} | ({_dimension(by)} if by else set())
+    untagged = {k: v for k, v in (where or {}).items() if k != "tag"}
     if len(required) == 1 and len(dimensions) > 1 and dimensions <= {"tag", "provider", "model"} and by != "tag":
         # one tag with providers and models only: the tag roll-ups (one tag alone: the entity roll-ups below)
-        query = _from_tag_rollups(
-            engine, labelled, by, {k: v for k, v in (where or {}).items() if k != "tag"}, required[0]
-        )
-        if query is not None and limit is not None:
-            query = query.order_by(text("cost_total DESC"), *([text("key")] if by else [])).limit(limit)
-        rows = [] if query is None else _run(engine, query)
-        return [(row.label, _label(by, row.key if by else None), _totals(row)) for row in rows]
-    if len(required) > 1 or ("tag" in dimensions and len(dimensions) > 1) or (by == "tag" and required):
-        query = _from_tagged(
-            engine,
-            [(label, 1, a, b) for label, a, b in labelled],
-            by,
-            {k: v for k, v in (where or {}).items() if k != "tag"},
-            required,
-        )
-        if query is not None and limit is not None:
-            query = query.order_by(text("cost_total DESC"), *([text("key")] if by else [])).limit(limit)
-        rows = [] if query is None else _run(engine, query)
-        return [(row.label, _label(by, row.key if by else None), _totals(row)) for row in rows]
-    if dimensions <= {"provider", "model"}:
+        query = _from_tag_rollups(engine, labelled, by, untagged, required[0])
+    elif len(required) > 1 or ("tag" in dimensions and len(dimensions) > 1) or (by == "tag" and required):
+        query = _from_tagged(engine, [(label, 1, a, b) for label, a, b in labelled], by, untagged, required)
+    elif dimensions <= {"provider", "model"}:
         query = _from_series(engine, labelled, by, where)
     elif len(dimensions) == 1 and limit is not None and by is not None:
         if not where and len(labelled) == 1:
