@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 def on_recorded(conn: Connection, calls: Sequence[Any], ids: Sequence[int]) -> None:
     """Add the batch's stored costs to the current period's counters and delete its request ids' holds.
 
+    An ``each:user`` / ``each:project`` budget's spend is not kept here (a check reads it from the entity
+    roll-ups this transaction keeps): only its counters that hold this batch's request ids are touched.
     Costs nothing when no budget is enforced. Runs in the batch's transaction: a failure rolls the
     calls back, so spend and counters never disagree.
     """
@@ -39,29 +41,20 @@ def on_recorded(conn: Connection, calls: Sequence[Any], ids: Sequence[int]) -> N
     projects = [b.scope_value for b in budgets if b.scope_kind == "project" and b.scope_value]
     sums = store.batch_sums(conn, ids, spans, users, projects)  # summed in SQL, not read call by call
     added: dict[Key, tuple[datetime, Decimal]] = {}
-    each_due: list[tuple[str, datetime, datetime, list[int]]] = []
     for i, (start, end) in enumerate(spans):
         if (i, "all", "") not in sums:
             continue  # no call of the batch in this period
-        chosen = windows[(start, end)]
-        for each_of in ("user", "project"):
-            each = [b.id for b in chosen if b.scope_kind == "each" and b.scope_value == each_of]
-            if each:
-                each_due.append((each_of, start, end, each))
-        for budget in chosen:
+        for budget in windows[(start, end)]:
             if budget.scope_kind == "each":
                 continue
             value = "" if budget.scope_kind == "all" else (budget.scope_value or "")
             found = sums.get((i, budget.scope_kind, value))
             if found is not None:
                 added[(budget.id, "", start)] = (end, found)
-    # the each: counters first, users before projects, by period: the lock order of ``store.lock_rank``
-    for each_of, start, end, each in sorted(each_due, key=lambda due: (due[0] != "user", due[1], due[2])):
-        store.add_each_spend(conn, each, each_of, start, end, ids)  # one statement: summed and upserted in SQL
     request_ids = [rid for c in calls for rid in (c.request_id, getattr(c, "hold_id", None)) if rid]
     settled: dict[Key, Decimal] = {}
     held_on = store.hold_keys(conn, request_ids) if request_ids else set()
-    if held_on:  # the counters' locks before the holds, as reserve and sweep take them (the each: ones are held)
+    if held_on:  # the counters' locks before the holds, in the lock order, as reserve and sweep take them
         store.lock_counters(conn, sorted(held_on | set(added)))
         settled = store.settle(conn, request_ids)
     ranks = {b.id: store.lock_rank(b.scope_kind, b.scope_value) for b in budgets}

@@ -306,7 +306,11 @@ def applying(engine: Engine, request: CheckRequest, now: datetime) -> list[tuple
 # ---- the check and the hold ------------------------------------------------------------------------
 
 
-def _states(chosen: Sequence[tuple[Budget, Key, Period]], counters: dict[Key, Counter]) -> tuple[LimitState, ...]:
+def _states(
+    chosen: Sequence[tuple[Budget, Key, Period]], counters: dict[Key, Counter], spends: dict[Key, Decimal]
+) -> tuple[LimitState, ...]:
+    """Each budget's state: spend from its counter (an ``each:`` budget's from the roll-ups, ``spends``), held
+    from its counter (none yet: nothing held)."""
     return tuple(
         LimitState(
             budget.name,
@@ -315,24 +319,42 @@ def _states(chosen: Sequence[tuple[Budget, Key, Period]], counters: dict[Key, Co
             period.start,
             period.end,
             budget.amount,
-            counters[key].spend,
-            counters[key].held,
+            spends[key] if key in spends else counters[key].spend,
+            counters[key].held if key in counters else Decimal(0),
         )
         for budget, key, period in chosen
     )
 
 
+def _each(chosen: Sequence[tuple[Budget, Key, Period]]) -> list[tuple[Key, str, datetime]]:
+    """The ``each:`` budgets among ``chosen``, as ``store.each_spend`` reads them."""
+    return [(key, str(budget.scope_value), period.end) for budget, key, period in chosen if budget.scope_kind == "each"]
+
+
+def _behind(chosen: Sequence[tuple[Budget, Key, Period]], counters: dict[Key, Counter], *, made: bool) -> list[Any]:
+    """The budgets whose counter must be summed (missing or stale) first; ``made``: an ``each:`` budget's must
+    exist too (a reserve locks it), though its spend is never on it."""
+    return [
+        (b, k, p)
+        for b, k, p in chosen
+        if (k not in counters and (made or b.scope_kind != "each"))
+        or (k in counters and b.scope_kind != "each" and not counters[k].fresh)
+    ]
+
+
 def _fresh_counters(
-    engine: Engine, chosen: Sequence[tuple[Budget, Key, Period]], now: datetime, exclude: str | None
-) -> dict[Key, Counter]:
-    """The counters, each summed again from the roll-ups first where it is missing or stale."""
+    engine: Engine, chosen: Sequence[tuple[Budget, Key, Period]], now: datetime, exclude: str | None, made: bool = False
+) -> tuple[dict[Key, Counter], dict[Key, Decimal]]:
+    """The counters, each summed again from the roll-ups first where it is missing or stale (``made``: the
+    ``each:`` budgets' made too), and the ``each:`` budgets' spend."""
     keys = [key for _b, key, _p in chosen]
+    each = _each(chosen)
     for _ in range(REFRESH_TRIES):
         with engine.connect() as conn:
             counters = store.read(conn, keys, now, exclude_request=exclude)
-        behind = [(b, k, p) for b, k, p in chosen if k not in counters or not counters[k].fresh]
-        if not behind:
-            return counters
+            behind = _behind(chosen, counters, made=made)
+            if not behind:
+                return counters, store.each_spend(conn, each) if each and not made else {}
         for budget, key, period in behind:
             store.refresh(engine, budget, key, period.end, counters.get(key))
     raise RuntimeError("the budget counters kept changing while being summed; try again")
@@ -348,30 +370,35 @@ def check(engine: Engine, request: CheckRequest, now: datetime | None = None) ->
     chosen = applying(engine, request, moment)
     if not chosen:
         return Decision(True, (), request.estimated_cost)
-    counters = _fresh_counters(engine, chosen, moment, request.request_id)
-    states = _states(chosen, counters)
+    counters, spends = _fresh_counters(engine, chosen, moment, request.request_id)
+    states = _states(chosen, counters, spends)
     return Decision(all(s.fits(request.estimated_cost) for s in states), states, request.estimated_cost)
 
 
 def reserve(engine: Engine, request: CheckRequest, now: datetime | None = None) -> Decision:
-    """Decide under the counters' locks and, when allowed, hold the estimate (replacing this request id's hold)."""
+    """Decide under the counters' locks and, when allowed, hold the estimate (replacing this request id's hold).
+
+    An ``each:`` budget's spend is read after the locks (on PostgreSQL a statement of its own, whose snapshot
+    is taken after them): a recording that settled a hold on that counter before the lock was granted is seen
+    with its call's cost, one still waiting for the lock is seen with its hold."""
     if request.request_id is None:
         raise LimitError("request_id: missing; reserve needs the request id the call will be recorded with")
     rid = request.request_id
     moment = now or now_utc()
     chosen = applying(engine, request, moment)
     keys = [key for _b, key, _p in chosen]
+    each = _each(chosen)
     for attempt in range(REFRESH_TRIES):
-        if chosen and attempt:  # a counter was missing or stale: sum it again, outside the lock
-            _fresh_counters(engine, chosen, moment, rid)
+        if chosen and attempt:  # a counter was missing or stale: made or summed again, outside the lock
+            _fresh_counters(engine, chosen, moment, rid, made=True)
 
         def work(conn: Connection) -> Decision | None:
             counters, recorded = store.reserve_read(conn, keys, moment, rid)
             if recorded:
                 raise RecordedAlready(f"request_id: {rid!r} is already recorded; its real cost counts, nothing to hold")
-            if any(k not in counters or not counters[k].fresh for k in keys):
-                return None  # a recording or a reprice came in between: sum again, outside the lock
-            states = _states(chosen, counters)
+            if _behind(chosen, counters, made=True):
+                return None  # missing, or a recording or a reprice came in between: sum again, outside the lock
+            states = _states(chosen, counters, store.each_spend(conn, each) if each else {})
             allowed = all(s.fits(request.estimated_cost) for s in states)
             if allowed:
                 expires = moment + timedelta(seconds=request.hold_seconds)
@@ -394,8 +421,10 @@ def record_denial(engine: Engine, decision: Decision) -> None:
     """Count a denied check against each budget it did not fit (the Budgets page shows the count)."""
     keys = [(s.budget_id, s.subject or "", s.period_start) for s in decision.limits if not s.fits(decision.estimate)]
     if keys:
+        ends = {(s.budget_id, s.subject or "", s.period_start): s.period_end for s in decision.limits}
 
         def work(conn: Connection) -> None:
+            store.make_counters(conn, [(key, ends[key]) for key in keys])  # an each: budget's may not exist yet
             store.lock_counters(conn, keys)  # in the lock order, as every writer takes them
             store.count_denial(conn, keys)
 

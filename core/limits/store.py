@@ -22,7 +22,6 @@ from sqlalchemy import (
     BigInteger,
     Connection,
     Engine,
-    Integer,
     Numeric,
     String,
     and_,
@@ -49,7 +48,7 @@ from core.budgets.spend import spend_in
 from core.storage.budget_tables import Budget
 from core.storage.columns import Money, UTCDateTime
 from core.storage.limit_tables import LimitCounter, LimitHold
-from core.storage.tables import PriceCorrection, UsageRecord
+from core.storage.tables import EntityRollup, PriceCorrection, UsageRecord
 
 Key = tuple[int, str, datetime]  # budget id, subject ('' for a budget of one scope), period start (UTC)
 
@@ -197,11 +196,13 @@ def read(
     """The counters of ``keys`` with their live holds, in one statement (``lock``: FOR UPDATE first, in key order)."""
     if not keys:
         return {}
+    locked: set[Key] | None = None
     if lock:
         # The row lock of the guarantee: reserving checks on the same counters queue here, in one
         # order. Taken by a statement of its own: the read below then gets a snapshot from after
-        # the wait, which sees the holds the previous lock holder committed.
-        lock_counters(conn, keys)
+        # the wait, which sees the holds the previous lock holder committed. A counter made by
+        # another transaction between the two statements is read but not locked: left out, as missing.
+        locked = lock_counters(conn, keys)
     postgres = conn.dialect.name == "postgresql"
     params: dict[str, Any] = {"now": now}
     if postgres:
@@ -225,7 +226,7 @@ def read(
     found: dict[Key, Counter] = {}
     for row in conn.execute(_READ[postgres], params):
         key = (row.budget_id, row.subject, row.period_start)
-        if key in wanted:
+        if key in wanted and (locked is None or key in locked):
             fresh = not row.stale and row.corrections_seen >= row.corrections
             held = row.held - row.expired - own.get(key, Decimal(0))
             found[key] = Counter(key, row.spend, held, row.version, fresh, row.denied, row.expired != 0)
@@ -252,7 +253,9 @@ def reserve_read(
     if rows[0].recorded:
         return {}, True
     if any(row.doubtful for row in rows):  # the locks are held now: read again, with a snapshot from after them
-        return read(conn, keys, now, exclude_request=request_id), False
+        locked = {(row.budget_id, row.subject, row.period_start) for row in rows}
+        again = read(conn, keys, now, exclude_request=request_id)
+        return {key: counter for key, counter in again.items() if key in locked}, False  # made since: missing
     found: dict[Key, Counter] = {}
     for row in rows:
         key = (row.budget_id, row.subject, row.period_start)
@@ -261,12 +264,26 @@ def reserve_read(
     return found, False
 
 
+def each_spend(conn: Connection, items: Sequence[tuple[Key, str, datetime]]) -> dict[Key, Decimal]:
+    """The spend of ``each:`` budgets' subjects, ``(key, dimension, period end)`` each: the user's (project's)
+    calls in the period, from the entity roll-ups that recording keeps in its transaction (a few rows by
+    primary key per period, plus raw calls near ends off UTC midnight), in one statement. Never cached on a
+    counter: recording writes nothing per subject for these budgets."""
+    from core.reporting.aggregates import entity_spends
+
+    found = entity_spends(conn, [(i, dimension, key[1], key[2], end) for i, (key, dimension, end) in enumerate(items)])
+    return {items[label][0]: amount for label, amount in found.items()}
+
+
 def refresh(engine: Engine, budget: Budget, key: Key, period_end: datetime, seen: Counter | None) -> None:
-    """Sum the key's spend from the roll-ups and store it, unless a recording changed the row meanwhile."""
+    """Sum the key's spend from the roll-ups and store it, unless a recording changed the row meanwhile.
+
+    An ``each:`` budget's counter is only made (its spend is read at each check, ``each_spend``): it holds
+    the subject's holds and denials."""
     with engine.connect() as conn:
         corrections = last_correction(conn)  # read before summing: a reprice after it makes the row stale again
     subject = key[1] or None
-    spend = spend_in(engine, budget, key[2], period_end, subject=subject)
+    spend = Decimal(0) if budget.scope_kind == "each" else spend_in(engine, budget, key[2], period_end, subject=subject)
 
     def work(conn: Connection) -> None:
         c = LimitCounter.__table__.c
@@ -308,6 +325,31 @@ _AT_KEY = (
     LimitCounter.period_start == bindparam("k_start", type_=UTCDateTime()),
 )
 _DENIED = update(LimitCounter).where(*_AT_KEY).values(denied=LimitCounter.denied + 1)
+
+
+def make_counters(conn: Connection, keys: Sequence[tuple[Key, datetime]]) -> None:
+    """Counter rows for these (key, period end) where there is none: nothing held, stale (a budget of one
+    scope sums its spend at its next check; an ``each:`` budget's is never on it)."""
+    rows = [
+        dict(
+            budget_id=k[0],
+            subject=k[1],
+            period_start=k[2],
+            period_end=end,
+            spend=0,
+            held=0,
+            version=0,
+            stale=True,
+            corrections_seen=0,
+            denied=0,
+        )
+        for k, end in sorted(keys)
+    ]
+    if rows:
+        statement = _insert(conn)(LimitCounter).on_conflict_do_nothing(
+            index_elements=["budget_id", "subject", "period_start"]
+        )
+        conn.execute(statement, rows)
 
 
 def count_denial(conn: Connection, keys: Iterable[Key]) -> None:
@@ -358,14 +400,19 @@ def _rank_column() -> Any:
     return case((b.scope_kind != "each", 2), (b.scope_value == "user", 0), else_=1)
 
 
-def lock_counters(conn: Connection, keys: Sequence[Key]) -> None:
+def lock_counters(conn: Connection, keys: Sequence[Key]) -> set[Key]:
     """PostgreSQL: FOR UPDATE on these counter rows, in the lock order (``lock_rank``): what reserve, sweep,
-    a denial and a recording that settles holds take before they touch holds. SQLite has one writer."""
+    a denial and a recording that settles holds take before they touch holds. SQLite has one writer.
+
+    Returns the keys locked: a row another transaction made after this statement's snapshot is not among
+    them (a later statement may see it, unlocked)."""
     if keys and conn.dialect.name == "postgresql":
-        conn.execute(_LOCK, _pg_key_params(sorted(set(keys))))
+        rows = conn.execute(_LOCK, _pg_key_params(sorted(set(keys))))
+        return {(row.budget_id, row.subject, row.period_start) for row in rows}
+    return set(keys)
 
 
-_LOCK = _locking(LimitCounter.__table__.c.id)
+_LOCK = _locking(*(LimitCounter.__table__.c[name] for name in ("budget_id", "subject", "period_start")))
 
 
 _HOLD_KEY = (LimitHold.__table__.c.budget_id, LimitHold.__table__.c.subject, LimitHold.__table__.c.period_start)
@@ -543,30 +590,34 @@ def batch_sums(
     batch has no call in has no entry. One statement, grouped three ways; no call is read into Python."""
     if not windows:
         return {}
-    u = UsageRecord.__table__.c
+    logs = UsageRecord.__table__.c
     postgres = conn.dialect.name == "postgresql"
-    in_batch = _in_batch(postgres)
+    # the batch read once by its ids (a CTE used three times is materialized), then grouped three ways
+    u = (
+        select(logs.provider, logs.model, logs.user_id, logs.project, logs.timestamp, logs.cost_total)
+        .where(_in_batch(postgres))
+        .cte("batch")
+        .c
+    )
     inside = [and_(u.timestamp >= start, u.timestamp < end) for start, end in windows]
     sums = [
         type_coerce(func.sum(case((w, u.cost_total), else_=0)), Money()).label(f"s{i}") for i, w in enumerate(inside)
     ]
     counts = [func.sum(case((w, 1), else_=0)).label(f"n{i}") for i, w in enumerate(inside)]
-    parts = [
-        select(literal("pm").label("kind"), u.provider, u.model, *sums, *counts)
-        .where(in_batch)
-        .group_by(u.provider, u.model)
-    ]
+    parts = [select(literal("pm").label("kind"), u.provider, u.model, *sums, *counts).group_by(u.provider, u.model)]
     for kind, column, wanted in (("user", u.user_id, users), ("project", u.project, projects)):
         if wanted:
             parts.append(
                 select(literal(kind), column, literal(""), *sums, *counts)
-                # coalesce(): reached through the batch's ids, never the column's index (every call of
-                # those users this month: 17 ms a batch against 1 ms)
-                .where(in_batch, func.coalesce(column, "").in_(sorted(set(wanted))))
+                .where(column.in_(sorted(set(wanted))))
                 .group_by(column)
             )
     found: dict[tuple[int, str, str], Decimal] = {}
     statement = union_all(*parts) if len(parts) > 1 else parts[0]
+    if postgres:
+        # a few hundred rows by primary key, but costed past parallel_setup_cost: two workers took 5-7 ms to
+        # start for 0.5 ms of work (EXPLAIN ANALYZE of a batch of 500 at 1M calls); kept to this transaction
+        conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
     for row in conn.execute(statement, _batch_params(postgres, ids)):
         for i in range(len(windows)):
             if not row[3 + len(windows) + i]:  # no call of this group in window i
@@ -579,72 +630,6 @@ def batch_sums(
             for key in keys:
                 found[key] = found.get(key, Decimal(0)) + amount
     return found
-
-
-def _each_statement(dimension: str, postgres: bool) -> Any:
-    """The each: upsert for one dimension, built once (budget ids, period and batch as parameters)."""
-    u = UsageRecord.__table__.c
-    c = LimitCounter.__table__.c
-    b = Budget.__table__.c
-    column = u.user_id if dimension == "user" else u.project
-    start = bindparam("w_start", type_=UTCDateTime())
-    end = bindparam("w_end", type_=UTCDateTime())
-    in_batch = _in_batch(postgres)
-    # the period is applied in the sums, not the WHERE: a planner must reach the batch by its ids, never
-    # by the time index over a whole month (PostgreSQL's generic plan for the prepared statement would)
-    inside = and_(u.timestamp >= start, u.timestamp < end)
-    grouped = (
-        select(
-            column.label("subject"),
-            func.sum(case((inside, u.cost_total), else_=0)).label("spend"),
-        )
-        .where(in_batch, column.is_not(None))
-        .group_by(column)
-        .having(func.sum(case((inside, 1), else_=0)) > 0)
-        .subquery("batch")
-    )
-    source = (
-        select(
-            b.id,
-            grouped.c.subject,
-            start,
-            end,
-            grouped.c.spend,
-            literal(0, Money()),
-            literal(0, BigInteger()),
-            true(),
-            literal(0, BigInteger()),
-            literal(0, Integer()),
-        )
-        .select_from(Budget.__table__.join(grouped, true()))
-        .where(b.id.in_(bindparam("budget_ids", expanding=True)))
-        .order_by(b.id, grouped.c.subject)
-    )
-    names = ["budget_id", "subject", "period_start", "period_end", "spend", "held", "version", "stale"]
-    upsert = (postgresql.insert if postgres else sqlite.insert)(LimitCounter).from_select(
-        [*names, "corrections_seen", "denied"], source
-    )
-    return upsert.on_conflict_do_update(
-        index_elements=["budget_id", "subject", "period_start"],
-        set_={"spend": c.spend + upsert.excluded.spend, "version": c.version + 1},
-    )
-
-
-_EACH = {(d, pg): _each_statement(d, pg) for d in ("user", "project") for pg in (False, True)}
-
-
-def add_each_spend(
-    conn: Connection, budget_ids: Sequence[int], dimension: str, start: datetime, end: datetime, ids: Sequence[int]
-) -> None:
-    """each: budgets of one dimension and period: the batch's cost per user (project) added to their counters.
-
-    One ``INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE`` in SQL for all these budgets,
-    whatever the number of subjects (a counter it makes is stale: it holds only this batch), rows in
-    (budget, subject) order.
-    """
-    postgres = conn.dialect.name == "postgresql"
-    params = {"budget_ids": list(budget_ids), "w_start": start, "w_end": end, **_batch_params(postgres, ids)}
-    conn.execute(_EACH[(dimension, postgres)], params)
 
 
 def _request_ids(conn: Connection, chunk: Sequence[str]) -> Any:
@@ -673,17 +658,28 @@ def settle(conn: Connection, request_ids: Sequence[str]) -> dict[Key, Decimal]:
     return settled
 
 
-def apply_recorded(
-    conn: Connection,
-    added: dict[Key, tuple[datetime, Decimal]],
-    settled: dict[Key, Decimal],
-    ranks: dict[int, int],
-) -> None:
-    """spend += the batch's cost and held -= its settled holds, in one statement over the keys in the lock order
-    (``ranks``: budget id -> ``lock_rank``); a counter recording makes is stale (it holds only this batch)."""
+def _apply_recorded_statement(postgres: bool) -> Any:
+    """The upsert of ``apply_recorded``, made once. PostgreSQL: the rows as arrays unnested in their order (with
+    ordinality), one statement whatever their number; SQLite: one row of parameters each (an executemany)."""
     c = LimitCounter.__table__.c
-    upsert = _insert(conn)(LimitCounter)
-    statement = upsert.on_conflict_do_update(
+    if postgres:
+        arrays = [
+            cast(bindparam("k_budgets"), ARRAY(BigInteger)),
+            cast(bindparam("k_subjects"), ARRAY(String)),
+            cast(bindparam("k_starts"), ARRAY(postgresql.TIMESTAMP(timezone=True))),
+            cast(bindparam("k_ends"), ARRAY(postgresql.TIMESTAMP(timezone=True))),
+            cast(bindparam("k_spends"), ARRAY(Numeric)),
+            cast(bindparam("k_helds"), ARRAY(Numeric)),
+        ]
+        k = func.unnest(*arrays).table_valued("b", "s", "p", "e", "sp", "h", with_ordinality="n").render_derived("k")
+        rows = select(k.c.b, k.c.s, k.c.p, k.c.e, k.c.sp, k.c.h, literal(0), true(), literal(0), literal(0)).order_by(
+            k.c.n
+        )
+        names = ["budget_id", "subject", "period_start", "period_end", "spend", "held", "version", "stale"]
+        upsert: Any = postgresql.insert(LimitCounter).from_select([*names, "corrections_seen", "denied"], rows)
+    else:
+        upsert = sqlite.insert(LimitCounter)
+    return upsert.on_conflict_do_update(
         index_elements=["budget_id", "subject", "period_start"],
         set_={
             "spend": c.spend + upsert.excluded.spend,
@@ -692,41 +688,86 @@ def apply_recorded(
         },
     )
 
+
+_APPLY_RECORDED = {postgres: _apply_recorded_statement(postgres) for postgres in (False, True)}
+
+
+def apply_recorded(
+    conn: Connection,
+    added: dict[Key, tuple[datetime, Decimal]],
+    settled: dict[Key, Decimal],
+    ranks: dict[int, int],
+) -> None:
+    """spend += the batch's cost and held -= its settled holds, in one statement over the keys in the lock order
+    (``ranks``: budget id -> ``lock_rank``); a counter recording makes is stale (it holds only this batch)."""
+
     # a settled hold's counter exists (the reserve made it), so its row is updated, never inserted
     def order(k: Key) -> tuple[Any, ...]:  # settled-only rows are locked already; their place does not matter
         return (ranks.get(k[0], 2), k[2], added[k][0] if k in added else k[2], k[0], k[1])
 
     keys = sorted(set(added) | set(settled), key=order)
+    if not keys:
+        return
+    ends = [added[key][0] if key in added else key[2] for key in keys]
+    spends = [added[key][1] if key in added else Decimal(0) for key in keys]
+    helds = [settled.get(key, Decimal(0)) for key in keys]
+    if conn.dialect.name == "postgresql":
+        params = _pg_key_params(keys) | {"k_ends": ends, "k_spends": spends, "k_helds": helds}
+        conn.execute(_APPLY_RECORDED[True], params)
+        return
     rows = [
         dict(
             budget_id=key[0],
             subject=key[1],
             period_start=key[2],
-            period_end=added[key][0] if key in added else key[2],
-            spend=added[key][1] if key in added else Decimal(0),
-            held=settled.get(key, Decimal(0)),
+            period_end=end,
+            spend=spend,
+            held=held,
             version=0,
             stale=True,
             corrections_seen=0,
             denied=0,
         )
-        for key in keys
+        for key, end, spend, held in zip(keys, ends, spends, helds, strict=True)
     ]
-    if rows:
-        conn.execute(statement, rows)
+    conn.execute(_APPLY_RECORDED[False], rows)
 
 
-def subjects_near_limit(
-    conn: Connection, budget_id: int, period_start: datetime, search: str | None, limit: int
-) -> list[tuple[str, Decimal, int]]:
-    """The subjects of an each: budget with the most spend this period (searchable), from its counter rows."""
+def subjects_matching(
+    conn: Connection, budget_id: int, dimension: str, start: datetime, end: datetime, search: str, limit: int
+) -> list[str]:
+    """An ``each:`` budget's users (projects) whose name contains ``search``: those with the most spend in
+    [start, end) widened to whole UTC days (the entity roll-ups' day rows; the caller sums their exact spend),
+    then those with a counter this period (a hold or a denial, spent or not): at most ``limit`` of each."""
+    from core.recording.rollups import DAY
+
+    e = EntityRollup.__table__.c
     c = LimitCounter.__table__.c
-    query = select(c.subject, c.spend, c.denied).where(c.budget_id == budget_id, c.period_start == period_start)
-    if search:
-        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(c.subject.like(f"%{escaped}%", escape="\\"))
-    query = query.order_by(c.spend.desc(), c.subject).limit(limit)
-    return [(row.subject, row.spend, row.denied) for row in conn.execute(query)]
+    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    first = int(start.timestamp()) // DAY * DAY
+    spent = (
+        select(e.entity)
+        .where(
+            e.dimension == dimension,
+            e.grain == DAY,
+            e.bucket_start >= first,
+            e.bucket_start < int(end.timestamp()),
+            e.entity != "",
+            e.entity.like(pattern, escape="\\"),
+        )
+        .group_by(e.entity)
+        .order_by(func.sum(e.cost_total).desc(), e.entity)
+        .limit(limit)
+    )
+    counted = (
+        select(c.subject)
+        .where(c.budget_id == budget_id, c.period_start == start, c.subject.like(pattern, escape="\\"))
+        .order_by(c.denied.desc(), c.subject)
+        .limit(limit)
+    )
+    found = [row.entity for row in conn.execute(spent)]
+    return found + [row.subject for row in conn.execute(counted) if row.subject not in found]
 
 
 def denials(conn: Connection, periods: dict[int, datetime]) -> dict[int, int]:

@@ -1,8 +1,8 @@
 """What the Budgets page shows of enforced budgets: denials this period, and the subjects closest to the amount.
 
 Never a list of every user: the top N by spend come from the roll-ups (``aggregates.breakdown``
-with a limit), and a search reads the counter rows of the subjects the budget has seen this
-period (checked or recorded), at most N of them.
+with a limit), and a search ranks the matching names by the roll-ups' day rows of the period, then
+sums the exact spend of the first few.
 """
 
 from __future__ import annotations
@@ -60,13 +60,14 @@ def closest_subjects(
 ) -> list[SubjectRow]:
     """An each: budget's users (projects) with the most spend this period; ``search``: those whose name contains it."""
     period = service.current_period(budget, now or now_utc())
-    with engine.connect() as conn:
-        seen = store.subjects_near_limit(conn, budget.id, period.start, search.strip() if search else None, limit)
-    denied = {subject: count for subject, _spend, count in seen}
     if search and search.strip():
-        ranked = budgets.spend_of_subjects(engine, budget, period, [s for s, _x, _y in seen])
+        with engine.connect() as conn:
+            found = store.subjects_matching(
+                conn, budget.id, str(budget.scope_value), period.start, period.end, search.strip(), limit + 10
+            )
+        ranked = budgets.spend_of_subjects(engine, budget, period, found)[:limit]
     else:
         ranked = budgets.subject_spend(engine, budget, period, limit)
-        with engine.connect() as conn:
-            denied = store.denied_of(conn, budget.id, period.start, [s for s, _ in ranked])
+    with engine.connect() as conn:
+        denied = store.denied_of(conn, budget.id, period.start, [s for s, _ in ranked])
     return [SubjectRow(s, spend, budget.amount, denied.get(s, 0)) for s, spend in ranked]

@@ -35,14 +35,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     ColumnElement,
+    Connection,
     Engine,
     FromClause,
     Integer,
     Select,
     and_,
+    bindparam,
     case,
+    cast,
     column,
     exists,
     func,
@@ -51,6 +55,7 @@ from sqlalchemy import (
     text,
     true,
     type_coerce,
+    union_all,
     values,
 )
 
@@ -481,6 +486,86 @@ def _from_entities(
     elif pieces:
         parts.append(_raw_part(engine, pieces, by, where, names, keys))
     return _union_summed(parts, by, names)
+
+
+def _entity_rows_statement(dimensions: int, postgres: bool) -> Any:
+    """The entity roll-up rows of ``dimensions`` (dimension, entity) pairs at given grains and buckets: each pair
+    ``d{n}``, ``e{n}`` with the lists ``g{n}``, ``b{n}`` of (grain, bucket) side by side; one primary-key probe
+    each (SQLite: the two IN lists, its planner probes the key per pair of values and the caller keeps the
+    (grain, bucket) it asked for; PostgreSQL: the pairs unnested and joined, as its planner turns IN lists
+    after the key's first column into a filter over every user's rows). Made once: a check runs it on every
+    call it guards, so no statement is compiled per call."""
+    table = EntityRollup.__table__
+    e = table.c
+    parts = []
+    for n in range(dimensions):
+        key = [e.dimension == bindparam(f"d{n}"), e.entity == bindparam(f"e{n}")]
+        if postgres:
+            pairs = (
+                func.unnest(cast(bindparam(f"g{n}"), ARRAY(Integer)), cast(bindparam(f"b{n}"), ARRAY(BigInteger)))
+                .table_valued("g", "b")
+                .render_derived(name=f"k{n}")
+            )
+            # the OFFSET 0 fence keeps it a nested loop over the pairs, a probe of the whole key each (joined
+            # plainly, the planner guessed one row for the dimension and entity and scanned every user's rows)
+            probe = (
+                select(e.dimension, e.entity, e.grain, e.bucket_start, e.cost_total)
+                .where(*key, e.grain == pairs.c.g, e.bucket_start == pairs.c.b)
+                .offset(0)
+                .lateral(f"r{n}")
+            )
+            parts.append(select(*probe.c).select_from(pairs.join(probe, true())))
+        else:
+            grains = e.grain.in_(bindparam(f"g{n}", expanding=True))
+            buckets = e.bucket_start.in_(bindparam(f"b{n}", expanding=True))
+            parts.append(
+                select(e.dimension, e.entity, e.grain, e.bucket_start, e.cost_total).where(*key, grains, buckets)
+            )
+    return parts[0] if dimensions == 1 else union_all(*parts)
+
+
+_ENTITY_ROWS = {(n, postgres): _entity_rows_statement(n, postgres) for n in (1, 2) for postgres in (False, True)}
+_RAW_COLUMN = {"user": UsageRecord.__table__.c.user_id, "project": UsageRecord.__table__.c.project}
+_ENTITY_RAW = {
+    dimension: select(func.coalesce(func.sum(UsageRecord.__table__.c.cost_total), 0)).where(
+        column_ == bindparam("entity"),
+        UsageRecord.__table__.c.timestamp >= bindparam("lo", type_=UTCDateTime()),
+        UsageRecord.__table__.c.timestamp < bindparam("hi", type_=UTCDateTime()),
+    )
+    for dimension, column_ in _RAW_COLUMN.items()
+}
+
+
+def entity_spends(conn: Connection, wanted: Sequence[tuple[int, str, str, datetime, datetime]]) -> dict[int, Decimal]:
+    """The spend of several (label, dimension, entity, start, end): a user's or a project's calls over
+    [start, end), as ``totals`` sums them, from the entity roll-ups plus the raw calls near ends that are not
+    UTC midnights. What an ``each:user`` / ``each:project`` budget's check reads on every call it guards: the
+    roll-up rows of every period in one prepared statement (a few primary-key probes each), and for a
+    period off UTC midnight one statement per raw edge (that user's or project's calls, by its index)."""
+    found = {label: Decimal(0) for label, *_rest in wanted}
+    pairs = sorted({(dimension, entity) for _l, dimension, entity, _s, _e in wanted})
+    needs: dict[tuple[str, str, int, int], list[int]] = {}
+    raw: list[tuple[int, int, str, str, datetime, datetime]] = []
+    asked: list[dict[str, Any]] = []
+    for dimension, entity in pairs:
+        labelled = [(label, a, b) for label, d, x, a, b in wanted if (d, x) == (dimension, entity)]
+        buckets, pieces = entity_pieces(labelled)
+        for label, grain, bucket in buckets:
+            needs.setdefault((dimension, entity, grain, bucket), []).append(label)
+        raw.extend((label, sign, dimension, entity, lo, hi) for label, sign, lo, hi in pieces)
+        probes = sorted({(grain, bucket) for _l, grain, bucket in buckets}) or [(0, 0)]  # (0, 0): no row
+        asked.append({"d": dimension, "e": entity, "g": [g for g, _b in probes], "b": [b for _g, b in probes]})
+    postgres = conn.dialect.name == "postgresql"
+    for first in range(0, len(asked), 2):  # two pairs a statement: a user and a project, as a check asks
+        chunk = asked[first : first + 2]
+        params = {f"{name}{n}": value for n, pair in enumerate(chunk) for name, value in pair.items()}
+        for row in conn.execute(_ENTITY_ROWS[(len(chunk), postgres)], params):
+            for label in needs.get((row.dimension, row.entity, row.grain, row.bucket_start), ()):
+                found[label] += row.cost_total
+    for label, sign, dimension, entity, lo, hi in raw:
+        amount = conn.execute(_ENTITY_RAW[dimension], {"entity": entity, "lo": lo, "hi": hi}).scalar_one()
+        found[label] += sign * amount
+    return found
 
 
 def _bucket_rows(

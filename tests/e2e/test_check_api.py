@@ -189,6 +189,48 @@ def test_twenty_processes_reserving_one_dollar_against_five_left_get_exactly_fiv
     assert state.held == Decimal(5) and state.remaining == 0
 
 
+def _reserve_and_record_in_a_process(url: str, index: int, start: Any, out: Any) -> None:
+    import core.limits  # noqa: F401
+    from core.limits import service as limits
+    from core.storage.engine import make_engine
+
+    engine = make_engine(url)
+    rid = f"q-{index}"
+    request = limits.validate(engine, estimated_cost="1", reserve=True, request_id=rid, user="u-1")
+    limits.enforced_budgets(engine)
+    start.wait()
+    allowed = limits.decide(engine, request).allowed
+    if allowed:  # the call made and recorded: its real cost replaces the hold, in the recording's transaction
+        record_usage(engine, make_call(PROVIDER, "m", 1_000_000, 0, user="u-1", request_id=rid))
+    out.put(allowed)
+    engine.dispose()
+
+
+def test_twenty_processes_reserving_and_recording_one_users_allowance_get_exactly_five(
+    db_url: str, engine: Engine
+) -> None:
+    """each:user: the spend is summed from the roll-ups at each reserve while other processes record the
+    calls of theirs; never more allowed than the allowance has left."""
+    detect.forget_budgets()
+    add(engine, "per-user", "6", "each:user")
+    spend(engine, "1", user="u-1")
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(20)
+    out = context.Queue()
+    processes = [
+        context.Process(target=_reserve_and_record_in_a_process, args=(db_url, i, start, out)) for i in range(20)
+    ]
+    for p in processes:
+        p.start()
+    results = [out.get(timeout=120) for _ in processes]
+    for p in processes:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert sorted(results) == [False] * 15 + [True] * 5
+    (state,) = service.check(engine, service.validate(engine, estimated_cost="0", user="u-1")).limits
+    assert (state.spend, state.held, state.remaining) == (Decimal(6), 0, 0)
+
+
 # --- the command ---------------------------------------------------------------------------------
 
 

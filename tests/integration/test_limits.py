@@ -158,6 +158,41 @@ def test_twenty_threads_reserving_one_dollar_against_five_left_get_exactly_five(
     assert final.limits[0].held == Decimal(5) and final.limits[0].remaining == 0
 
 
+def test_twenty_threads_reserving_and_recording_against_one_users_allowance_never_overrun_it(engine: Engine) -> None:
+    """An each:user budget's spend is read from the roll-ups at each reserve, not kept on its counter: the calls
+    of the allowed reserves are recorded while the others still reserve (each real cost replacing its hold in
+    the recording's transaction), and exactly the five dollars left are ever allowed, whatever the interleaving.
+    A reserve that read the counter's ``held`` after a recording settled a hold but the spend from before it
+    commits would allow a sixth."""
+    add(engine, "per-user", "8", "each:user")
+    spend(engine, "3", user="u-1")
+    spend(engine, "7", user="u-2")  # another user's spend never counts against u-1
+    start = threading.Barrier(20)
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        rid = f"t-{i}"
+        request = service.validate(engine, estimated_cost="1", reserve=True, request_id=rid, user="u-1")
+        start.wait()
+        allowed = service.decide(engine, request).allowed
+        if allowed:
+            spend(engine, "1", user="u-1", rid=rid)  # the call made: its cost replaces its hold
+        with lock:
+            results.append(allowed)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False] * 15 + [True] * 5
+    (state,) = ask(engine, "0", user="u-1").limits
+    assert (state.spend, state.held, state.remaining) == (Decimal(8), 0, 0)
+    (other,) = ask(engine, "0", user="u-3").limits
+    assert (other.spend, other.remaining) == (0, Decimal(8))
+
+
 @pytest.mark.parametrize(
     ("raw", "field"),
     [
@@ -230,7 +265,16 @@ def test_each_project_budget_and_denials_counted(engine: Engine) -> None:
     assert row.name == "per-project" and row.denied == 2
     top = views.closest_subjects(engine, row.budget, limit=5)
     assert [(s.subject, s.spend) for s in top] == [("p1", Decimal("0.9"))]
-    assert [s.subject for s in views.closest_subjects(engine, row.budget, search="2", limit=5)] == ["p2"]
+    # a search finds the subjects that spent (from the roll-ups) and those with a hold or a denial (counters)
+    assert [s.subject for s in views.closest_subjects(engine, row.budget, search="1", limit=5)] == ["p1"]
+    assert views.closest_subjects(engine, row.budget, search="2", limit=5) == []
+    spend(engine, "0.05", project="p2")
+    spend(engine, "0.01", project="p22")
+    assert ask(engine, "2", project="p3x").allowed is False
+    found = views.closest_subjects(engine, row.budget, search="2", limit=5)
+    assert [(s.subject, s.spend) for s in found] == [("p2", Decimal("0.05")), ("p22", Decimal("0.01"))]
+    (denied,) = views.closest_subjects(engine, row.budget, search="3x", limit=5)
+    assert (denied.subject, denied.spend, denied.denied) == ("p3x", 0, 1)
 
 
 def test_a_counter_missed_by_recording_is_summed_again_after_a_reprice(engine: Engine) -> None:
@@ -355,9 +399,9 @@ def test_recording_keeps_every_kind_of_counter_exact(engine: Engine) -> None:
     who = [dict(user="u-1", project="p-1"), dict(user="u-2", project="p-2"), dict(user=None, project=None)]
     for person in who:  # the counters exist before the batch: recording must add to them, not be summed later
         ask(engine, "0", provider=PROVIDER, model="m-2", **person)
-    calls = [
-        make_call(PROVIDER, f"m-{1 + i % 2}", 1_000 + 37 * i, 0, **who[i % 3]) for i in range(30)
-    ] + [make_call("other-llm", "m-2", 5_000, 0, user="u-1", project="p-2")]
+    calls = [make_call(PROVIDER, f"m-{1 + i % 2}", 1_000 + 37 * i, 0, **who[i % 3]) for i in range(30)] + [
+        make_call("other-llm", "m-2", 5_000, 0, user="u-1", project="p-2")
+    ]
     record_batch(engine, calls)
     expected = {s.budget.name: s.spend for s in budgets.list_status(engine)}
     for person in who:
