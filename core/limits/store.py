@@ -5,10 +5,11 @@ For a budget of one scope it also caches the roll-ups' exact spend; an ``each:us
 budget's spend is never on it (``each_spend`` reads the subject's entity roll-ups at each check, so
 recording writes nothing per subject). Rows are kept in step inside the recording transaction
 (``on_recorded``: spend += the batch's cost for one scope, version += 1, and the holds of the
-recorded request ids deleted), so a call's real cost replaces its hold atomically. A row is summed again from the roll-ups when it is missing, ``stale`` (made
-by recording alone, so it holds only that batch) or older than the last reprice; that write
-is conditional on the version read before summing (``refresh``), so a recording that
-committed in between is never lost: the update then finds a newer version and is retried.
+recorded request ids deleted), so a call's real cost replaces its hold atomically. A row is summed
+again from the roll-ups when it is missing, ``stale`` (made by recording alone, so it holds only
+that batch) or older than the last reprice; that write is conditional on the version read before
+summing (``refresh``), so a recording that committed in between is never lost: the update then
+finds a newer version and is retried.
 """
 
 from __future__ import annotations
