@@ -375,6 +375,11 @@ def check(engine: Engine, request: CheckRequest, now: datetime | None = None) ->
     return Decision(all(s.fits(request.estimated_cost) for s in states), states, request.estimated_cost)
 
 
+# each: counters this process has seen, per database (never deleted within their period but with their budget;
+# one missing after all is made on the retry below): a reserve skips the insert that would make them
+_known: dict[str, set[Key]] = {}
+
+
 def reserve(engine: Engine, request: CheckRequest, now: datetime | None = None) -> Decision:
     """Decide under the counters' locks and, when allowed, hold the estimate (replacing this request id's hold).
 
@@ -388,12 +393,19 @@ def reserve(engine: Engine, request: CheckRequest, now: datetime | None = None) 
     chosen = applying(engine, request, moment)
     keys = [key for _b, key, _p in chosen]
     each = _each(chosen)
+    known = _known.setdefault(str(engine.url), set())
     for attempt in range(REFRESH_TRIES):
         if chosen and attempt:  # a counter was missing or stale: made or summed again, outside the lock
             _fresh_counters(engine, chosen, moment, rid, made=True)
 
         def work(conn: Connection) -> Decision | None:
+            unmade = [(key, end) for key, _dimension, end in each if key not in known]
+            if unmade:  # an each: counter holds no spend, so it is made here, before any lock is taken
+                store.make_counters(conn, unmade)
             counters, recorded = store.reserve_read(conn, keys, moment, rid)
+            if len(known) > 100_000:  # a long-lived process: forget, do not grow without end
+                known.clear()
+            known.update(key for key, _d, _e in each if key in counters)
             if recorded:
                 raise RecordedAlready(f"request_id: {rid!r} is already recorded; its real cost counts, nothing to hold")
             if _behind(chosen, counters, made=True):

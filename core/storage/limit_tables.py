@@ -36,9 +36,8 @@ class LimitCounter(Base):
     denied: Mapped[int] = mapped_column(Integer, server_default=text("0"))  # checks denied by this budget
 
     __table_args__ = (
-        UniqueConstraint("budget_id", "subject", "period_start", name="uq_limit_counter_key"),
-        # no ``spend`` in it: recording updates spend of thousands of counters a batch (migration 0016)
-        Index("ix_limit_counters_period", "budget_id", "period_start"),
+        # by period before subject: the exact lookups and a budget's counters of a period (migration 0019)
+        UniqueConstraint("budget_id", "period_start", "subject", name="uq_limit_counter_key"),
     )
 
 

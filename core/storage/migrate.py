@@ -164,8 +164,7 @@ def require_schema(engine: Engine) -> None:
         held = sorted(existing - {"alembic_version"})
         holds = f" (it holds {', '.join(held[:5])}{' ...' if len(held) > 5 else ''})" if held else ""
         raise NoSchemaError(
-            f"DATABASE_URL: {_where(engine)} has no Spendboard tables{holds}; "
-            "run `python -m core init` to create them"
+            f"DATABASE_URL: {_where(engine)} has no Spendboard tables{holds}; run `python -m core init` to create them"
         )
     upgrade_database(engine)
 

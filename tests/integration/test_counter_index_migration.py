@@ -1,5 +1,7 @@
-"""Migration 0016 on a database of the previous revision: counters kept, the page's closest subjects unchanged,
-the period index without ``spend`` in place; and back down again. SQLite and (with TEST_DATABASE_URL) PostgreSQL."""
+"""Migrations 0016 and 0019 on a database of 0015: counters kept, the page's closest subjects unchanged, the
+index with ``spend`` gone (0016), the unique key by period before subject with no period index beside it
+(0019), and a reserve and a recording upserting through the new key; and back down again. SQLite and (with
+TEST_DATABASE_URL) PostgreSQL."""
 
 from __future__ import annotations
 
@@ -79,6 +81,14 @@ def _indexes(engine: Engine) -> set[str]:
         return {i["name"] for i in inspect(conn).get_indexes("limit_counters")}
 
 
+def _key(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        (key,) = [
+            u for u in inspect(conn).get_unique_constraints("limit_counters") if u["name"] == "uq_limit_counter_key"
+        ]
+        return list(key["column_names"])
+
+
 def test_the_counters_and_the_closest_subjects_survive_the_upgrade_and_the_way_back(previous: Engine) -> None:
     def closest() -> list[tuple[str, Decimal, int]]:
         # the counters of a budget's period by spend, as the Budgets page ranked them when the index was made
@@ -95,14 +105,48 @@ def test_the_counters_and_the_closest_subjects_survive_the_upgrade_and_the_way_b
     before = closest()
     assert before == [("u-5", Decimal("0.5"), 1), ("u-4", Decimal("0.4"), 0), ("u-3", Decimal("0.3"), 1)]
     assert "ix_limit_counters_rank" in _indexes(previous)
+    assert _key(previous) == ["budget_id", "subject", "period_start"]
     upgrade_database(previous)
     with previous.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head_revision()
-    assert "ix_limit_counters_period" in _indexes(previous) and "ix_limit_counters_rank" not in _indexes(previous)
+    assert not {"ix_limit_counters_rank", "ix_limit_counters_period"} & _indexes(previous)
+    assert _key(previous) == ["budget_id", "period_start", "subject"]
     assert closest() == before
-    with previous.begin() as conn:
-        config = alembic_config()
-        config.attributes["connection"] = conn
-        command.downgrade(config, PREVIOUS)
+
+    def downgrade(to: str) -> None:
+        with previous.begin() as conn:
+            config = alembic_config()
+            config.attributes["connection"] = conn
+            command.downgrade(config, to)
+
+    downgrade("0018_tag_six_hours")
+    assert "ix_limit_counters_period" in _indexes(previous) and _key(previous) == [
+        "budget_id",
+        "subject",
+        "period_start",
+    ]
+    assert closest() == before
+    downgrade(PREVIOUS)
     assert "ix_limit_counters_rank" in _indexes(previous) and "ix_limit_counters_period" not in _indexes(previous)
     assert closest() == before
+
+
+def test_reserves_and_recordings_upsert_through_the_new_key(previous: Engine) -> None:
+    """At head, a reserve makes and locks its each: counter and a recording settles the hold through the key
+    (budget_id, period_start, subject): the upserts' conflict targets still name it."""
+    import core.limits  # noqa: F401 - the counters kept on recording
+    from core.budgets import detect
+    from core.limits import service
+    from core.recording.calls import make_call, record_usage
+
+    upgrade_database(previous)
+    detect.forget_budgets()
+    with previous.begin() as conn:  # the budget's period is this month's, whenever the test runs
+        conn.execute(text("DELETE FROM limit_counters"))
+    request = service.validate(previous, estimated_cost="1.5", reserve=True, request_id="m19", user="u-9")
+    assert service.decide(previous, request).allowed
+    assert not service.decide(previous, service.validate(previous, estimated_cost="0.6", user="u-9")).allowed
+    record_usage(previous, make_call("acme-llm", "m", 1_000_000, 0, user="u-9", request_id="m19"))
+    (state,) = service.check(previous, service.validate(previous, estimated_cost="0", user="u-9")).limits
+    assert (state.spend, state.held, state.remaining) == (Decimal(1), 0, Decimal(1))
+    detect.forget_budgets()
