@@ -330,24 +330,26 @@ _AT_KEY = (
 _DENIED = update(LimitCounter).where(*_AT_KEY).values(denied=LimitCounter.denied + 1)
 
 
+def _counter_row(key: Key, end: datetime, spend: Decimal, held: Decimal) -> dict[str, Any]:
+    """A counter row as an upsert writes it: stale (made by a write that did not sum the period)."""
+    return dict(
+        budget_id=key[0],
+        subject=key[1],
+        period_start=key[2],
+        period_end=end,
+        spend=spend,
+        held=held,
+        version=0,
+        stale=True,
+        corrections_seen=0,
+        denied=0,
+    )
+
+
 def make_counters(conn: Connection, keys: Sequence[tuple[Key, datetime]]) -> None:
     """Counter rows for these (key, period end) where there is none: nothing held, stale (a budget of one
     scope sums its spend at its next check; an ``each:`` budget's is never on it)."""
-    rows = [
-        dict(
-            budget_id=k[0],
-            subject=k[1],
-            period_start=k[2],
-            period_end=end,
-            spend=0,
-            held=0,
-            version=0,
-            stale=True,
-            corrections_seen=0,
-            denied=0,
-        )
-        for k, end in sorted(keys)
-    ]
+    rows = [_counter_row(key, end, Decimal(0), Decimal(0)) for key, end in sorted(keys)]
     if rows:
         statement = _insert(conn)(LimitCounter).on_conflict_do_nothing(
             index_elements=["budget_id", "subject", "period_start"]
@@ -718,21 +720,7 @@ def apply_recorded(
         params = _pg_key_params(keys) | {"k_ends": ends, "k_spends": spends, "k_helds": helds}
         conn.execute(_APPLY_RECORDED[True], params)
         return
-    rows = [
-        dict(
-            budget_id=key[0],
-            subject=key[1],
-            period_start=key[2],
-            period_end=end,
-            spend=spend,
-            held=held,
-            version=0,
-            stale=True,
-            corrections_seen=0,
-            denied=0,
-        )
-        for key, end, spend, held in zip(keys, ends, spends, helds, strict=True)
-    ]
+    rows = [_counter_row(*row) for row in zip(keys, ends, spends, helds, strict=True)]
     conn.execute(_APPLY_RECORDED[False], rows)
 
 

@@ -157,6 +157,21 @@ def test_twenty_simultaneous_http_reserves_of_one_dollar_against_five_left(api: 
 # --- separate processes --------------------------------------------------------------------------
 
 
+def _twenty_processes(target: Any, db_url: str) -> list[bool]:
+    """``target(url, index, start, out)`` in 20 spawned processes released at once: what each put out."""
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(20)
+    out = context.Queue()
+    processes = [context.Process(target=target, args=(db_url, i, start, out)) for i in range(20)]
+    for p in processes:
+        p.start()
+    results = [out.get(timeout=120) for _ in processes]
+    for p in processes:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    return results
+
+
 def _reserve_in_a_process(url: str, index: int, start: Any, out: Any) -> None:
     import core.limits  # noqa: F401
     from core.limits import service as limits
@@ -174,17 +189,7 @@ def test_twenty_processes_reserving_one_dollar_against_five_left_get_exactly_fiv
     detect.forget_budgets()
     add(engine, "cap", "7.5")
     spend(engine, "2.5")
-    context = multiprocessing.get_context("spawn")
-    start = context.Barrier(20)
-    out = context.Queue()
-    processes = [context.Process(target=_reserve_in_a_process, args=(db_url, i, start, out)) for i in range(20)]
-    for p in processes:
-        p.start()
-    results = [out.get(timeout=120) for _ in processes]
-    for p in processes:
-        p.join(timeout=60)
-        assert p.exitcode == 0
-    assert sorted(results) == [False] * 15 + [True] * 5
+    assert sorted(_twenty_processes(_reserve_in_a_process, db_url)) == [False] * 15 + [True] * 5
     state = service.check(engine, service.validate(engine, estimated_cost="0")).limits[0]
     assert state.held == Decimal(5) and state.remaining == 0
 
@@ -214,19 +219,7 @@ def test_twenty_processes_reserving_and_recording_one_users_allowance_get_exactl
     detect.forget_budgets()
     add(engine, "per-user", "6", "each:user")
     spend(engine, "1", user="u-1")
-    context = multiprocessing.get_context("spawn")
-    start = context.Barrier(20)
-    out = context.Queue()
-    processes = [
-        context.Process(target=_reserve_and_record_in_a_process, args=(db_url, i, start, out)) for i in range(20)
-    ]
-    for p in processes:
-        p.start()
-    results = [out.get(timeout=120) for _ in processes]
-    for p in processes:
-        p.join(timeout=60)
-        assert p.exitcode == 0
-    assert sorted(results) == [False] * 15 + [True] * 5
+    assert sorted(_twenty_processes(_reserve_and_record_in_a_process, db_url)) == [False] * 15 + [True] * 5
     (state,) = service.check(engine, service.validate(engine, estimated_cost="0", user="u-1")).limits
     assert (state.spend, state.held, state.remaining) == (Decimal(6), 0, 0)
 

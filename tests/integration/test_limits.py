@@ -134,17 +134,19 @@ def test_reserve_for_a_request_id_already_recorded_is_refused(engine: Engine) ->
         ask(engine, "1", reserve=True, request_id="done-1")
 
 
-def test_twenty_threads_reserving_one_dollar_against_five_left_get_exactly_five(engine: Engine) -> None:
-    add(engine, "cap", "8")
-    spend(engine, "3")
+def _twenty_reserving_threads(engine: Engine, then: Any = None, **who: str) -> list[bool]:
+    """20 threads reserving a dollar each at once (``then(request_id)`` after each allowed one): who was allowed."""
     start = threading.Barrier(20)
     results: list[bool] = []
     lock = threading.Lock()
 
     def one(i: int) -> None:
-        request = service.validate(engine, estimated_cost="1", reserve=True, request_id=f"t-{i}")
+        rid = f"t-{i}"
+        request = service.validate(engine, estimated_cost="1", reserve=True, request_id=rid, **who)
         start.wait()
         allowed = service.decide(engine, request).allowed
+        if allowed and then is not None:
+            then(rid)
         with lock:
             results.append(allowed)
 
@@ -153,7 +155,13 @@ def test_twenty_threads_reserving_one_dollar_against_five_left_get_exactly_five(
         t.start()
     for t in threads:
         t.join()
-    assert sorted(results) == [False] * 15 + [True] * 5
+    return results
+
+
+def test_twenty_threads_reserving_one_dollar_against_five_left_get_exactly_five(engine: Engine) -> None:
+    add(engine, "cap", "8")
+    spend(engine, "3")
+    assert sorted(_twenty_reserving_threads(engine)) == [False] * 15 + [True] * 5
     final = ask(engine, "0")
     assert final.limits[0].held == Decimal(5) and final.limits[0].remaining == 0
 
@@ -167,26 +175,11 @@ def test_twenty_threads_reserving_and_recording_against_one_users_allowance_neve
     add(engine, "per-user", "8", "each:user")
     spend(engine, "3", user="u-1")
     spend(engine, "7", user="u-2")  # another user's spend never counts against u-1
-    start = threading.Barrier(20)
-    results: list[bool] = []
-    lock = threading.Lock()
 
-    def one(i: int) -> None:
-        rid = f"t-{i}"
-        request = service.validate(engine, estimated_cost="1", reserve=True, request_id=rid, user="u-1")
-        start.wait()
-        allowed = service.decide(engine, request).allowed
-        if allowed:
-            spend(engine, "1", user="u-1", rid=rid)  # the call made: its cost replaces its hold
-        with lock:
-            results.append(allowed)
+    def recorded(rid: str) -> None:
+        spend(engine, "1", user="u-1", rid=rid)  # the call made: its cost replaces its hold
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(results) == [False] * 15 + [True] * 5
+    assert sorted(_twenty_reserving_threads(engine, recorded, user="u-1")) == [False] * 15 + [True] * 5
     (state,) = ask(engine, "0", user="u-1").limits
     assert (state.spend, state.held, state.remaining) == (Decimal(8), 0, 0)
     (other,) = ask(engine, "0", user="u-3").limits
