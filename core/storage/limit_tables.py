@@ -2,9 +2,11 @@
 
 The counter row is what concurrent reserving checks lock (``SELECT ... FOR UPDATE`` on
 PostgreSQL; SQLite has one writer), so the guarantee "spend plus holds never exceed the
-amount" rests on the database. Its ``spend`` is a cache of the roll-ups' exact sum, kept in
-step by the recording transaction (which bumps ``version``); a row made by recording alone,
-or older than the last reprice, is ``stale`` and is summed again from the roll-ups.
+amount" rests on the database. For a budget of one scope its ``spend`` is a cache of the
+roll-ups' exact sum, kept in step by the recording transaction (which bumps ``version``); a row
+made by recording alone, or older than the last reprice, is ``stale`` and is summed again from
+the roll-ups. An ``each:`` budget's row keeps holds and denials only: its subject's spend is read
+from the entity roll-ups at each check (``core.limits.store.each_spend``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from core.storage.tables import Base, BigId
 
 
 class LimitCounter(Base):
-    """Spend of one subject of one enforced budget in one period, and the calls its checks denied."""
+    """What is held against one subject of one enforced budget in one period, the checks it denied, and (one
+    scope only) its spend."""
 
     __tablename__ = "limit_counters"
 
