@@ -406,3 +406,31 @@ def test_recording_keeps_every_kind_of_counter_exact(engine: Engine) -> None:
             else:
                 assert state.spend == expected[state.budget], state.budget
     assert {s.budget for s in decision.limits} >= {"all-month", "all-day", "model:m-2-month", "provider:acme-llm-day"}
+
+
+def test_each_budgets_in_a_zone_off_utc_count_the_calls_near_their_period_edges(engine: Engine) -> None:
+    """An each: budget in Asia/Kolkata: its periods start at 18:30 UTC, so a check adds (or takes off) the raw
+    calls between each end and the nearest UTC midnight to the roll-ups' day rows. A call a minute before the
+    period is left out, a call a minute into it counted, to the pico-dollar, for a user and for a project."""
+    from zoneinfo import ZoneInfo
+
+    from core.budgets.periods import period_of
+
+    for scope, period in (("each:user", "day"), ("each:user", "month"), ("each:project", "week")):
+        spec = budgets.validate(f"{scope}-{period}", "1000", period, scope, "Asia/Kolkata")
+        budgets.add_budget(engine, budgets.BudgetSpec(**{**spec.__dict__, "enforce": True}))
+    now = now_utc()
+    zone = ZoneInfo("Asia/Kolkata")
+    moments = [now - timedelta(minutes=1)]
+    for period in ("day", "month", "week"):
+        start = period_of(now, period, zone).start
+        moments += [start - timedelta(minutes=1), start + timedelta(minutes=1), start + timedelta(hours=7)]
+    calls = [
+        make_call(PROVIDER, "m-1", 1_000 + 7 * i, 0, user="u-k", project="p-k", timestamp=moment)
+        for i, moment in enumerate(sorted(m for m in moments if m <= now))
+    ]
+    record_batch(engine, calls)
+    for state in ask(engine, "0", user="u-k", project="p-k").limits:
+        inside = [c for c in calls if state.period_start <= c.timestamp < state.period_end]
+        assert state.spend == sum((Decimal(c.input_tokens) / 1_000_000 for c in inside), Decimal(0)), state.budget
+        assert 0 < len(inside) < len(calls) or state.budget == "each:user-month", state.budget
