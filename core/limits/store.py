@@ -48,6 +48,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.budgets.spend import spend_in
+from core.recording.rollups import DAY
+from core.reporting.aggregates import entity_spends
 from core.storage.budget_tables import Budget
 from core.storage.columns import Money, UTCDateTime
 from core.storage.limit_tables import LimitCounter, LimitHold
@@ -272,8 +274,6 @@ def each_spend(conn: Connection, items: Sequence[tuple[Key, str, datetime]]) -> 
     calls in the period, from the entity roll-ups that recording keeps in its transaction (a few rows by
     primary key per period, plus raw calls near ends off UTC midnight), in one statement. Never cached on a
     counter: recording writes nothing per subject for these budgets."""
-    from core.reporting.aggregates import entity_spends
-
     found = entity_spends(conn, [(i, dimension, key[1], key[2], end) for i, (key, dimension, end) in enumerate(items)])
     return {items[label][0]: amount for label, amount in found.items()}
 
@@ -730,8 +730,6 @@ def subjects_matching(
     """An ``each:`` budget's users (projects) whose name contains ``search``: those with the most spend in
     [start, end) widened to whole UTC days (the entity roll-ups' day rows; the caller sums their exact spend),
     then those with a counter this period (a hold or a denial, spent or not): at most ``limit`` of each."""
-    from core.recording.rollups import DAY
-
     e = EntityRollup.__table__.c
     c = LimitCounter.__table__.c
     escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
