@@ -384,6 +384,13 @@ def check(engine: Engine, request: CheckRequest, now: datetime | None = None) ->
     return Decision(all(s.fits(request.estimated_cost) for s in states), states, request.estimated_cost)
 
 
+def _lock_order(item: tuple[Budget, Key, Period]) -> tuple[int, datetime, datetime, int]:
+    """Where a reserve's counter comes in the one lock order (``store.lock_rank``, period start and end, budget;
+    a reserve has one subject a budget, so the subject never decides)."""
+    budget, key, period = item
+    return store.lock_rank(budget.scope_kind, budget.scope_value), period.start, period.end, budget.id
+
+
 # each: counters this process has seen, per database (never deleted within their period but with their budget;
 # one missing after all is made on the retry below): a reserve skips the insert that would make them
 _known: dict[str, set[Key]] = {}
@@ -400,7 +407,7 @@ def reserve(engine: Engine, request: CheckRequest, now: datetime | None = None) 
     rid = request.request_id
     moment = now or now_utc()
     chosen = applying(engine, request, moment)
-    keys = [key for _b, key, _p in chosen]
+    keys = [key for _b, key, _p in sorted(chosen, key=_lock_order)]  # locked in this order, as every writer
     each = _each(chosen)
     known = _known.setdefault(str(engine.url), set())
     for attempt in range(REFRESH_TRIES):
@@ -411,11 +418,12 @@ def reserve(engine: Engine, request: CheckRequest, now: datetime | None = None) 
             unmade = [(key, end) for key, _dimension, end in each if key not in known]
             if unmade:  # an each: counter holds no spend, so it is made here, before any lock is taken
                 store.make_counters(conn, unmade)
-            counters, recorded = store.reserve_read(conn, keys, moment, rid)
+            locked = store.reserve_read(conn, keys, moment, rid)
+            counters = locked.counters
             if len(known) > 100_000:  # a long-lived process: forget, do not grow without end
                 known.clear()
             known.update(key for key, _d, _e in each if key in counters)
-            if recorded:
+            if locked.recorded:
                 raise RecordedAlready(f"request_id: {rid!r} is already recorded; its real cost counts, nothing to hold")
             if _behind(chosen, counters, made=True):
                 return None  # missing, or a recording or a reprice came in between: sum again, outside the lock
@@ -423,12 +431,16 @@ def reserve(engine: Engine, request: CheckRequest, now: datetime | None = None) 
             allowed = all(s.fits(request.estimated_cost) for s in states)
             if allowed:
                 expires = moment + timedelta(seconds=request.hold_seconds)
-                holds = [(k, request.estimated_cost) for k in keys]
-                swept = any(counters[k].expired for k in keys)
-                store.replace_holds(conn, rid, holds, moment, expires, sweep=swept)
+                if locked.ids is not None:  # nothing of this request id's to replace, nothing expired to sweep
+                    store.hold(conn, rid, [locked.ids[k] for k in keys], request.estimated_cost, moment, expires)
+                else:
+                    holds = [(k, request.estimated_cost) for k in keys]
+                    swept = any(counters[k].expired for k in keys)
+                    store.replace_holds(conn, rid, holds, moment, expires, sweep=swept)
             else:
                 store.count_denial(
-                    conn, [k for k, s in zip(keys, states, strict=True) if not s.fits(request.estimated_cost)]
+                    conn,
+                    [k for (_b, k, _p), s in zip(chosen, states, strict=True) if not s.fits(request.estimated_cost)],
                 )
             return Decision(allowed, states, request.estimated_cost, held=allowed)
 

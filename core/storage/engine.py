@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    DisconnectionError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
 from core import config
 
@@ -77,7 +84,9 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_when_idle(engine)
+    return engine
 
 
 DIRECTORY_MODE = 0o700
@@ -124,6 +133,36 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Connection) -> None:
         mode = "IMMEDIATE" if conn.get_execution_options().get("spendboard_write") else "DEFERRED"
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+PING_AFTER_IDLE_S = 1.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """A pooled server connection is pinged (``SELECT 1``) when it is checked out after more than
+    ``PING_AFTER_IDLE_S`` in the pool, and replaced when the ping fails (SQLAlchemy's pessimistic disconnect
+    recipe: ``DisconnectionError`` from ``checkout``): a server restart or an idle timeout is never met by a
+    request. One used within the last second is not pinged again (as HikariCP's ``aliveBypassWindowMs``):
+    ``pool_pre_ping`` pings on every checkout, a round trip of a check's four on PostgreSQL."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since <= PING_AFTER_IDLE_S:
+            return  # new, or in use a moment ago
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+            dbapi_connection.rollback()  # leave it outside a transaction, as the pool returned it
+        except Exception as exc:
+            raise DisconnectionError(f"the pooled connection failed its ping: {exc}") from exc
 
 
 def _is_lock_error(exc: OperationalError) -> bool:
