@@ -4,6 +4,8 @@ not pinged again (a round trip saved on every check)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from pg_schema import PG_URL
 from sqlalchemy import Engine, create_engine, text
@@ -20,7 +22,9 @@ def _pid(engine: Engine) -> int:
         return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
 
 
-def test_a_connection_dropped_while_idle_is_replaced_before_use(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def dropped() -> Iterator[tuple[Engine, int]]:
+    """An engine whose one pooled connection (its server process id given) the server has just terminated."""
     assert PG_URL is not None
     engine = make_engine(PG_URL)
     admin = create_engine(PG_URL)
@@ -28,28 +32,27 @@ def test_a_connection_dropped_while_idle_is_replaced_before_use(monkeypatch: pyt
         first = _pid(engine)
         with admin.begin() as conn:
             assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": first}).scalar_one()
-        monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_S", 0.0)  # idle long enough to be pinged
-        second = _pid(engine)  # the dead connection was pinged, dropped and replaced: no error
-        assert second != first
+        yield engine, first
     finally:
         engine.dispose()
         admin.dispose()
 
 
-def test_a_connection_used_within_the_window_is_not_pinged(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_connection_dropped_while_idle_is_replaced_before_use(
+    dropped: tuple[Engine, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, first = dropped
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_S", 0.0)  # idle long enough to be pinged
+    assert _pid(engine) != first  # the dead connection was pinged, dropped and replaced: no error
+
+
+def test_a_connection_used_within_the_window_is_not_pinged(
+    dropped: tuple[Engine, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The other side of the window: inside it nothing is sent before the statement, so a connection the server
     dropped a moment ago fails that statement (and the pool then drops it), as without any ping."""
-    assert PG_URL is not None
-    engine = make_engine(PG_URL)
-    admin = create_engine(PG_URL)
-    try:
-        first = _pid(engine)
-        with admin.begin() as conn:
-            assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": first}).scalar_one()
-        monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_S", 60.0)
-        with pytest.raises(OperationalError):
-            _pid(engine)
-        assert _pid(engine) != first  # invalidated by the failure, replaced at the next checkout
-    finally:
-        engine.dispose()
-        admin.dispose()
+    engine, first = dropped
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_S", 60.0)
+    with pytest.raises(OperationalError):
+        _pid(engine)
+    assert _pid(engine) != first  # invalidated by the failure, replaced at the next checkout
