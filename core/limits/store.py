@@ -200,13 +200,14 @@ def _locked_read_statement() -> Any:
     return select(*columns).select_from(k.join(probe, true()))
 
 
-def _locking(*columns: Any) -> Any:
-    """PostgreSQL: ``columns`` of the counters of the keys (``_pg_keys``), locked FOR UPDATE in the lock order."""
+def _lock_statement() -> Any:
+    """PostgreSQL: the keys of the counters of ``_pg_keys`` that exist, locked FOR UPDATE in the lock order
+    (sorted in SQL: callers other than a reserve do not know the budgets' ranks)."""
     c = LimitCounter.__table__.c
     k = _pg_keys()
     joined = LimitCounter.__table__.join(k, _on_keys(c, k)).join(Budget.__table__, Budget.__table__.c.id == c.budget_id)
     return (
-        select(*columns)
+        select(c.budget_id, c.subject, c.period_start)
         .select_from(joined)
         .order_by(_rank_column(), c.period_start, c.period_end, c.budget_id, c.subject)
         .with_for_update(of=LimitCounter.__table__)
@@ -444,7 +445,7 @@ def lock_counters(conn: Connection, keys: Sequence[Key]) -> set[Key]:
     return set(keys)
 
 
-_LOCK = _locking(*(LimitCounter.__table__.c[name] for name in ("budget_id", "subject", "period_start")))
+_LOCK = _lock_statement()
 
 
 _HOLD_KEY = (LimitHold.__table__.c.budget_id, LimitHold.__table__.c.subject, LimitHold.__table__.c.period_start)
