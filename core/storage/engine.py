@@ -86,7 +86,22 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         return engine
     engine = create_engine(url, **kwargs)
     _ping_when_idle(engine)
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "psycopg":
+        _binary_lists(engine)
     return engine
+
+
+def _binary_lists(engine: Engine) -> None:
+    """psycopg sends a Python list in PostgreSQL's binary array format, not its text format: a check or a reserve
+    passes its keys as arrays (one prepared statement whatever their number), and the text format escapes and
+    quotes element by element in Python (29 timestamps: 78 µs text, 8 µs binary; a reserve's 250 elements were a
+    quarter of its first statement). The server gets the same typed values either way."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        from psycopg.types.array import ListBinaryDumper
+
+        dbapi_connection.adapters.register_dumper(list, ListBinaryDumper)
 
 
 DIRECTORY_MODE = 0o700
