@@ -399,9 +399,11 @@ _known: dict[str, set[Key]] = {}
 def reserve(engine: Engine, request: CheckRequest, now: datetime | None = None) -> Decision:
     """Decide under the counters' locks and, when allowed, hold the estimate (replacing this request id's hold).
 
-    An ``each:`` budget's spend is read after the locks (on PostgreSQL a statement of its own, whose snapshot
-    is taken after them): a recording that settled a hold on that counter before the lock was granted is seen
-    with its call's cost, one still waiting for the lock is seen with its hold."""
+    An ``each:`` budget's spend is read as of the locks: a recording that settled a hold on that counter before
+    the lock was granted is seen with its call's cost, one still waiting for the lock is seen with its hold. On
+    PostgreSQL the statement that takes the locks reads it too, and when a counter changed while that statement
+    waited (a recording settled on it after the statement's snapshot) it is read again in a statement of its
+    own, whose snapshot is taken after the locks."""
     if request.request_id is None:
         raise LimitError("request_id: missing; reserve needs the request id the call will be recorded with")
     rid = request.request_id
@@ -415,10 +417,9 @@ def reserve(engine: Engine, request: CheckRequest, now: datetime | None = None) 
             _fresh_counters(engine, chosen, moment, rid, made=True)
 
         def work(conn: Connection) -> Decision | None:
+            # an each: counter holds no spend, so it is made here, before any lock is taken
             unmade = [(key, end) for key, _dimension, end in each if key not in known]
-            if unmade:  # an each: counter holds no spend, so it is made here, before any lock is taken
-                store.make_counters(conn, unmade)
-            locked = store.reserve_read(conn, keys, moment, rid)
+            locked = store.reserve_read(conn, keys, moment, rid, make=unmade, each=each)
             counters = locked.counters
             if len(known) > 100_000:  # a long-lived process: forget, do not grow without end
                 known.clear()
@@ -427,7 +428,8 @@ def reserve(engine: Engine, request: CheckRequest, now: datetime | None = None) 
                 raise RecordedAlready(f"request_id: {rid!r} is already recorded; its real cost counts, nothing to hold")
             if _behind(chosen, counters, made=True):
                 return None  # missing, or a recording or a reprice came in between: sum again, outside the lock
-            states = _states(chosen, counters, store.each_spend(conn, each) if each else {})
+            spends = locked.spends if locked.spends is not None else store.each_spend(conn, each) if each else {}
+            states = _states(chosen, counters, spends)
             allowed = all(s.fits(request.estimated_cost) for s in states)
             if allowed:
                 expires = moment + timedelta(seconds=request.hold_seconds)

@@ -25,6 +25,7 @@ from sqlalchemy import (
     BigInteger,
     Connection,
     Engine,
+    Integer,
     Numeric,
     String,
     and_,
@@ -49,7 +50,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from core.budgets.spend import spend_in
 from core.recording.rollups import DAY
-from core.reporting.aggregates import entity_spends
+from core.reporting.aggregates import entity_pieces, entity_spends
 from core.storage.budget_tables import Budget
 from core.storage.columns import Money, UTCDateTime
 from core.storage.limit_tables import LimitCounter, LimitHold
@@ -80,6 +81,7 @@ class Locked:
     counters: dict[Key, Counter]
     recorded: bool
     ids: dict[Key, int] | None = None
+    spends: dict[Key, Decimal] | None = None  # the each: budgets' spend, when read in the same statement
 
 
 def _key_filter(columns: Any, keys: Sequence[Key]) -> Any:
@@ -116,23 +118,14 @@ def _on_keys(c: Any, k: Any) -> Any:
     return and_(c.budget_id == k.c.b, c.subject == k.c.s, c.period_start == k.c.p)
 
 
+# what both reads return of a counter: its row id, key, spend, version, freshness, denials and ``held``
+_COUNTER_NAMES = "id budget_id subject period_start spend version stale corrections_seen denied held".split()
+
+
 def _counter_columns(c: Any) -> list[Any]:
-    """What both reads return of a counter (``c``: the table's columns or a probe's): its row id, key, spend,
-    version, freshness, denials and ``held``."""
+    """``_COUNTER_NAMES`` of ``c`` (the table's columns or a probe's), and the last price correction's id."""
     corrections = select(func.coalesce(func.max(PriceCorrection.id), 0)).scalar_subquery()
-    return [
-        c.id,
-        c.budget_id,
-        c.subject,
-        c.period_start,
-        c.spend,
-        c.version,
-        c.stale,
-        c.corrections_seen,
-        c.denied,
-        c.held,
-        corrections.label("corrections"),
-    ]
+    return [*(c[name] for name in _COUNTER_NAMES), corrections.label("corrections")]
 
 
 def _expired_holds(aggregate: Any, c: Any) -> Any:
@@ -182,22 +175,86 @@ def _read_statement(postgres: bool) -> Any:
 _READ = {postgres: _read_statement(postgres) for postgres in (False, True)}
 
 
-def _locked_read_statement() -> Any:
-    """PostgreSQL, reserve: lock the counters, each as it is probed in the keys' order (the caller gives them in
-    the lock order, ``lock_rank``), and read them in the same statement.
+def _made_counters() -> Any:
+    """PostgreSQL: counter rows for the keys ``m_budgets``, ``m_subjects``, ``m_starts``, ``m_ends`` where there is
+    none (a reserve's ``each:`` counters not seen yet), as a CTE returning the rows it made. A row made is
+    locked by being new: another transaction making the same key waits for this one (ON CONFLICT)."""
+    t = LimitCounter.__table__
+    m = (
+        func.unnest(
+            cast(bindparam("m_budgets"), ARRAY(BigInteger)),
+            cast(bindparam("m_subjects"), ARRAY(String)),
+            cast(bindparam("m_starts"), ARRAY(postgresql.TIMESTAMP(timezone=True))),
+            cast(bindparam("m_ends"), ARRAY(postgresql.TIMESTAMP(timezone=True))),
+        )
+        .table_valued("b", "s", "p", "e")
+        .render_derived(name="m")
+    )
+    zero = literal(0)
+    rows = select(m.c.b, m.c.s, m.c.p, m.c.e, zero, zero, zero, true(), zero, zero)
+    names = ["budget_id", "subject", "period_start", "period_end", "spend", "held", "version", "stale"]
+    made = postgresql.insert(LimitCounter).from_select([*names, "corrections_seen", "denied"], rows)
+    keys = ["budget_id", "subject", "period_start"]
+    return made.on_conflict_do_nothing(index_elements=keys).returning(*t.c).cte("made")
 
-    A row that waited for another reserve's lock is returned as that reserve committed it (READ
-    COMMITTED re-reads a locked row), so ``held``, ``spend`` and ``version`` are current; the sums of
-    holds come from the statement's snapshot, taken before the wait, so they may be behind. They are
-    only ever used to decide that a precise read is needed (``reserve_read``), never subtracted here."""
+
+def _rolled_spends() -> Any:
+    """PostgreSQL: the ``each:`` counters' spend from the entity roll-ups, per budget and subject (``q_budgets``,
+    ``q_subjects``: whose each roll-up row is, beside ``q_dimensions``, ``q_grains``, ``q_buckets``: the row; the
+    entity is the subject), one probe of the roll-ups' primary key each. A reserve has one period a budget."""
+    e = EntityRollup.__table__.c
+    q = (
+        func.unnest(
+            cast(bindparam("q_budgets"), ARRAY(BigInteger)),
+            cast(bindparam("q_subjects"), ARRAY(String)),
+            cast(bindparam("q_dimensions"), ARRAY(String)),
+            cast(bindparam("q_grains"), ARRAY(Integer)),
+            cast(bindparam("q_buckets"), ARRAY(BigInteger)),
+        )
+        .table_valued("b", "s", "d", "g", "x")
+        .render_derived(name="q")
+    )
+    at = [e.dimension == q.c.d, e.grain == q.c.g, e.bucket_start == q.c.x, e.entity == q.c.s]
+    probe = select(e.cost_total).where(*at).offset(0).lateral("r")  # OFFSET 0: a nested loop, a probe each
+    return (
+        select(q.c.b, q.c.s, func.sum(probe.c.cost_total).label("amount"))
+        .select_from(q.join(probe, true()))
+        .group_by(q.c.b, q.c.s)
+        .cte("rolled")
+    )
+
+
+def _locked_read_statement() -> Any:
+    """PostgreSQL, reserve: make the counters not seen yet (``_made_counters``), lock the others, each as it is
+    probed in the keys' order (the caller gives them in the lock order, ``lock_rank``), and read them all with
+    the ``each:`` counters' spend (``_rolled_spends``), in one statement.
+
+    The counters made come first (the union's first branch runs first): every writer makes before it locks.
+    A row that waited for another reserve's lock is returned as that reserve committed it (READ COMMITTED
+    re-reads a locked row), so ``held``, ``spend`` and ``version`` are current; ``changed`` says so (its
+    version as the statement's snapshot saw it differs). The sums of holds and of roll-ups come from that
+    snapshot, taken before any wait, so they may be behind: they are used only when nothing changed and
+    ``doubtful`` is 0 (``reserve_read``); else read again, after the locks."""
     h = LimitHold.__table__.c
+    t = LimitCounter.__table__
     k, probe = _probed(lock=True)
+    made = _made_counters()
+    rolled = _rolled_spends()
     # any hold of this request id, on any counter (by the request id's index; once for the statement)
     own = select(func.count()).where(h.request_id == bindparam("rid", type_=String())).scalar_subquery()
-    recorded = exists().where(UsageRecord.request_id == bindparam("rid", type_=String()))
-    doubtful = (_expired_holds(func.count(), probe.c) + own).label("doubtful")
-    columns = [*_counter_columns(probe.c), doubtful, recorded.label("recorded")]
-    return select(*columns).select_from(k.join(probe, true()))
+    recorded = exists().where(UsageRecord.request_id == bindparam("rid", type_=String())).label("recorded")
+
+    rows = union_all(
+        select(*(made.c[name] for name in _COUNTER_NAMES)).select_from(made),
+        select(*(probe.c[name] for name in _COUNTER_NAMES)).select_from(k.join(probe, true())),
+    ).subquery("u")
+    c = rows.c
+    seen = t.alias("seen")
+    changed = exists().where(seen.c.id == c.id, seen.c.version != c.version)
+    at = [rolled.c.b == c.budget_id, rolled.c.s == c.subject]
+    spend = type_coerce(select(rolled.c.amount).where(*at).scalar_subquery(), Money())
+    doubtful = (_expired_holds(func.count(), c) + own).label("doubtful")
+    return select(*_counter_columns(c), doubtful, recorded, changed.label("changed"), spend.label("rolled"))
 
 
 def _lock_statement() -> Any:
@@ -266,18 +323,53 @@ def read(
     return found
 
 
-def reserve_read(conn: Connection, keys: Sequence[Key], now: datetime, request_id: str) -> Locked:
-    """The counters of ``keys`` locked (the guarantee's row locks; ``keys`` in the lock order, ``lock_rank``,
-    period start and end, budget id) and read, and whether a call with ``request_id`` is recorded already.
+def _rolled_params(each: Sequence[tuple[Key, str, datetime]]) -> tuple[dict[str, Any], bool]:
+    """``_rolled_spends``' parameters for these ``each:`` budgets (key, dimension, period end), and whether the
+    roll-ups alone give their spend (no period end off a UTC midnight, whose raw calls ``each_spend`` adds)."""
+    names = ("q_budgets", "q_subjects", "q_dimensions", "q_grains", "q_buckets")
+    columns: dict[str, list[Any]] = {name: [] for name in names}
+    whole = True
+    for key, dimension, end in each:
+        buckets, raw = entity_pieces([(0, key[2], end)])
+        whole = whole and not raw
+        for _label, grain, bucket in buckets:
+            for name, value in zip(columns, (key[0], key[1], dimension, grain, bucket), strict=True):
+                columns[name].append(value)
+    return columns, whole
 
-    PostgreSQL: one statement (``_LOCKED_READ``) when no counter has an expired hold and the request id
-    has none; else (or on SQLite, whose single writer is the lock) ``read`` after the locks, whose
-    snapshot is taken after any wait and so sees every hold the previous lock holder committed. A call
-    recorded while this waited is not seen: its hold then stands until it expires (more held, never less)."""
+
+def reserve_read(
+    conn: Connection,
+    keys: Sequence[Key],
+    now: datetime,
+    request_id: str,
+    *,
+    make: Sequence[tuple[Key, datetime]] = (),
+    each: Sequence[tuple[Key, str, datetime]] = (),
+) -> Locked:
+    """The counters of ``keys`` locked (the guarantee's row locks; ``keys`` in the lock order, ``lock_rank``,
+    period start and end, budget id) and read, after those of ``make`` (key, period end) are made where missing,
+    and whether a call with ``request_id`` is recorded already; with the spend of ``each`` (``each_spend``'s
+    items) when it could be read in the same statement.
+
+    PostgreSQL: one statement (``_LOCKED_READ``) when no counter has an expired hold, the request id has
+    none and no counter changed while this waited for its lock; else (or on SQLite, whose single writer is
+    the lock) ``read`` after the locks, whose snapshot is taken after any wait and so sees every hold the
+    previous lock holder committed. A call recorded while this waited is not seen: its hold then stands until
+    it expires (more held, never less)."""
     rows = []
     if keys and conn.dialect.name == "postgresql":
-        params = {"now": now, "rid": request_id, **_pg_key_params(keys)}
+        made = {
+            "m_budgets": [k[0] for k, _e in make],
+            "m_subjects": [k[1] for k, _e in make],
+            "m_starts": [k[2] for k, _e in make],
+            "m_ends": [e for _k, e in make],
+        }
+        rolled, whole = _rolled_params(each)
+        params = {"now": now, "rid": request_id, **_pg_key_params(keys), **made, **rolled}
         rows = list(conn.execute(_LOCKED_READ, params))
+    elif make:
+        make_counters(conn, make)
     if not rows:  # SQLite, no budget applies, or no counter yet (the caller sums them and comes back)
         recorded = is_recorded(conn, request_id)
         return Locked(read(conn, keys, now, exclude_request=request_id, lock=True) if not recorded else {}, recorded)
@@ -294,7 +386,11 @@ def reserve_read(conn: Connection, keys: Sequence[Key], now: datetime, request_i
         fresh = not row.stale and row.corrections_seen >= row.corrections
         found[key] = Counter(key, row.spend, row.held, row.version, fresh, row.denied)
         ids[key] = row.id
-    return Locked(found, False, ids)
+    spends = None
+    if whole and not any(row.changed for row in rows):  # the roll-ups as of a snapshot no recording settled after
+        rolled_of = {(row.budget_id, row.subject, row.period_start): row.rolled for row in rows}
+        spends = {key: rolled_of.get(key) or Decimal(0) for key, _d, _e in each}
+    return Locked(found, False, ids, spends)
 
 
 def each_spend(conn: Connection, items: Sequence[tuple[Key, str, datetime]]) -> dict[Key, Decimal]:
