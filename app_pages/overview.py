@@ -10,7 +10,7 @@ from core.recording.demo import load_demo
 from core.reporting.aggregates import axis_periods
 from core.reporting.forecast import change_ratio, format_change, previous_period
 from ui import anomaly_views, budget_banner, common
-from ui.charts import spend_chart
+from ui.charts import chart_html, spend_chart
 from ui.signin import is_signed_in, sign_in_form
 from ui.views import EXACT_SPEND, SPEND_HELP, breakdown_table, estimate_notice, kpi_values, top_caption
 
@@ -122,7 +122,7 @@ if rows:
     axis = axis_periods(start, end, flt.tz, granularity or "day")  # every period, zero where nothing was spent
     marked = anomaly_views.matching(anomaly_views.between(url, start, end), where)
     chart = spend_chart(rows, (stack or "provider").title(), granularity or "day", marked, flt.tz, axis)
-    st.vega_lite_chart(chart, width="stretch", key="spend_chart")
+    st.html(chart_html(chart))  # plain HTML bars: no chart library for the browser to load and run first
     if marked:
         st.caption(
             f"▼ {len(marked)} anomalies in this period: hover a red marker for the key, its spend and its usual."

@@ -82,29 +82,30 @@ def test_the_server_sends_the_anomaly_and_the_chart_marks_it(tmp_path: Path) -> 
                     "scope": "user", "key": "batch-7", "hour": spike.strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "spend": "31.40", "baseline": "2.00", "ratio": "15.70",
                 }  # fmt: skip
-                # the chart's symbol marks, not the legend's symbols
-                markers = page.locator('[data-testid="stVegaLiteChart"] g.mark-symbol.role-mark path')
+                markers = page.locator(".spend-chart .sc-mark")
                 deadline = time.monotonic() + 45  # the page's reads are cached for 30 s, as every figure is
                 while True:
                     page.goto(base)
-                    page.wait_for_selector('[data-testid="stVegaLiteChart"] g.mark-rect path', timeout=60_000)
+                    page.wait_for_selector(".spend-chart .sc-bar", timeout=60_000)
                     page.wait_for_timeout(1000)
                     if markers.count() or time.monotonic() > deadline:
                         break
                     page.wait_for_timeout(4000)
                 assert markers.count() == 1
-                chart = page.get_by_test_id("stVegaLiteChart").first
+                chart = page.locator(".spend-chart").first
                 chart.evaluate("e => e.scrollIntoView({block: 'center'})")  # clear of the sticky header
                 page.wait_for_timeout(300)
                 box = markers.first.bounding_box()
                 assert box is not None and box["width"] >= 10 and box["height"] >= 10  # big enough to see
                 page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-                label = page.locator("#vg-tooltip-element").first
-                label.wait_for(timeout=10_000)
-                text = label.text_content() or ""
+                page.wait_for_timeout(200)
+                # the hover's label, drawn under the marker (its ::after box) while the pointer is on it
+                text = markers.first.evaluate("e => getComputedStyle(e, '::after').content")
                 assert "batch-7" in text and "$31.40" in text and "usually $2.00" in text
                 SHOTS.mkdir(parents=True, exist_ok=True)
                 chart.screenshot(path=str(SHOTS / "anomalies.png"))
+                page.mouse.move(0, 0)
+                assert markers.first.evaluate("e => getComputedStyle(e, '::after').content") == "none"
                 assert page.get_by_test_id("stException").count() == 0
                 browser.close()
         time.sleep(1)

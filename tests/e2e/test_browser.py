@@ -93,12 +93,17 @@ def test_every_page_loads_and_the_chart_renders(server, page) -> None:  # type: 
     page.wait_for_selector('button:has-text("Load demo data")', timeout=20_000)
     page.screenshot(path=str(SHOTS / "overview_empty.png"))
     page.get_by_role("button", name="Load demo data").click()
-    page.wait_for_selector('[data-testid="stVegaLiteChart"] g.mark-rect path', timeout=90_000)
+    page.wait_for_selector(".spend-chart .sc-bar", timeout=90_000)
     _settle(page)
-    assert page.locator('[data-testid="stVegaLiteChart"] g.mark-rect path').count() >= 10  # the stacked bars
+    assert page.locator(".spend-chart .sc-bar").count() >= 10  # the stacked bars
     assert page.get_by_role("button", name="Load demo data").count() == 0
     _no_exception(page)
     page.screenshot(path=str(SHOTS / "overview.png"), full_page=True)
+    bars = page.locator(".spend-chart .sc-bar")
+    bar = bars.nth(bars.evaluate_all("bs => bs.reduce((t, b, i) => b.offsetHeight > bs[t].offsetHeight ? i : t, 0)"))
+    bar.scroll_into_view_if_needed()
+    bar.hover()  # its exact amount shows above it
+    assert re.fullmatch(r'"\w{3} \d+ · \S+: \$[0-9.,]+"', bar.evaluate("e => getComputedStyle(e, '::after').content"))
     # the breakdown tabs: the providers' table first; another tab's table is read and drawn when opened
     assert page.locator(".st-key-breakdown_provider").count() == 1
     assert page.locator(".st-key-breakdown_user").count() == 0

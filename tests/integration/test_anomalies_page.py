@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+from spend_chart import drawn_chart
 from streamlit.testing.v1 import AppTest
-from vega_charts import vega_chart
 
 from core.anomalies import service
 from core.recording.calls import make_call, record_batch
@@ -51,14 +51,11 @@ def test_the_overview_marks_the_anomaly_and_lists_it(tmp_path: Path, monkeypatch
     at.session_state["period"] = "Last 30 days"
     at.run()
     assert not at.exception, at.exception
-    spec, datasets = vega_chart(at)
-    (layer,) = [t for t in spec["layer"] if t["data"] == {"name": "anomalies"}]
-    assert layer["mark"]["type"] == "point" and layer["mark"]["shape"] == "triangle-down"
-    (marker,) = datasets["anomalies"]
-    assert marker["period"] == f"{spike:%b} {spike.day}"  # the spike's day (UTC, the app's default zone)
-    bars = sum(b["spend"] for b in datasets["bars"] if b["period"] == marker["period"])
-    assert marker["y"] > bars  # drawn above the day's bar, where a person sees it
-    hover = marker["anomalies"]
+    chart = drawn_chart(at)
+    (marked,) = [c for c in chart.columns if c.marker]
+    assert marked.label == f"{spike:%b} {spike.day}"  # the spike's day (UTC, the app's default zone)
+    assert marked.marker_at == pytest.approx(marked.top, abs=0.01) and marked.top > 0  # on top of the day's bar
+    hover = marked.marker or ""
     assert "batch-7" in hover and "spent $31.40" in hover and "usually $2.00" in hover and "15.70x" in hover
     frames = [d.value for d in at.dataframe]
     latest = next(f for f in frames if "Usual spend" in f.columns)
@@ -75,5 +72,5 @@ def test_narrowed_to_another_user_the_marker_is_gone(tmp_path: Path, monkeypatch
     at.run()
     at.selectbox(key="overview_user").set_value("steady").run()
     assert not at.exception, at.exception
-    spec, datasets = vega_chart(at)
-    assert "anomalies" not in datasets and len(spec["layer"]) == 1
+    chart = drawn_chart(at)
+    assert chart.columns and not [c for c in chart.columns if c.marker]

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from core.recording.calls import make_call, record_batch
 from core.reporting.aggregates import axis_periods, over_time
-from ui.charts import spend_chart
+from ui.charts import chart_html, spend_chart
 
 UTC_ZONE = ZoneInfo("UTC")
 
@@ -21,10 +21,11 @@ def test_days_without_spend_are_on_the_axis_at_zero(engine: Engine) -> None:
     start, end = datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 6, tzinfo=UTC)
     rows = over_time(engine, start, end, UTC_ZONE, "day", "provider")
     chart = spend_chart(rows, "Provider", "day", axis=axis_periods(start, end, UTC_ZONE, "day"))
-    bars = chart["datasets"]["bars"]
-    assert [b["period"] for b in bars] == ["Nov 2", "Nov 3", "Nov 4", "Nov 5"]  # was Nov 2, Nov 5: the gap hid
-    assert [b["spend"] for b in bars] == [1.0, 0.0, 0.0, 1.0]
-    assert chart["layer"][0]["encoding"]["x"]["sort"] == ["Nov 2", "Nov 3", "Nov 4", "Nov 5"]
+    assert chart.periods == ("Nov 2", "Nov 3", "Nov 4", "Nov 5")  # was Nov 2, Nov 5: the gap hid
+    assert [b.period for b in chart.bars] == ["Nov 2", "Nov 3", "Nov 4", "Nov 5"]
+    assert [b.spend for b in chart.bars] == [1, 0, 0, 1]
+    html = chart_html(chart)
+    assert html.count('class="sc-col') == 4 and html.count('class="sc-bar"') == 2  # two empty days, drawn empty
 
 
 def test_a_partial_first_week_is_labelled_by_the_periods_first_day(engine: Engine) -> None:
@@ -35,4 +36,4 @@ def test_a_partial_first_week_is_labelled_by_the_periods_first_day(engine: Engin
     (row,) = over_time(engine, start, end, UTC_ZONE, "week")
     assert row.period == date(2026, 11, 4)  # was Nov 2, the Monday before the period began
     chart = spend_chart([row], "Provider", "week", axis=axis_periods(start, end, UTC_ZONE, "week"))
-    assert [b["period"] for b in chart["datasets"]["bars"]] == ["Week of Nov 4", "Week of Nov 9", "Week of Nov 16"]
+    assert chart.periods == ("Week of Nov 4", "Week of Nov 9", "Week of Nov 16")

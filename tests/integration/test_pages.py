@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import streamlit as st
 from overview_tabs import open_tab
+from spend_chart import drawn_chart
 from streamlit.testing.v1 import AppTest
 
 from core.recording.calls import make_call, record_batch, record_usage
@@ -164,6 +165,11 @@ def test_names_from_data_render_as_literal_text(app_db: str) -> None:
         assert XSS_MODEL in shown, page
         markdown = "\n".join(m.value for m in at.markdown)
         assert "<img" not in markdown and "**bold**" not in markdown
+        if page == "app_pages/overview.py":
+            at.segmented_control(key="stack_by").set_value("model").run()  # the chart's legend and hovers name it
+            html = "\n".join(h.proto.body for h in at.html)
+            assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+            assert XSS_MODEL in drawn_chart(at).legend
     at = _app("app_pages/calculator.py")
     at.selectbox(key="calc_provider").set_value("groq").run()
     at.text_input(key="calc_model").set_value(XSS_MODEL).run()

@@ -165,18 +165,18 @@ def test_all_time_shows_no_comparison_with_a_previous_period(app_db: str) -> Non
 
 
 def test_month_bars_are_labelled_as_months_and_the_provider_table_is_full_width(app_db: str) -> None:
-    from vega_charts import vega_chart
+    from spend_chart import drawn_chart
 
     _app()
     _fill(app_db)
     at = _app(period="This month")
     at.segmented_control(key="granularity").set_value("month").run()
     assert not at.exception
-    spec, datasets = vega_chart(at)
+    chart = drawn_chart(at)
     today = datetime.now(UTC)
-    assert spec["layer"][0]["encoding"]["x"]["type"] == "ordinal"  # periods in words, not instants
-    xs = {bar["period"] for bar in datasets["bars"]}
+    xs = {column.label for column in chart.columns}  # periods in words, not instants
     assert xs <= {f"{today:%b %Y}", f"{(today - timedelta(days=3)):%b %Y}"}, xs
+    assert all(bar.startswith(f"{column.label} · ") for column in chart.columns for bar in column.bars)
     in_columns = [df for column in at.columns for df in column.dataframe]
     providers = [df for df in at.dataframe if "Provider" in df.value.columns]
     assert providers and not [df for df in in_columns if "Provider" in df.value.columns]

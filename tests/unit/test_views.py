@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from html.parser import HTMLParser
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from core.reporting import forecast
 from core.reporting.aggregates import Row, Totals
 from core.reporting.logs import LogFilter, LogFilterError
-from ui.charts import OTHER, spend_chart, spend_series
+from ui.charts import OTHER, chart_html, spend_chart, spend_series, y_ticks
 from ui.views import breakdown_table, estimate_notice, period_dates
 
 
@@ -39,14 +40,24 @@ def _row(day: int, key: str, cost: str, calls: int = 1) -> Row:
 def test_spend_chart_stacks_and_keeps_exact_hover_text() -> None:
     rows = [_row(1, "openai", "0.0025"), _row(1, "groq", "1.5"), _row(2, "openai", "0.000003")]
     chart = spend_chart(rows, "Provider", "day")
-    (bars_layer,) = chart["layer"]
-    encoding = bars_layer["encoding"]
-    assert bars_layer["mark"]["type"] == "bar" and encoding["y"]["stack"] == "zero"
-    assert encoding["color"]["sort"] == ["groq", "openai"]  # biggest spender first
-    assert encoding["x"]["type"] == "ordinal" and encoding["x"]["sort"] == ["Mar 1", "Mar 2"]  # periods, in order
-    openai = [b for b in chart["datasets"]["bars"] if b["series"] == "openai"]
-    assert [(b["period"], b["exact"]) for b in openai] == [("Mar 1", "$0.0025"), ("Mar 2", "$0.000003")]
-    assert {"field": "exact", "title": "Spend"} in encoding["tooltip"]
+    assert chart.series == ("groq", "openai")  # biggest spender first
+    assert chart.periods == ("Mar 1", "Mar 2")  # periods in words, in order
+    openai = [b for b in chart.bars if b.series == "openai"]
+    assert [(b.period, b.exact) for b in openai] == [("Mar 1", "$0.0025"), ("Mar 2", "$0.000003")]
+    html = chart_html(chart)
+    columns = html.split('class="sc-legend"')[0].split('class="sc-col')[1:]
+    assert len(columns) == 2  # one stack per period
+    assert 'aria-label="Mar 1 · groq: $1.50"' in columns[0] and 'aria-label="Mar 1 · openai: $0.0025"' in columns[0]
+    assert 'aria-label="Mar 2 · openai: $0.000003"' in columns[1] and "groq" not in columns[1]  # no empty bar
+    assert ">groq</div>" in html and ">Day</div>" in html  # the legend and the axis
+
+
+def test_spend_axis_has_round_steps() -> None:
+    assert y_ticks(Decimal("104.2")) == [Decimal(v) for v in ("0", "25", "50", "75", "100", "125")]
+    assert y_ticks(Decimal("2.1")) == [Decimal(v) for v in ("0", "0.5", "1.0", "1.5", "2.0", "2.5")]
+    assert y_ticks(Decimal("0.004")) == [Decimal(v) for v in ("0", "0.001", "0.002", "0.003", "0.004")]
+    assert y_ticks(Decimal(0)) == [Decimal(0), Decimal(1)]  # calls that cost nothing still get an axis
+    assert "$0.001</span>" in chart_html(spend_chart([_row(1, "a", "0.004")], "Provider", "day"))  # tiny steps show
 
 
 def test_spend_series_sums_the_tail_and_keeps_names_as_text() -> None:
@@ -54,8 +65,17 @@ def test_spend_series_sums_the_tail_and_keeps_names_as_text() -> None:
     series = spend_series(rows, max_series=3)
     assert list(series) == ["m0", "m1", "m2", OTHER]
     assert series[OTHER]["2025-03-01"] == sum(Decimal(10 - i) for i in range(3, 10))
-    chart = spend_chart([_row(1, "<b>x</b>", "1")], "Model", "day")
-    assert chart["datasets"]["bars"][0]["series"] == "<b>x</b>"  # a value Vega-Lite draws as text, never markup
+    hostile = '<b>x</b>" onmouseover="alert(1)'
+    html = chart_html(spend_chart([_row(1, hostile, "1")], "Model", "day"))
+    assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html  # drawn as text, never markup
+    attributes: list[str] = []
+
+    class Attributes(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            attributes.extend(name for name, _ in attrs)
+
+    Attributes().feed(html)
+    assert set(attributes) <= {"class", "style", "role", "aria-label", "title"}  # no onmouseover from the name
 
 
 def test_breakdown_table_and_estimate_notice() -> None:
