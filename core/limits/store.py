@@ -199,9 +199,10 @@ def _made_counters() -> Any:
 
 
 def _rolled_spends() -> Any:
-    """PostgreSQL: the ``each:`` counters' spend from the entity roll-ups, per budget and subject (``q_budgets``,
-    ``q_subjects``: whose each roll-up row is, beside ``q_dimensions``, ``q_grains``, ``q_buckets``: the row; the
-    entity is the subject), one probe of the roll-ups' primary key each. A reserve has one period a budget."""
+    """PostgreSQL: the ``each:`` counters' spend from the entity roll-ups, per budget and subject (a reserve
+    reads one period of a budget): each roll-up row wanted as ``q_budgets``, ``q_subjects`` (whose it is; the
+    subject is the row's entity), ``q_dimensions``, ``q_grains``, ``q_buckets``; one probe of the roll-ups'
+    primary key each."""
     e = EntityRollup.__table__.c
     q = (
         func.unnest(
@@ -352,11 +353,12 @@ def reserve_read(
     and whether a call with ``request_id`` is recorded already; with the spend of ``each`` (``each_spend``'s
     items) when it could be read in the same statement.
 
-    PostgreSQL: one statement (``_LOCKED_READ``) when no counter has an expired hold, the request id has
-    none and no counter changed while this waited for its lock; else (or on SQLite, whose single writer is
-    the lock) ``read`` after the locks, whose snapshot is taken after any wait and so sees every hold the
-    previous lock holder committed. A call recorded while this waited is not seen: its hold then stands until
-    it expires (more held, never less)."""
+    PostgreSQL: one statement (``_LOCKED_READ``) makes, locks and reads. The counters are read again by
+    ``read`` after the locks when one has an expired hold or the request id holds already; ``spends`` is left
+    out (the caller reads ``each_spend`` after the locks) when a counter changed while the statement waited
+    for its lock or a period ends off a UTC midnight. SQLite, whose single writer is the lock: ``read`` after
+    the locks. A snapshot taken after the locks sees every hold the previous lock holder committed. A call
+    recorded while this waited is not seen: its hold then stands until it expires (more held, never less)."""
     rows = []
     if keys and conn.dialect.name == "postgresql":
         made = {
