@@ -326,17 +326,18 @@ def read(
 
 def _rolled_params(each: Sequence[tuple[Key, str, datetime]]) -> tuple[dict[str, Any], bool]:
     """``_rolled_spends``' parameters for these ``each:`` budgets (key, dimension, period end), and whether the
-    roll-ups alone give their spend (no period end off a UTC midnight, whose raw calls ``each_spend`` adds)."""
+    roll-ups alone give their spend. When a period ends off a UTC midnight (its raw calls are added by
+    ``each_spend``, read after the locks instead) no roll-up row is asked for: it would be read for nothing."""
     names = ("q_budgets", "q_subjects", "q_dimensions", "q_grains", "q_buckets")
     columns: dict[str, list[Any]] = {name: [] for name in names}
-    whole = True
     for key, dimension, end in each:
         buckets, raw = entity_pieces([(0, key[2], end)])
-        whole = whole and not raw
+        if raw:
+            return {name: [] for name in names}, False
         for _label, grain, bucket in buckets:
             for name, value in zip(columns, (key[0], key[1], dimension, grain, bucket), strict=True):
                 columns[name].append(value)
-    return columns, whole
+    return columns, True
 
 
 def reserve_read(
